@@ -1,1 +1,231 @@
-int main(void){return 0;}
+/* main.c - the tollgate command line: serve, migrate, version and the admin
+ * commands. Each command is one row in `commands` below. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "cli.h"
+#include "cli_commands.h"
+#include "core/log.h"
+#include "crypto/keys.h"
+#include "crypto/password.h"
+#include "crypto/secrets.h"
+#include "identity/identity.h"
+#include "http/server.h"
+#include "store/db.h"
+#include "store/migrate.h"
+#include "web/web.h"
+
+struct command {
+	const char *name;
+	int (*fn)(struct cli_args *a);
+	const char *usage;
+	const char *help;
+};
+
+static int cmd_help(struct cli_args *a);
+
+static int cmd_version(struct cli_args *a)
+{
+	(void)a;
+	printf("tollgate %s (schema %d)\n", TG_VERSION, migrate_latest());
+	return 0;
+}
+
+static int cmd_migrate(struct cli_args *a)
+{
+	int before;
+
+	if (cli_open_store(a))
+		return 1;
+	before = migrate_current();
+	printf("database schema at version %d (this binary: %d)\n", before, migrate_latest());
+	return 0;
+}
+
+/* Argon2id cost from the password_hashing setting. */
+static void apply_password_cost(const tg_config_t *cfg)
+{
+	if (strcmp(cfg->password_hashing, "moderate") == 0)
+		password_set_limits(crypto_pwhash_OPSLIMIT_MODERATE, crypto_pwhash_MEMLIMIT_MODERATE);
+	else if (strcmp(cfg->password_hashing, "min") == 0)
+		password_set_limits(crypto_pwhash_OPSLIMIT_MIN, crypto_pwhash_MEMLIMIT_MIN);
+	else
+		password_set_limits(crypto_pwhash_OPSLIMIT_INTERACTIVE,
+				    crypto_pwhash_MEMLIMIT_INTERACTIVE);
+}
+
+static int load_secrets(const struct cli_args *a, tg_secrets_t *s)
+{
+	char path[CONFIG_STR_MAX + 32], err[512];
+
+	config_data_path(&a->cfg, "secret.key", path, sizeof(path));
+	if (secrets_load_or_create(path, s, err, sizeof(err))) {
+		fprintf(stderr, "tollgate: %s\n", err);
+		return 1;
+	}
+	return 0;
+}
+
+/* With no users yet, print a one-time link that creates the first admin. */
+static void print_setup_url(const struct cli_args *a)
+{
+	char token[44], base[CONFIG_STR_MAX + 16];
+
+	if (user_count() != 0)
+		return;
+	if (setup_token_create(token)) {
+		log_error("could not create a setup token");
+		return;
+	}
+	if (a->cfg.public_url[0])
+		snprintf(base, sizeof(base), "%s", a->cfg.public_url);
+	else
+		snprintf(base, sizeof(base), "http://127.0.0.1:%d", server_port());
+	printf("\nNo users yet. Create the first administrator (this link works once):\n"
+	       "  %s/setup?token=%s\n\n", base, token);
+}
+
+static int cmd_serve(struct cli_args *a)
+{
+	char err[512];
+	tg_secrets_t secrets;
+	sigset_t set;
+	int sig = 0, rc = 1;
+
+	memset(&secrets, 0, sizeof(secrets));
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	/* Workers inherit this mask, so only sigwait() below sees the signals. */
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (app_lock(&a->cfg, err, sizeof(err))) {
+		fprintf(stderr, "tollgate: %s\n", err);
+		return 1;
+	}
+	if (cli_open_store(a))
+		goto out;
+	if (load_secrets(a, &secrets))
+		goto out;
+	if (web_init(a->cfg.assets_dir, &secrets, err, sizeof(err))) {
+		fprintf(stderr, "tollgate: templates: %s\n", err);
+		goto out;
+	}
+	if (server_start(&a->cfg, err, sizeof(err))) {
+		fprintf(stderr, "tollgate: %s\n", err);
+		goto out;
+	}
+	log_info("tollgate %s listening on http://127.0.0.1:%d (data in %s)", TG_VERSION,
+		 server_port(), a->cfg.data_dir);
+	printf("listening on %s port %d\n", a->cfg.listen, server_port());
+	print_setup_url(a);
+	fflush(stdout);
+	sigwait(&set, &sig);
+	log_info("received %s: finishing in-flight requests", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	server_stop();
+	rc = 0;
+out:
+	web_shutdown();
+	secrets_wipe(&secrets);
+	db_close_thread();
+	app_unlock();
+	if (rc == 0)
+		log_info("stopped cleanly");
+	return rc;
+}
+
+static const struct command commands[] = {
+	{ "serve", cmd_serve, "serve [settings]", "run the dashboard and the /v1 gateway" },
+	{ "migrate", cmd_migrate, "migrate [--data-dir DIR]", "create or upgrade the database" },
+	{ "user", cmd_user,
+	  "user add --email E [--name N] [--admin] | user passwd --email E | user disable --email E",
+	  "manage users (the password is read from stdin or a prompt)" },
+	{ "org", cmd_org, "org add NAME | org member --org NAME --email E --role owner|admin|member",
+	  "manage organizations and their members" },
+	{ "version", cmd_version, "version", "print the version" },
+	{ "help", cmd_help, "help [COMMAND]", "show help for all commands or one" },
+};
+
+static const struct command *find_command(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+static void print_usage(FILE *f)
+{
+	size_t i;
+
+	fprintf(f, "Usage: tollgate COMMAND [options]\n\nCommands:\n");
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+	fprintf(f, "\nRun 'tollgate help COMMAND' or 'tollgate COMMAND --help' for details.\n");
+}
+
+static void print_command_help(const struct command *c)
+{
+	printf("Usage: tollgate %s\n\n%s\n\n", c->usage, c->help);
+	config_print_help();
+}
+
+static int cmd_help(struct cli_args *a)
+{
+	const struct command *c;
+
+	if (a->argc > 0) {
+		c = find_command(a->argv[0]);
+		if (!c) {
+			fprintf(stderr, "tollgate: unknown command '%s'\n", a->argv[0]);
+			return 2;
+		}
+		print_command_help(c);
+		return 0;
+	}
+	print_usage(stdout);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const struct command *c;
+	struct cli_args a;
+	int rc;
+
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		print_usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	if (strcmp(argv[1], "--version") == 0)
+		argv[1] = "version";
+	c = find_command(argv[1]);
+	if (!c) {
+		fprintf(stderr, "tollgate: unknown command '%s'\n\n", argv[1]);
+		print_usage(stderr);
+		return 2;
+	}
+	for (int i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			print_command_help(c);
+			return 0;
+		}
+	}
+	if (cli_parse(argc - 2, argv + 2, &a))
+		return 2;
+	if (crypto_init()) {
+		fprintf(stderr, "tollgate: cannot initialise libsodium\n");
+		return 1;
+	}
+	apply_password_cost(&a.cfg);
+	rc = c->fn(&a);
+	cli_args_free(&a);
+	return rc;
+}

@@ -1,0 +1,79 @@
+# Tollgate - thin wrapper over CMake, apt and npm.
+#   make run    install what is missing, build, migrate and serve on 127.0.0.1:8081
+#   make test   install what is missing and run every test (unit, e2e, then both under ASan+UBSan)
+#   make bench  benchmarks (not part of make test)
+
+SHELL := /bin/bash
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+E2E := tests/e2e
+
+APT_PACKAGES := build-essential cmake pkg-config libcivetweb-dev libsqlite3-dev libcjson-dev \
+	libsodium-dev libcurl4-openssl-dev libcmocka-dev sqlite3 curl chromium nodejs npm
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all deps deps-apt deps-npm build build-asan run test test-unit test-e2e test-asan bench clean
+
+all: build
+
+deps: deps-apt deps-npm
+
+# Install only the Debian packages that are missing (dpkg-query is fast and offline).
+deps-apt:
+	@missing=""; for p in $(APT_PACKAGES); do \
+		if [ "$$p" = nodejs ] || [ "$$p" = npm ]; then command -v $${p/nodejs/node} >/dev/null 2>&1 && continue; fi; \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing:$$missing"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+# Pinned test packages from the lockfile; reinstalled only when the lockfile changes.
+deps-npm: $(E2E)/node_modules/.installed
+$(E2E)/node_modules/.installed: $(E2E)/package.json $(E2E)/package-lock.json
+	cd $(E2E) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) -DTG_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+build: deps-apt $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j$(JOBS)
+
+$(ASAN_BUILD)/CMakeCache.txt:
+	cmake -S . -B $(ASAN_BUILD) -DTG_WERROR=ON -DTG_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+
+build-asan: deps-apt $(ASAN_BUILD)/CMakeCache.txt
+	cmake --build $(ASAN_BUILD) -j$(JOBS)
+
+run: build
+	./$(BUILD)/tollgate serve
+
+test-unit: build
+	cd $(BUILD) && ctest --output-on-failure
+
+test-e2e: build deps-npm
+	cd $(E2E) && TOLLGATE_BIN=$(CURDIR)/$(BUILD)/tollgate FAKE_UPSTREAM_BIN=$(CURDIR)/$(BUILD)/fake_upstream \
+		node --test --test-concurrency=1 --test-reporter=spec .
+
+test-asan: build-asan deps-npm
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		ctest --output-on-failure
+	cd $(E2E) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		TOLLGATE_BIN=$(CURDIR)/$(ASAN_BUILD)/tollgate FAKE_UPSTREAM_BIN=$(CURDIR)/$(ASAN_BUILD)/fake_upstream \
+		node --test --test-concurrency=1 --test-reporter=spec .
+
+test: deps
+	$(MAKE) test-unit
+	$(MAKE) test-e2e
+	$(MAKE) test-asan
+	@echo "make test: all suites passed"
+
+bench: build deps-npm
+	@if [ -x tests/bench/run.sh ]; then tests/bench/run.sh $(BUILD); else echo "no benchmarks yet"; fi
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,21 @@
+# Generate a C file that embeds files as NUL-terminated byte arrays.
+# Usage: cmake -DOUT=file.c -DSYMBOL=name -DFILES="a;b;c" -P embed.cmake
+# Produces: const struct embedded_file SYMBOL[]; const size_t SYMBOL_count;
+set(body "/* Generated at build time; do not edit. */\n#include \"core/embed.h\"\n\n")
+set(table "")
+set(i 0)
+list(SORT FILES)
+foreach(f ${FILES})
+  get_filename_component(name ${f} NAME)
+  file(READ ${f} hex HEX)
+  string(LENGTH "${hex}" hexlen)
+  math(EXPR len "${hexlen} / 2")
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
+  string(APPEND body "static const unsigned char f${i}[] = {${bytes}0x00};\n")
+  string(APPEND table "\t{ \"${name}\", (const char *)f${i}, ${len} },\n")
+  math(EXPR i "${i} + 1")
+endforeach()
+string(APPEND body "\nconst struct embedded_file ${SYMBOL}[] = {\n${table}\t{ 0, 0, 0 }\n};\n")
+string(APPEND body "const size_t ${SYMBOL}_count = ${i};\n")
+file(WRITE ${OUT}.tmp "${body}")
+file(COPY_FILE ${OUT}.tmp ${OUT} ONLY_IF_DIFFERENT)

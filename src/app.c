@@ -1,0 +1,96 @@
+/* app.c - data directory, lock file, store setup. */
+#include "app.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/common.h"
+#include "core/log.h"
+#include "store/db.h"
+#include "store/migrate.h"
+
+static int lock_fd = -1;
+
+static int ensure_dir(const char *dir, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (mkdir(dir, 0700) == 0 || errno == EEXIST) {
+		if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+			return TG_OK;
+		snprintf(err, errlen, "data directory %s is not a directory", dir);
+		return TG_EIO;
+	}
+	snprintf(err, errlen, "cannot create data directory %s: %s", dir, strerror(errno));
+	return TG_EIO;
+}
+
+int app_open_store(const tg_config_t *cfg, char *err, size_t errlen)
+{
+	char path[CONFIG_STR_MAX + 32];
+	int rc, applied = 0;
+
+	if ((rc = ensure_dir(cfg->data_dir, err, errlen)))
+		return rc;
+	if ((rc = config_data_path(cfg, "tollgate.db", path, sizeof(path)))) {
+		snprintf(err, errlen, "data directory path is too long");
+		return rc;
+	}
+	if ((rc = db_configure(path, strcmp(cfg->synchronous, "full") == 0,
+			       (int)cfg->busy_timeout_ms))) {
+		snprintf(err, errlen, "database path is too long");
+		return rc;
+	}
+	if (!db_get()) {
+		snprintf(err, errlen, "cannot open the database %s", path);
+		return TG_EDB;
+	}
+	if ((rc = migrate_run(&applied, err, errlen)))
+		return rc;
+	return TG_OK;
+}
+
+int app_lock(const tg_config_t *cfg, char *err, size_t errlen)
+{
+	char path[CONFIG_STR_MAX + 32], pid[32], other[32] = "";
+	ssize_t n;
+	int rc;
+
+	if ((rc = ensure_dir(cfg->data_dir, err, errlen)))
+		return rc;
+	config_data_path(cfg, "tollgate.lock", path, sizeof(path));
+	lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (lock_fd < 0) {
+		snprintf(err, errlen, "cannot open lock file %s: %s", path, strerror(errno));
+		return TG_EIO;
+	}
+	if (flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+		n = pread(lock_fd, other, sizeof(other) - 1, 0);
+		if (n > 0)
+			other[strcspn(other, "\n")] = '\0';
+		snprintf(err, errlen,
+			 "another tollgate server (pid %s) is already using the data directory %s; "
+			 "stop it first or choose another --data-dir",
+			 other[0] ? other : "unknown", cfg->data_dir);
+		close(lock_fd);
+		lock_fd = -1;
+		return TG_ECONFLICT;
+	}
+	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(lock_fd, 0) != 0 || pwrite(lock_fd, pid, (size_t)n, 0) != n)
+		log_warn("could not write the pid to %s", path);
+	return TG_OK;
+}
+
+void app_unlock(void)
+{
+	if (lock_fd >= 0) {
+		close(lock_fd);
+		lock_fd = -1;
+	}
+}

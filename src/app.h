@@ -1,0 +1,14 @@
+/* app.h - process-wide state shared by the CLI, the dashboard and the gateway. */
+#ifndef TG_APP_H
+#define TG_APP_H
+
+#include "config.h"
+
+/* Open the data directory for use: create it (0700), configure the database
+ * and apply migrations. err gets a message on failure. */
+int app_open_store(const tg_config_t *cfg, char *err, size_t errlen);
+/* Take the data directory's lock file; TG_ECONFLICT if another server holds it. */
+int app_lock(const tg_config_t *cfg, char *err, size_t errlen);
+void app_unlock(void);
+
+#endif

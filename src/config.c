@@ -1,0 +1,267 @@
+/* config.c - configuration table, file/env/flag loading; see config.h. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/common.h"
+#include "core/log.h"
+
+enum opt_type { OPT_STR, OPT_INT };
+
+struct opt {
+	const char *name; /* file key; flag is --name with '_' -> '-'; env is TOLLGATE_NAME */
+	enum opt_type type;
+	size_t off;
+	size_t size;      /* for strings */
+	int64_t min, max; /* for integers */
+	const char *help;
+};
+
+#define S(field, help) { #field, OPT_STR, offsetof(tg_config_t, field), \
+			 sizeof(((tg_config_t *)0)->field), 0, 0, help }
+#define I(field, lo, hi, help) { #field, OPT_INT, offsetof(tg_config_t, field), 0, lo, hi, help }
+
+static const struct opt opts[] = {
+	S(listen, "address and port to serve on (127.0.0.1:8081)"),
+	S(data_dir, "directory for the database, secret file and lock (./data)"),
+	S(assets_dir, "directory holding templates/ and static/"),
+	S(log_level, "debug | info | warn | error (info)"),
+	S(synchronous, "SQLite durability: normal | full (normal)"),
+	S(password_hashing, "Argon2id cost: interactive | moderate (interactive)"),
+	S(public_url, "base URL browsers use, for printed links (http://LISTEN)"),
+	I(threads, 2, 4096, "worker threads; each open stream holds one (64)"),
+	I(max_body_bytes, 1024, 64 << 20, "largest accepted request body (1048576)"),
+	I(session_idle_s, 60, 365 * 86400, "dashboard session idle timeout in seconds (7200)"),
+	I(session_absolute_s, 300, 365 * 86400, "dashboard session absolute lifetime (604800)"),
+	I(busy_timeout_ms, 0, 600000, "SQLite busy timeout in milliseconds (5000)"),
+};
+
+void config_defaults(tg_config_t *c)
+{
+	memset(c, 0, sizeof(*c));
+	snprintf(c->listen, sizeof(c->listen), "127.0.0.1:8081");
+	snprintf(c->data_dir, sizeof(c->data_dir), "./data");
+	snprintf(c->assets_dir, sizeof(c->assets_dir), "%s", TG_ASSET_DIR);
+	snprintf(c->log_level, sizeof(c->log_level), "info");
+	snprintf(c->synchronous, sizeof(c->synchronous), "normal");
+	snprintf(c->password_hashing, sizeof(c->password_hashing), "interactive");
+	c->threads = 64;
+	c->max_body_bytes = 1 << 20;
+	c->session_idle_s = 2 * 3600;
+	c->session_absolute_s = 7 * 86400;
+	c->busy_timeout_ms = 5000;
+}
+
+static const struct opt *opt_find(const char *name, size_t len)
+{
+	size_t i, k;
+
+	for (i = 0; i < TG_ARRAY_LEN(opts); i++) {
+		const char *n = opts[i].name;
+
+		for (k = 0; k < len && n[k]; k++) {
+			char a = name[k] == '-' ? '_' : (char)tolower((unsigned char)name[k]);
+
+			if (a != n[k])
+				break;
+		}
+		if (k == len && n[k] == '\0')
+			return &opts[i];
+	}
+	return NULL;
+}
+
+static int opt_set(tg_config_t *c, const struct opt *o, const char *val, char *err, size_t errlen)
+{
+	char *end;
+	long long v;
+
+	if (o->type == OPT_STR) {
+		if (strlen(val) >= o->size) {
+			snprintf(err, errlen, "%s: value is too long (at most %zu bytes)", o->name,
+				 o->size - 1);
+			return TG_EINVAL;
+		}
+		memcpy((char *)c + o->off, val, strlen(val) + 1);
+		return TG_OK;
+	}
+	errno = 0;
+	v = strtoll(val, &end, 10);
+	if (errno || end == val || *end != '\0' || v < o->min || v > o->max) {
+		snprintf(err, errlen, "%s: expected a whole number from %lld to %lld, got '%s'",
+			 o->name, (long long)o->min, (long long)o->max, val);
+		return TG_EINVAL;
+	}
+	*(int64_t *)((char *)c + o->off) = v;
+	return TG_OK;
+}
+
+static char *trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+int config_load_file(tg_config_t *c, const char *path, char *err, size_t errlen)
+{
+	char line[1024], msg[256];
+	FILE *f;
+	int lineno = 0, rc = TG_OK;
+
+	f = fopen(path, "r");
+	if (!f) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return TG_EIO;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char *eq, *key, *val;
+		const struct opt *o;
+
+		lineno++;
+		key = trim(line);
+		if (*key == '\0' || *key == '#')
+			continue;
+		eq = strchr(key, '=');
+		if (!eq) {
+			snprintf(err, errlen, "%s:%d: expected 'key = value'", path, lineno);
+			rc = TG_EINVAL;
+			goto out;
+		}
+		*eq = '\0';
+		key = trim(key);
+		val = trim(eq + 1);
+		o = opt_find(key, strlen(key));
+		if (!o) {
+			snprintf(err, errlen, "%s:%d: unknown setting '%s'", path, lineno, key);
+			rc = TG_EINVAL;
+			goto out;
+		}
+		if ((rc = opt_set(c, o, val, msg, sizeof(msg)))) {
+			snprintf(err, errlen, "%s:%d: %s", path, lineno, msg);
+			goto out;
+		}
+	}
+out:
+	fclose(f);
+	return rc;
+}
+
+int config_load_env(tg_config_t *c, char *err, size_t errlen)
+{
+	char name[64], msg[256];
+	size_t i, k;
+	int rc;
+
+	for (i = 0; i < TG_ARRAY_LEN(opts); i++) {
+		const char *v;
+
+		k = (size_t)snprintf(name, sizeof(name), "TOLLGATE_");
+		for (const char *p = opts[i].name; *p && k + 1 < sizeof(name); p++)
+			name[k++] = (char)toupper((unsigned char)*p);
+		name[k] = '\0';
+		v = getenv(name);
+		if (!v)
+			continue;
+		if ((rc = opt_set(c, &opts[i], v, msg, sizeof(msg)))) {
+			snprintf(err, errlen, "%s: %s", name, msg);
+			return rc;
+		}
+	}
+	return TG_OK;
+}
+
+int config_apply_flag(tg_config_t *c, int argc, char **argv, int *i, char *err, size_t errlen)
+{
+	const char *arg = argv[*i], *eq, *val;
+	const struct opt *o;
+	size_t len;
+	int rc;
+
+	if (strncmp(arg, "--", 2) != 0)
+		return 0;
+	arg += 2;
+	eq = strchr(arg, '=');
+	len = eq ? (size_t)(eq - arg) : strlen(arg);
+	o = opt_find(arg, len);
+	if (!o)
+		return 0;
+	if (eq) {
+		val = eq + 1;
+	} else {
+		if (*i + 1 >= argc) {
+			snprintf(err, errlen, "--%.*s needs a value", (int)len, arg);
+			return TG_EINVAL;
+		}
+		val = argv[++*i];
+	}
+	if ((rc = opt_set(c, o, val, err, errlen)))
+		return rc;
+	return 1;
+}
+
+int config_validate(const tg_config_t *c, char *err, size_t errlen)
+{
+	const char *colon = strrchr(c->listen, ':');
+
+	if (!colon || colon == c->listen || atoi(colon + 1) < 0 || atoi(colon + 1) > 65535 ||
+	    colon[1] == '\0') {
+		snprintf(err, errlen, "listen: expected ADDR:PORT such as 127.0.0.1:8081, got '%s'",
+			 c->listen);
+		return TG_EINVAL;
+	}
+	if (log_level_parse(c->log_level) < 0) {
+		snprintf(err, errlen, "log_level: expected debug, info, warn or error, got '%s'",
+			 c->log_level);
+		return TG_EINVAL;
+	}
+	if (strcmp(c->synchronous, "normal") && strcmp(c->synchronous, "full")) {
+		snprintf(err, errlen, "synchronous: expected normal or full, got '%s'",
+			 c->synchronous);
+		return TG_EINVAL;
+	}
+	if (strcmp(c->password_hashing, "interactive") && strcmp(c->password_hashing, "moderate") &&
+	    strcmp(c->password_hashing, "min")) {
+		snprintf(err, errlen, "password_hashing: expected interactive or moderate, got '%s'",
+			 c->password_hashing);
+		return TG_EINVAL;
+	}
+	if (c->data_dir[0] == '\0') {
+		snprintf(err, errlen, "data_dir must not be empty");
+		return TG_EINVAL;
+	}
+	return TG_OK;
+}
+
+void config_print_help(void)
+{
+	size_t i;
+
+	printf("Settings (flag / TOLLGATE_ env var / config file key):\n");
+	for (i = 0; i < TG_ARRAY_LEN(opts); i++) {
+		char flag[64];
+		size_t k;
+
+		for (k = 0; opts[i].name[k] && k + 1 < sizeof(flag); k++)
+			flag[k] = opts[i].name[k] == '_' ? '-' : opts[i].name[k];
+		flag[k] = '\0';
+		printf("  --%-20s %s\n", flag, opts[i].help);
+	}
+	printf("  --%-20s %s\n", "config FILE", "read settings from FILE (key = value lines)");
+}
+
+int config_data_path(const tg_config_t *c, const char *name, char *out, size_t n)
+{
+	int k = snprintf(out, n, "%s/%s", c->data_dir, name);
+
+	return (k < 0 || (size_t)k >= n) ? TG_ETOOBIG : TG_OK;
+}

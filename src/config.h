@@ -1,0 +1,50 @@
+/* config.h - server configuration.
+ *
+ * Precedence, lowest first: built-in defaults < config file (--config FILE or
+ * TOLLGATE_CONFIG) < environment (TOLLGATE_*) < command-line flags.
+ * Every setting has one row in the table in config.c; the file key, the
+ * env var and the flag are derived from its name.
+ */
+#ifndef TG_CONFIG_H
+#define TG_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_STR_MAX 512
+
+typedef struct tg_config {
+	char listen[CONFIG_STR_MAX];     /* ADDR:PORT */
+	char data_dir[CONFIG_STR_MAX];   /* SQLite database, secret file, lock */
+	char assets_dir[CONFIG_STR_MAX]; /* templates/ and static/ live here */
+	char log_level[16];
+	char synchronous[16];            /* "normal" or "full" */
+	char password_hashing[16];       /* "interactive", "moderate" or "min" (tests only) */
+	char public_url[CONFIG_STR_MAX]; /* how browsers reach us; default http://LISTEN */
+	int64_t threads;
+	int64_t max_body_bytes;
+	int64_t session_idle_s;
+	int64_t session_absolute_s;
+	int64_t busy_timeout_ms;
+} tg_config_t;
+
+/* Fill with defaults. */
+void config_defaults(tg_config_t *c);
+/* Apply a config file of `key = value` lines (# comments). On error, err holds
+ * "FILE:LINE: message". */
+int config_load_file(tg_config_t *c, const char *path, char *err, size_t errlen);
+/* Apply TOLLGATE_* environment variables. */
+int config_load_env(tg_config_t *c, char *err, size_t errlen);
+/* Try to apply argv[*i] (and its value) as a config flag such as
+ * `--listen ADDR` or `--listen=ADDR`. Returns 1 if consumed (advancing *i
+ * past a separate value), 0 if the flag is not a config flag, or a negative
+ * TG_E* code with err set. */
+int config_apply_flag(tg_config_t *c, int argc, char **argv, int *i, char *err, size_t errlen);
+/* Check cross-field rules after loading (ranges, enums). */
+int config_validate(const tg_config_t *c, char *err, size_t errlen);
+/* Print the flag list for --help. */
+void config_print_help(void);
+/* Full path of a file in the data directory. */
+int config_data_path(const tg_config_t *c, const char *name, char *out, size_t n);
+
+#endif

@@ -1,0 +1,115 @@
+/* http.h - the request object, route table types, and response helpers.
+ *
+ * One CivetWeb handler receives every request and dispatches it through the
+ * route table (src/routes.c). A handler gets a tg_req_t, checks what it must,
+ * and sends exactly one response with a resp_* function. Responses under /v1
+ * are JSON (OpenAI error envelope); everything else is HTML.
+ */
+#ifndef TG_HTTP_H
+#define TG_HTTP_H
+
+#include <cjson/cJSON.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+
+struct mg_connection;
+struct mg_request_info;
+struct web_session;
+struct gw_key;
+
+#define REQ_MAX_PARAMS 4
+#define REQ_ID_MAX 64
+
+/* Who may call a route; checked before the handler runs (src/routes.c). */
+enum auth_level {
+	AUTH_PUBLIC = 0, /* anyone */
+	AUTH_SESSION,    /* a signed-in dashboard user */
+	AUTH_ADMIN,      /* a signed-in instance admin */
+	AUTH_APIKEY,     /* a valid API key (gateway) */
+};
+
+typedef struct tg_req {
+	struct mg_connection *conn;
+	const struct mg_request_info *ri;
+	const char *method;
+	const char *path;  /* decoded path, without the query string */
+	const char *query; /* raw query string, or NULL */
+	char request_id[REQ_ID_MAX + 1];
+	int api;           /* 1 for /v1 and other JSON routes: errors as JSON */
+	int nparams;
+	char *params[REQ_MAX_PARAMS]; /* path parameters, in pattern order (owned) */
+	buf_t body;
+	int body_read;
+	struct web_session *session; /* set for AUTH_SESSION / AUTH_ADMIN routes */
+	struct gw_key *key;          /* set for AUTH_APIKEY routes */
+	buf_t headers;     /* extra response header lines "Name: value\r\n" */
+	int status;        /* status sent, for the access log (0 = nothing sent) */
+	int64_t start_us;
+	int64_t max_body;
+} tg_req_t;
+
+typedef int (*route_fn)(tg_req_t *r);
+
+struct route {
+	const char *method;  /* "GET", "POST" ... */
+	const char *pattern; /* "/orgs/:id/members"; ":x" matches one non-empty segment */
+	route_fn fn;
+	enum auth_level auth;
+};
+
+/* --- routing (router.c) --- */
+/* Match path against pattern; on a match fill params (heap copies, caller
+ * frees) and return 1. */
+int router_match(const char *pattern, const char *path, char **params, int *nparams);
+
+/* --- request helpers (req.c) --- */
+const char *req_header(const tg_req_t *r, const char *name);
+/* Count of headers with this name (duplicate Authorization is an error). */
+int req_header_count(const tg_req_t *r, const char *name);
+/* Read the body into r->body, up to r->max_body. TG_ETOOBIG when larger. */
+int req_read_body(tg_req_t *r);
+/* 1 when the Content-Type's media type equals `type` (parameters ignored). */
+int req_content_type_is(const tg_req_t *r, const char *type);
+/* Decode a form or query string value: the first `name` in `src` (a
+ * urlencoded string of n bytes). Returns a heap string (caller frees) or NULL
+ * if absent. Invalid %-escapes make the value absent. */
+char *req_form_get(const char *src, size_t n, const char *name);
+/* Shorthands over the body / the query string. */
+char *req_post(tg_req_t *r, const char *name);
+char *req_query(const tg_req_t *r, const char *name);
+/* The value of cookie `name` from the Cookie header (caller frees), or NULL. */
+char *req_cookie(const tg_req_t *r, const char *name);
+/* Parse the body as JSON; on failure sends a 400 and returns NULL. Caller
+ * frees with cJSON_Delete. */
+cJSON *req_json(tg_req_t *r);
+/* Client IP address as text. */
+const char *req_ip(const tg_req_t *r);
+/* 1 when the connection is TLS. */
+int req_is_tls(const tg_req_t *r);
+
+/* --- responses (resp.c) --- */
+/* Add a header to the response; values with CR or LF are refused (TG_EINVAL). */
+int resp_header(tg_req_t *r, const char *name, const char *value);
+/* Send a whole response with the security headers. */
+int resp_send(tg_req_t *r, int status, const char *content_type, const void *body, size_t len);
+int resp_json(tg_req_t *r, int status, const cJSON *json);
+int resp_html(tg_req_t *r, int status, const buf_t *html);
+int resp_text(tg_req_t *r, int status, const char *text);
+/* 303 See Other to a local path. */
+int resp_redirect(tg_req_t *r, const char *location);
+/* An error in the envelope the route expects: OpenAI JSON under /v1, HTML
+ * page elsewhere. type/code are the OpenAI fields (code may be NULL). */
+int resp_error(tg_req_t *r, int status, const char *type, const char *code, const char *message);
+/* Hook the dashboard sets to render HTML error pages in the layout; without
+ * it a plain page is sent. It returns 0 when it sent the response. */
+typedef int (*resp_html_error_fn)(tg_req_t *r, int status, const char *title, const char *message);
+void resp_set_html_error_renderer(resp_html_error_fn fn);
+/* Start a streaming response (chunked transfer encoding); then write with
+ * resp_stream_write and finish with resp_stream_end. */
+int resp_stream_start(tg_req_t *r, int status, const char *content_type);
+int resp_stream_write(tg_req_t *r, const void *p, size_t n);
+int resp_stream_end(tg_req_t *r);
+const char *resp_status_text(int status);
+
+#endif

@@ -1,0 +1,191 @@
+/* resp.c - responses: security headers, JSON, HTML, redirects, errors, streams. */
+#include <civetweb.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "http/http.h"
+
+static resp_html_error_fn html_error_renderer;
+
+void resp_set_html_error_renderer(resp_html_error_fn fn)
+{
+	html_error_renderer = fn;
+}
+
+const char *resp_status_text(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 201: return "Created";
+	case 204: return "No Content";
+	case 303: return "See Other";
+	case 304: return "Not Modified";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 402: return "Payment Required";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 409: return "Conflict";
+	case 413: return "Payload Too Large";
+	case 415: return "Unsupported Media Type";
+	case 422: return "Unprocessable Content";
+	case 429: return "Too Many Requests";
+	case 500: return "Internal Server Error";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	}
+	return "Unknown";
+}
+
+int resp_header(tg_req_t *r, const char *name, const char *value)
+{
+	if (strpbrk(name, "\r\n:") || strpbrk(value, "\r\n"))
+		return TG_EINVAL;
+	return buf_appendf(&r->headers, "%s: %s\r\n", name, value);
+}
+
+/* Status line and every header but the framing ones. */
+static int send_head(tg_req_t *r, int status, const char *content_type)
+{
+	int n;
+
+	n = mg_printf(r->conn,
+		      "HTTP/1.1 %d %s\r\n"
+		      "Content-Type: %s\r\n"
+		      "X-Request-Id: %s\r\n"
+		      "X-Content-Type-Options: nosniff\r\n"
+		      "Referrer-Policy: same-origin\r\n"
+		      "X-Frame-Options: DENY\r\n"
+		      "Content-Security-Policy: default-src 'self'; frame-ancestors 'none'; "
+		      "base-uri 'none'; form-action 'self'\r\n"
+		      "%s"
+		      "%s",
+		      status, resp_status_text(status), content_type, r->request_id,
+		      strstr(r->headers.data ? r->headers.data : "", "Cache-Control:") ?
+			      "" : "Cache-Control: no-store\r\n",
+		      buf_cstr(&r->headers));
+	r->status = status;
+	return n > 0 ? TG_OK : TG_EIO;
+}
+
+int resp_send(tg_req_t *r, int status, const char *content_type, const void *body, size_t len)
+{
+	int rc;
+
+	if (r->status) {
+		log_error("response already sent for %s %s", r->method, r->path);
+		return TG_EINVAL;
+	}
+	if ((rc = send_head(r, status, content_type)))
+		return rc;
+	if (mg_printf(r->conn, "Content-Length: %zu\r\n\r\n", len) <= 0)
+		return TG_EIO;
+	if (len && strcmp(r->method, "HEAD") != 0 && mg_write(r->conn, body, len) != (int)len)
+		return TG_EIO;
+	return TG_OK;
+}
+
+int resp_json(tg_req_t *r, int status, const cJSON *json)
+{
+	char *s = cJSON_PrintUnformatted(json);
+	int rc;
+
+	if (!s) {
+		static const char oom[] = "{\"error\":{\"message\":\"out of memory\","
+					  "\"type\":\"server_error\",\"code\":null,\"param\":null}}";
+
+		return resp_send(r, 500, "application/json", oom, sizeof(oom) - 1);
+	}
+	rc = resp_send(r, status, "application/json", s, strlen(s));
+	cJSON_free(s);
+	return rc;
+}
+
+int resp_html(tg_req_t *r, int status, const buf_t *html)
+{
+	return resp_send(r, status, "text/html; charset=utf-8", buf_cstr(html), html->len);
+}
+
+int resp_text(tg_req_t *r, int status, const char *text)
+{
+	return resp_send(r, status, "text/plain; charset=utf-8", text, strlen(text));
+}
+
+int resp_redirect(tg_req_t *r, const char *location)
+{
+	/* Only local paths: an open redirect is a phishing tool. */
+	if (location[0] != '/' || location[1] == '/' || location[1] == '\\')
+		location = "/";
+	if (resp_header(r, "Location", location))
+		return resp_error(r, 400, "invalid_request_error", NULL, "Bad redirect target.");
+	return resp_send(r, 303, "text/plain; charset=utf-8", "", 0);
+}
+
+static int send_plain_html_error(tg_req_t *r, int status, const char *message)
+{
+	buf_t b;
+	int rc;
+
+	buf_init(&b, 0);
+	rc = buf_appendf(&b,
+			 "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+			 "<title>%d %s</title><link rel=\"stylesheet\" href=\"/static/app.css\">"
+			 "</head><body><main class=\"container\"><h1>%d %s</h1><p>",
+			 status, resp_status_text(status), status, resp_status_text(status));
+	if (!rc)
+		rc = buf_append_html(&b, message, strlen(message));
+	if (!rc)
+		rc = buf_puts(&b, "</p><p><a href=\"/\">Back to the dashboard</a></p></main></body></html>");
+	rc = rc ? resp_text(r, status, message) : resp_html(r, status, &b);
+	buf_free(&b);
+	return rc;
+}
+
+int resp_error(tg_req_t *r, int status, const char *type, const char *code, const char *message)
+{
+	cJSON *root, *err;
+	int rc;
+
+	if (!r->api) {
+		if (html_error_renderer &&
+		    html_error_renderer(r, status, resp_status_text(status), message) == 0)
+			return TG_OK;
+		return send_plain_html_error(r, status, message);
+	}
+	root = cJSON_CreateObject();
+	err = cJSON_AddObjectToObject(root, "error");
+	cJSON_AddStringToObject(err, "message", message);
+	cJSON_AddStringToObject(err, "type", type);
+	if (code)
+		cJSON_AddStringToObject(err, "code", code);
+	else
+		cJSON_AddNullToObject(err, "code");
+	cJSON_AddNullToObject(err, "param");
+	rc = resp_json(r, status, root);
+	cJSON_Delete(root);
+	return rc;
+}
+
+int resp_stream_start(tg_req_t *r, int status, const char *content_type)
+{
+	int rc;
+
+	if ((rc = send_head(r, status, content_type)))
+		return rc;
+	return mg_printf(r->conn, "Transfer-Encoding: chunked\r\n\r\n") > 0 ? TG_OK : TG_EIO;
+}
+
+int resp_stream_write(tg_req_t *r, const void *p, size_t n)
+{
+	if (n == 0)
+		return TG_OK;
+	return mg_send_chunk(r->conn, p, (unsigned)n) > 0 ? TG_OK : TG_EIO;
+}
+
+int resp_stream_end(tg_req_t *r)
+{
+	return mg_write(r->conn, "0\r\n\r\n", 5) == 5 ? TG_OK : TG_EIO;
+}

@@ -1,0 +1,238 @@
+/* server.c - CivetWeb setup and the single dispatcher over the route table. */
+#include "http/server.h"
+
+#include <civetweb.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/timeutil.h"
+#include "store/db.h"
+
+static struct mg_context *ctx;
+static const tg_config_t *cfg_cur;
+
+const tg_config_t *server_config(void)
+{
+	return cfg_cur;
+}
+
+/* Accept a client X-Request-Id of 1..64 characters from [A-Za-z0-9._:-];
+ * otherwise make one. */
+static void request_id_init(tg_req_t *r)
+{
+	static const char hex[] = "0123456789abcdef";
+	const char *given = req_header(r, "X-Request-Id");
+	unsigned char rnd[12];
+	size_t i, n;
+
+	if (given) {
+		n = strlen(given);
+		for (i = 0; i < n; i++) {
+			char c = given[i];
+
+			if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			      (c >= '0' && c <= '9') || c == '.' || c == '_' || c == ':' || c == '-'))
+				break;
+		}
+		if (n > 0 && n <= REQ_ID_MAX && i == n) {
+			memcpy(r->request_id, given, n + 1);
+			return;
+		}
+	}
+	randombytes_buf(rnd, sizeof(rnd));
+	memcpy(r->request_id, "req_", 4);
+	for (i = 0; i < sizeof(rnd); i++) {
+		r->request_id[4 + 2 * i] = hex[rnd[i] >> 4];
+		r->request_id[5 + 2 * i] = hex[rnd[i] & 15];
+	}
+	r->request_id[4 + 2 * sizeof(rnd)] = '\0';
+}
+
+static int is_api_path(const char *path)
+{
+	return strncmp(path, "/v1/", 4) == 0 || strcmp(path, "/v1") == 0 ||
+	       strcmp(path, "/health") == 0 || strcmp(path, "/metrics") == 0;
+}
+
+static int methods_equal(const char *route_method, const char *method)
+{
+	return strcmp(route_method, method) == 0 ||
+	       (strcmp(route_method, "GET") == 0 && strcmp(method, "HEAD") == 0);
+}
+
+/* JSON under the API, HTML forms in the dashboard; anything else is a 415. */
+static int post_content_type_ok(tg_req_t *r)
+{
+	if (r->api) {
+		if (req_content_type_is(r, "application/json"))
+			return 1;
+		resp_error(r, 415, "invalid_request_error", "unsupported_media_type",
+			   "Content-Type must be application/json.");
+		return 0;
+	}
+	if (req_content_type_is(r, "application/x-www-form-urlencoded"))
+		return 1;
+	resp_error(r, 415, "invalid_request_error", "unsupported_media_type",
+		   "This form must be sent as application/x-www-form-urlencoded.");
+	return 0;
+}
+
+static void dispatch_route(tg_req_t *r)
+{
+	char allow[64] = "";
+	size_t i;
+	int k;
+
+	for (i = 0; i < tg_routes_count; i++) {
+		const struct route *rt = &tg_routes[i];
+		char *params[REQ_MAX_PARAMS] = { 0 };
+		int n;
+
+		if (!router_match(rt->pattern, r->path, params, &n))
+			continue;
+		if (!methods_equal(rt->method, r->method)) {
+			if (!strstr(allow, rt->method) && strlen(allow) + strlen(rt->method) + 3 < sizeof(allow)) {
+				if (allow[0])
+					strcat(allow, ", ");
+				strcat(allow, rt->method);
+			}
+			for (k = 0; k < n; k++)
+				free(params[k]);
+			continue;
+		}
+		memcpy(r->params, params, sizeof(params));
+		r->nparams = n;
+		if (strcmp(r->method, "POST") == 0 && !post_content_type_ok(r))
+			return;
+		if (routes_authorize(r, rt) == TG_OK)
+			rt->fn(r);
+		if (!r->status)
+			resp_error(r, 500, "server_error", NULL, "The server could not complete the request.");
+		return;
+	}
+	if (allow[0]) {
+		resp_header(r, "Allow", allow);
+		resp_error(r, 405, "invalid_request_error", "method_not_allowed",
+			   "This method is not allowed for this path.");
+		return;
+	}
+	if (strncmp(r->path, "/static/", 8) == 0 &&
+	    (strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0)) {
+		static_serve(r);
+		return;
+	}
+	if (r->api)
+		resp_error(r, 404, "invalid_request_error", "not_found",
+			   "Unknown API route. See GET /v1/models for what this gateway serves.");
+	else
+		resp_error(r, 404, "invalid_request_error", "not_found",
+			   "There is no page at this address.");
+}
+
+static int dispatch(struct mg_connection *conn, void *cbdata)
+{
+	tg_req_t r;
+	int k;
+
+	(void)cbdata;
+	memset(&r, 0, sizeof(r));
+	r.start_us = time_mono_us();
+	r.conn = conn;
+	r.ri = mg_get_request_info(conn);
+	r.method = r.ri->request_method;
+	r.path = r.ri->local_uri ? r.ri->local_uri : "/";
+	r.query = r.ri->query_string;
+	r.api = is_api_path(r.path);
+	r.max_body = cfg_cur->max_body_bytes;
+	buf_init(&r.headers, 16384);
+	request_id_init(&r);
+
+	if (r.ri->content_length > r.max_body) {
+		/* Refuse before reading a byte of it; the connection cannot be reused. */
+		resp_header(&r, "Connection", "close");
+		resp_error(&r, 413, "invalid_request_error", "request_too_large",
+			   r.api ? "Request body is too large." :
+				   "The submitted form is too large.");
+	} else {
+		dispatch_route(&r);
+	}
+
+	log_request(r.method, r.path, r.status, time_mono_us() - r.start_us, r.request_id);
+	for (k = 0; k < r.nparams; k++)
+		free(r.params[k]);
+	buf_free(&r.body);
+	buf_free(&r.headers);
+	return r.status ? r.status : 500;
+}
+
+static int log_civetweb(const struct mg_connection *conn, const char *message)
+{
+	(void)conn;
+	log_warn("http: %s", message);
+	return 1;
+}
+
+static void thread_exit(const struct mg_context *c, int thread_type, void *user)
+{
+	(void)c;
+	(void)thread_type;
+	(void)user;
+	db_close_thread();
+}
+
+int server_start(const tg_config_t *cfg, char *err, size_t errlen)
+{
+	struct mg_callbacks cb;
+	char threads[16];
+	const char *options[] = {
+		"listening_ports", cfg->listen,
+		"num_threads", threads,
+		"enable_keep_alive", "yes",
+		"keep_alive_timeout_ms", "30000",
+		"tcp_nodelay", "1",
+		"request_timeout_ms", "120000",
+		"max_request_size", "65536",
+		"enable_directory_listing", "no",
+		"decode_url", "yes",
+		NULL,
+	};
+
+	cfg_cur = cfg;
+	snprintf(threads, sizeof(threads), "%lld", (long long)cfg->threads);
+	memset(&cb, 0, sizeof(cb));
+	cb.log_message = log_civetweb;
+	cb.exit_thread = thread_exit;
+	mg_init_library(0);
+	ctx = mg_start(&cb, NULL, options);
+	if (!ctx) {
+		snprintf(err, errlen, "cannot listen on %s (address in use or not available)",
+			 cfg->listen);
+		mg_exit_library();
+		return TG_EIO;
+	}
+	mg_set_request_handler(ctx, "/", dispatch, NULL);
+	return TG_OK;
+}
+
+int server_port(void)
+{
+	struct mg_server_port ports[4];
+	int n;
+
+	if (!ctx)
+		return -1;
+	n = mg_get_server_ports(ctx, 4, ports);
+	return n > 0 ? ports[0].port : -1;
+}
+
+void server_stop(void)
+{
+	if (!ctx)
+		return;
+	mg_stop(ctx);
+	ctx = NULL;
+	mg_exit_library();
+}

@@ -1,0 +1,68 @@
+/* routes.c - THE route table: every URL the server answers, its method,
+ * handler and who may call it. Authorization by level happens here, before
+ * any handler runs; handlers then check finer rules (org roles) first thing.
+ */
+#include <cjson/cJSON.h>
+#include <string.h>
+
+#include "http/server.h"
+#include "store/db.h"
+#include "web/web.h"
+
+static int health(tg_req_t *r)
+{
+	cJSON *j = cJSON_CreateObject();
+	int ok = db_healthy(), rc;
+
+	cJSON_AddStringToObject(j, "status", ok ? "ok" : "unavailable");
+	cJSON_AddStringToObject(j, "version", TG_VERSION);
+	cJSON_AddStringToObject(j, "db", ok ? "ok" : "error");
+	rc = resp_json(r, ok ? 200 : 503, j);
+	cJSON_Delete(j);
+	return rc;
+}
+
+const struct route tg_routes[] = {
+	{ "GET", "/health", health, AUTH_PUBLIC },
+
+	/* Dashboard: signing in */
+	{ "GET", "/setup", page_setup_get, AUTH_PUBLIC },
+	{ "POST", "/setup", page_setup_post, AUTH_PUBLIC },
+	{ "GET", "/login", page_login_get, AUTH_PUBLIC },
+	{ "POST", "/login", page_login_post, AUTH_PUBLIC },
+	{ "POST", "/logout", page_logout_post, AUTH_SESSION },
+
+	/* Dashboard: identity and access */
+	{ "GET", "/", page_overview, AUTH_SESSION },
+	{ "POST", "/switch-org", page_switch_org, AUTH_SESSION },
+	{ "GET", "/orgs", page_orgs, AUTH_SESSION },
+	{ "POST", "/orgs", page_orgs_create, AUTH_ADMIN },
+	{ "GET", "/orgs/:id", page_org, AUTH_SESSION },
+	{ "POST", "/orgs/:id/members", page_org_member_add, AUTH_SESSION },
+	{ "POST", "/orgs/:id/members/:uid/role", page_org_member_role, AUTH_SESSION },
+	{ "POST", "/orgs/:id/members/:uid/remove", page_org_member_remove, AUTH_SESSION },
+	{ "GET", "/users", page_users, AUTH_ADMIN },
+	{ "POST", "/users", page_users_create, AUTH_ADMIN },
+	{ "POST", "/users/:id/disable", page_user_disable, AUTH_ADMIN },
+	{ "POST", "/users/:id/enable", page_user_enable, AUTH_ADMIN },
+	{ "GET", "/account", page_account, AUTH_SESSION },
+	{ "POST", "/account/password", page_account_password, AUTH_SESSION },
+	{ "POST", "/account/logout-all", page_account_logout_all, AUTH_SESSION },
+	{ "GET", "/audit", page_audit, AUTH_SESSION },
+};
+const size_t tg_routes_count = TG_ARRAY_LEN(tg_routes);
+
+int routes_authorize(tg_req_t *r, const struct route *route)
+{
+	switch (route->auth) {
+	case AUTH_PUBLIC:
+		return TG_OK;
+	case AUTH_SESSION:
+		return web_authenticate(r, 0);
+	case AUTH_ADMIN:
+		return web_authenticate(r, 1);
+	default:
+		resp_error(r, 401, "invalid_request_error", "unauthorized", "Sign in first.");
+		return TG_EPERM;
+	}
+}

@@ -1,0 +1,323 @@
+/* db.c - per-thread SQLite connections and statement cache; see db.h. */
+#include "store/db.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+
+#define STMT_SLOTS 512 /* power of two; more distinct statements than this still work, uncached */
+
+struct stmt_slot {
+	const char *sql;
+	sqlite3_stmt *st;
+};
+
+struct db_thread {
+	sqlite3 *db;
+	struct stmt_slot slots[STMT_SLOTS];
+	int in_tx;
+};
+
+static char db_path[4096];
+static int db_sync_full;
+static int db_busy_ms = 5000;
+static pthread_key_t db_key;
+static pthread_once_t db_key_once = PTHREAD_ONCE_INIT;
+
+static void db_thread_free(void *p)
+{
+	struct db_thread *t = p;
+	size_t i;
+
+	if (!t)
+		return;
+	for (i = 0; i < STMT_SLOTS; i++)
+		if (t->slots[i].st)
+			sqlite3_finalize(t->slots[i].st);
+	if (t->db)
+		sqlite3_close(t->db);
+	free(t);
+}
+
+static void db_key_make(void)
+{
+	pthread_key_create(&db_key, db_thread_free);
+}
+
+int db_configure(const char *path, int synchronous_full, int busy_timeout_ms)
+{
+	if (strlen(path) >= sizeof(db_path))
+		return TG_ETOOBIG;
+	pthread_once(&db_key_once, db_key_make);
+	snprintf(db_path, sizeof(db_path), "%s", path);
+	db_sync_full = synchronous_full;
+	db_busy_ms = busy_timeout_ms;
+	return TG_OK;
+}
+
+static struct db_thread *db_thread(void)
+{
+	struct db_thread *t;
+	char pragmas[256];
+	char *msg = NULL;
+
+	pthread_once(&db_key_once, db_key_make);
+	t = pthread_getspecific(db_key);
+	if (t)
+		return t;
+	if (db_path[0] == '\0') {
+		log_error("db: no database configured");
+		return NULL;
+	}
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	if (sqlite3_open_v2(db_path, &t->db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+			    NULL) != SQLITE_OK) {
+		log_error("db: cannot open %s: %s", db_path,
+			  t->db ? sqlite3_errmsg(t->db) : "out of memory");
+		goto fail;
+	}
+	sqlite3_busy_timeout(t->db, db_busy_ms);
+	snprintf(pragmas, sizeof(pragmas),
+		 "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=ON;"
+		 "PRAGMA temp_store=MEMORY;",
+		 db_sync_full ? "FULL" : "NORMAL");
+	if (sqlite3_exec(t->db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
+		log_error("db: pragmas failed: %s", msg ? msg : "?");
+		sqlite3_free(msg);
+		goto fail;
+	}
+	pthread_setspecific(db_key, t);
+	return t;
+fail:
+	db_thread_free(t);
+	return NULL;
+}
+
+sqlite3 *db_get(void)
+{
+	struct db_thread *t = db_thread();
+
+	return t ? t->db : NULL;
+}
+
+sqlite3_stmt *db_stmt(const char *sql)
+{
+	struct db_thread *t = db_thread();
+	uintptr_t h;
+	size_t i, probe;
+	sqlite3_stmt *st = NULL;
+
+	if (!t)
+		return NULL;
+	h = (uintptr_t)sql;
+	h ^= h >> 17;
+	h *= 0x9E3779B97F4A7C15ull;
+	for (probe = 0; probe < 8; probe++) {
+		i = (size_t)((h >> 20) + probe) & (STMT_SLOTS - 1);
+		if (t->slots[i].sql == sql) {
+			sqlite3_reset(t->slots[i].st);
+			sqlite3_clear_bindings(t->slots[i].st);
+			return t->slots[i].st;
+		}
+		if (!t->slots[i].sql)
+			break;
+	}
+	if (sqlite3_prepare_v3(t->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
+		log_error("db: prepare failed: %s: %s", sqlite3_errmsg(t->db), sql);
+		return NULL;
+	}
+	if (probe < 8 && !t->slots[i].sql) {
+		t->slots[i].sql = sql;
+		t->slots[i].st = st;
+		return st;
+	}
+	/* Table crowded here: evict the slot at the first probe position. */
+	i = (size_t)(h >> 20) & (STMT_SLOTS - 1);
+	sqlite3_finalize(t->slots[i].st);
+	t->slots[i].sql = sql;
+	t->slots[i].st = st;
+	return st;
+}
+
+static int bind_index(sqlite3_stmt *st, const char *name)
+{
+	int idx = sqlite3_bind_parameter_index(st, name);
+
+	if (idx == 0)
+		log_error("db: statement has no parameter %s: %s", name, sqlite3_sql(st));
+	return idx;
+}
+
+int db_bind_text(sqlite3_stmt *st, const char *name, const char *text)
+{
+	int idx = bind_index(st, name);
+
+	if (!idx)
+		return TG_EINVAL;
+	if (!text)
+		return sqlite3_bind_null(st, idx) == SQLITE_OK ? TG_OK : TG_EDB;
+	return sqlite3_bind_text(st, idx, text, -1, SQLITE_TRANSIENT) == SQLITE_OK ? TG_OK : TG_EDB;
+}
+
+int db_bind_int64(sqlite3_stmt *st, const char *name, int64_t v)
+{
+	int idx = bind_index(st, name);
+
+	if (!idx)
+		return TG_EINVAL;
+	return sqlite3_bind_int64(st, idx, v) == SQLITE_OK ? TG_OK : TG_EDB;
+}
+
+int db_bind_null(sqlite3_stmt *st, const char *name)
+{
+	int idx = bind_index(st, name);
+
+	if (!idx)
+		return TG_EINVAL;
+	return sqlite3_bind_null(st, idx) == SQLITE_OK ? TG_OK : TG_EDB;
+}
+
+int db_bind_blob(sqlite3_stmt *st, const char *name, const void *p, int n)
+{
+	int idx = bind_index(st, name);
+
+	if (!idx)
+		return TG_EINVAL;
+	return sqlite3_bind_blob(st, idx, p, n, SQLITE_TRANSIENT) == SQLITE_OK ? TG_OK : TG_EDB;
+}
+
+int db_exec_stmt(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+	int ret = TG_OK;
+
+	if (rc == SQLITE_DONE || rc == SQLITE_ROW) {
+		ret = TG_OK;
+	} else if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+		ret = TG_ECONFLICT;
+	} else {
+		log_error("db: step failed: %s: %s", sqlite3_errmsg(sqlite3_db_handle(st)),
+			  sqlite3_sql(st));
+		ret = TG_EDB;
+	}
+	sqlite3_reset(st);
+	return ret;
+}
+
+void db_done(sqlite3_stmt *st)
+{
+	if (st)
+		sqlite3_reset(st);
+}
+
+int db_exec(const char *sql)
+{
+	sqlite3 *db = db_get();
+	char *msg = NULL;
+
+	if (!db)
+		return TG_EDB;
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		log_error("db: %s", msg ? msg : sqlite3_errmsg(db));
+		sqlite3_free(msg);
+		return TG_EDB;
+	}
+	return TG_OK;
+}
+
+int db_begin(void)
+{
+	struct db_thread *t = db_thread();
+	sqlite3_stmt *st;
+
+	if (!t)
+		return TG_EDB;
+	if (t->in_tx) {
+		log_error("db: nested transaction");
+		return TG_EDB;
+	}
+	st = db_stmt("BEGIN IMMEDIATE");
+	if (!st || db_exec_stmt(st) != TG_OK)
+		return TG_EDB;
+	t->in_tx = 1;
+	return TG_OK;
+}
+
+int db_commit(void)
+{
+	struct db_thread *t = db_thread();
+	sqlite3_stmt *st = db_stmt("COMMIT");
+	int rc;
+
+	if (!t || !st)
+		return TG_EDB;
+	rc = db_exec_stmt(st);
+	if (rc != TG_OK) {
+		db_rollback();
+		return TG_EDB;
+	}
+	t->in_tx = 0;
+	return TG_OK;
+}
+
+void db_rollback(void)
+{
+	struct db_thread *t = db_thread();
+
+	if (!t)
+		return;
+	if (!sqlite3_get_autocommit(t->db))
+		sqlite3_exec(t->db, "ROLLBACK", NULL, NULL, NULL);
+	t->in_tx = 0;
+}
+
+const char *db_col_text(sqlite3_stmt *st, int col)
+{
+	const unsigned char *s = sqlite3_column_text(st, col);
+
+	return s ? (const char *)s : "";
+}
+
+int64_t db_changes(void)
+{
+	sqlite3 *db = db_get();
+
+	return db ? sqlite3_changes64(db) : 0;
+}
+
+int64_t db_last_id(void)
+{
+	sqlite3 *db = db_get();
+
+	return db ? sqlite3_last_insert_rowid(db) : 0;
+}
+
+void db_close_thread(void)
+{
+	struct db_thread *t;
+
+	pthread_once(&db_key_once, db_key_make);
+	t = pthread_getspecific(db_key);
+	if (t) {
+		pthread_setspecific(db_key, NULL);
+		db_thread_free(t);
+	}
+}
+
+int db_healthy(void)
+{
+	sqlite3_stmt *st = db_stmt("SELECT count(*) FROM schema_migrations");
+	int ok;
+
+	if (!st)
+		return 0;
+	ok = sqlite3_step(st) == SQLITE_ROW;
+	db_done(st);
+	return ok;
+}

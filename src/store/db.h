@@ -1,0 +1,51 @@
+/* db.h - SQLite access: one connection per thread, a per-thread cache of
+ * prepared statements, named parameters that fail loudly, and transaction
+ * helpers.
+ *
+ * db_stmt(SQL) takes a string LITERAL (the cache is keyed by its address) and
+ * returns a reset statement with cleared bindings; the connection owns it, so
+ * callers never finalize it, but call sqlite3_reset() (or db_done()) when they
+ * stop stepping so no read transaction stays open. SQL text never contains
+ * request data: values are always bound.
+ */
+#ifndef TG_DB_H
+#define TG_DB_H
+
+#include <sqlite3.h>
+#include <stdint.h>
+
+#include "core/common.h"
+
+/* Set the database file and pragmas used by every connection opened later. */
+int db_configure(const char *path, int synchronous_full, int busy_timeout_ms);
+/* This thread's connection, opened on first use; NULL (logged) on failure. */
+sqlite3 *db_get(void);
+/* A cached prepared statement for a string literal; NULL (logged) on failure. */
+sqlite3_stmt *db_stmt(const char *sql);
+/* Bind by name (":name"). A name missing from the statement is a programming
+ * error: it is logged and returns TG_EINVAL. text may be NULL (binds NULL). */
+int db_bind_text(sqlite3_stmt *st, const char *name, const char *text);
+int db_bind_int64(sqlite3_stmt *st, const char *name, int64_t v);
+int db_bind_null(sqlite3_stmt *st, const char *name);
+int db_bind_blob(sqlite3_stmt *st, const char *name, const void *p, int n);
+/* Step a statement that returns no rows; reset it. TG_OK, TG_ECONFLICT on a
+ * constraint violation, TG_EDB otherwise. */
+int db_exec_stmt(sqlite3_stmt *st);
+/* Reset a statement after reading. */
+void db_done(sqlite3_stmt *st);
+/* Run SQL text with no parameters (schema, pragmas). */
+int db_exec(const char *sql);
+/* BEGIN IMMEDIATE / COMMIT / ROLLBACK on this thread's connection. */
+int db_begin(void);
+int db_commit(void);
+void db_rollback(void);
+/* Column helpers that map NULL text to "". */
+const char *db_col_text(sqlite3_stmt *st, int col);
+int64_t db_changes(void);
+int64_t db_last_id(void);
+/* Close this thread's connection and its statements (also done at thread exit). */
+void db_close_thread(void);
+/* 1 when a simple query works, for /health. */
+int db_healthy(void);
+
+#endif

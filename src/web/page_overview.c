@@ -1,0 +1,36 @@
+/* page_overview.c - the landing page and the org switcher. */
+#include <stdlib.h>
+
+#include "store/db.h"
+#include "web/web.h"
+
+int page_overview(tg_req_t *r)
+{
+	struct web_session *s = r->session;
+	cJSON *d = cJSON_CreateObject();
+
+	if (s->org.id) {
+		cJSON *o = cJSON_AddObjectToObject(d, "current_org");
+
+		cJSON_AddStringToObject(o, "name", s->org.name);
+		cJSON_AddStringToObject(o, "role", s->user.is_admin && membership_role(s->org.id, s->user.id) == ROLE_NONE ?
+					"instance admin" : role_name(s->role));
+		/* Filled in by the ledger and gateway; zero until they exist. */
+		cJSON_AddStringToObject(o, "balance", "0.00");
+		cJSON_AddStringToObject(o, "spend_month", "0.00");
+		cJSON_AddStringToObject(o, "requests_today", "0");
+	}
+	return web_render(r, 200, "overview", d);
+}
+
+int page_switch_org(tg_req_t *r)
+{
+	char *v = req_post(r, "org_id");
+	int64_t id = web_parse_id(v);
+
+	free(v);
+	if (!id || web_org_role(r, id) == ROLE_NONE)
+		return web_not_found(r);
+	session_set_org(r->session->row.id, id);
+	return resp_redirect(r, "/");
+}

@@ -1,0 +1,84 @@
+/* web.h - the dashboard framework shared by the page files (web/page_*.c):
+ * session authentication, CSRF, flash messages, org scoping and rendering
+ * through the layout. Pages include this and never the gateway's headers.
+ */
+#ifndef TG_WEB_H
+#define TG_WEB_H
+
+#include <cjson/cJSON.h>
+
+#include "crypto/secrets.h"
+#include "http/http.h"
+#include "identity/identity.h"
+
+#define WEB_PAGE_SIZE 50
+
+struct web_session {
+	struct session_row row;
+	struct user user;
+	struct org org;   /* the org being viewed; org.id == 0 when none */
+	enum role role;   /* effective role there (instance admins count as owner) */
+	char csrf[44];
+};
+
+/* Load templates and keep the secrets used for CSRF. */
+int web_init(const char *assets_dir, const tg_secrets_t *secrets, char *err, size_t errlen);
+void web_shutdown(void);
+
+/* Called by the route table for AUTH_SESSION / AUTH_ADMIN routes: loads the
+ * session from the cookie (or redirects to /login), checks CSRF and Origin on
+ * POST (403 page), and for admin routes answers 404 to non-admins. */
+int web_authenticate(tg_req_t *r, int admin_only);
+/* For public forms (login, setup): CSRF bound to a pre-session cookie. */
+int web_public_csrf_check(tg_req_t *r);
+
+/* Render `page` inside the layout with `data` (consumed: freed here, even on
+ * error) and send it with `status`. */
+int web_render(tg_req_t *r, int status, const char *page, cJSON *data);
+/* Redirect after a POST, with a message shown on the next page. kind is
+ * "ok", "error" or "warn". */
+int web_redirect_flash(tg_req_t *r, const char *location, const char *kind, const char *msg);
+/* 404 page; the answer for anything the user may not see. */
+int web_not_found(tg_req_t *r);
+
+/* The user's effective role in org_id: instance admins get ROLE_OWNER,
+ * non-members ROLE_NONE. */
+enum role web_org_role(const tg_req_t *r, int64_t org_id);
+/* Path parameter i as a positive id, or 0 when malformed. */
+int64_t web_param_id(const tg_req_t *r, int i);
+/* A positive id from text, or 0. */
+int64_t web_parse_id(const char *s);
+/* Who is acting, for audit entries. */
+struct audit_actor web_actor(const tg_req_t *r);
+/* Set-Cookie helper honouring TLS (Secure and the __Host- prefix). */
+void web_set_cookie(tg_req_t *r, const char *name, const char *value, int max_age);
+/* Name of the cookie on this connection (adds __Host- under TLS); out >= 64 bytes. */
+void web_cookie_name(const tg_req_t *r, const char *base, char *out, size_t n);
+
+/* Small cJSON helpers for page data. */
+void web_add_time(cJSON *obj, const char *key, int64_t t);
+
+/* Page handlers, one file each (web/page_*.c). */
+int page_setup_get(tg_req_t *r);
+int page_setup_post(tg_req_t *r);
+int page_login_get(tg_req_t *r);
+int page_login_post(tg_req_t *r);
+int page_logout_post(tg_req_t *r);
+int page_overview(tg_req_t *r);
+int page_switch_org(tg_req_t *r);
+int page_orgs(tg_req_t *r);
+int page_orgs_create(tg_req_t *r);
+int page_org(tg_req_t *r);
+int page_org_member_add(tg_req_t *r);
+int page_org_member_role(tg_req_t *r);
+int page_org_member_remove(tg_req_t *r);
+int page_users(tg_req_t *r);
+int page_users_create(tg_req_t *r);
+int page_user_disable(tg_req_t *r);
+int page_user_enable(tg_req_t *r);
+int page_account(tg_req_t *r);
+int page_account_password(tg_req_t *r);
+int page_account_logout_all(tg_req_t *r);
+int page_audit(tg_req_t *r);
+
+#endif

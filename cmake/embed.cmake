@@ -1,6 +1,7 @@
 # Generate a C file that embeds files as NUL-terminated byte arrays.
-# Usage: cmake -DOUT=file.c -DSYMBOL=name -DFILES="a;b;c" -P embed.cmake
+# Usage: cmake -DOUT=file.c -DSYMBOL=name -DFILES="a|b|c" -P embed.cmake
 # Produces: const struct embedded_file SYMBOL[]; const size_t SYMBOL_count;
+string(REPLACE "|" ";" FILES "${FILES}")
 set(body "/* Generated at build time; do not edit. */\n#include \"core/embed.h\"\n\n")
 set(table "")
 set(i 0)

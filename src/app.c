@@ -11,6 +11,7 @@
 
 #include "core/common.h"
 #include "core/log.h"
+#include "crypto/secrets.h"
 #include "store/db.h"
 #include "store/migrate.h"
 
@@ -93,4 +94,23 @@ void app_unlock(void)
 		close(lock_fd);
 		lock_fd = -1;
 	}
+}
+
+int app_load_secrets(const tg_config_t *cfg, struct tg_secrets *s)
+{
+	char path[CONFIG_STR_MAX + 32], err[512];
+
+	config_data_path(cfg, "secret.key", path, sizeof(path));
+	if (secrets_load_or_create(path, s, err, sizeof(err))) {
+		fprintf(stderr, "tollgate: %s\n", err);
+		return TG_EPERM;
+	}
+	return TG_OK;
+}
+
+void app_init_modules(const struct tg_secrets *s)
+{
+	(void)s;
+	/* --- module init (one line per module) --- */
+	/* --- end module init --- */
 }

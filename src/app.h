@@ -10,5 +10,11 @@ int app_open_store(const tg_config_t *cfg, char *err, size_t errlen);
 /* Take the data directory's lock file; TG_ECONFLICT if another server holds it. */
 int app_lock(const tg_config_t *cfg, char *err, size_t errlen);
 void app_unlock(void);
+/* Load (or create on first start) DATA/secret.key; prints the error. */
+struct tg_secrets;
+int app_load_secrets(const tg_config_t *cfg, struct tg_secrets *s);
+/* Hand the secrets to the modules that need them (API key pepper, provider
+ * key sealing). Called by serve and by CLI commands that touch those areas. */
+void app_init_modules(const struct tg_secrets *s);
 
 #endif

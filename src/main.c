@@ -58,18 +58,6 @@ static void apply_password_cost(const tg_config_t *cfg)
 				    crypto_pwhash_MEMLIMIT_INTERACTIVE);
 }
 
-static int load_secrets(const struct cli_args *a, tg_secrets_t *s)
-{
-	char path[CONFIG_STR_MAX + 32], err[512];
-
-	config_data_path(&a->cfg, "secret.key", path, sizeof(path));
-	if (secrets_load_or_create(path, s, err, sizeof(err))) {
-		fprintf(stderr, "tollgate: %s\n", err);
-		return 1;
-	}
-	return 0;
-}
-
 /* With no users yet, print a one-time link that creates the first admin. */
 static void print_setup_url(const struct cli_args *a)
 {
@@ -110,8 +98,9 @@ static int cmd_serve(struct cli_args *a)
 	}
 	if (cli_open_store(a))
 		goto out;
-	if (load_secrets(a, &secrets))
+	if (app_load_secrets(&a->cfg, &secrets))
 		goto out;
+	app_init_modules(&secrets);
 	if (web_init(a->cfg.assets_dir, &secrets, err, sizeof(err))) {
 		fprintf(stderr, "tollgate: templates: %s\n", err);
 		goto out;
@@ -147,6 +136,16 @@ static const struct command commands[] = {
 	  "manage users (the password is read from stdin or a prompt)" },
 	{ "org", cmd_org, "org add NAME | org member --org NAME --email E --role owner|admin|member",
 	  "manage organizations and their members" },
+	{ "keys", cmd_keys,
+	  "keys create --org NAME --name N [--rpm R] [--tpm T] [--limit AMOUNT --period P] "
+	  "[--models a,b] [--expires DATE] | keys list --org NAME | keys revoke PREFIX",
+	  "create, list and revoke API keys" },
+	{ "credits", cmd_credits, "credits grant --org NAME AMOUNT --memo M | credits balance --org NAME",
+	  "grant credits and read balances" },
+	{ "audit", cmd_audit, "audit", "re-derive every balance from the ledger; exit 1 on any drift" },
+	{ "backup", cmd_backup, "backup FILE", "write a consistent copy of the database to FILE" },
+	{ "models", cmd_models, "models import FILE.json",
+	  "upsert providers and priced models from a JSON file" },
 	{ "version", cmd_version, "version", "print the version" },
 	{ "help", cmd_help, "help [COMMAND]", "show help for all commands or one" },
 };

@@ -49,6 +49,18 @@ const struct route tg_routes[] = {
 	{ "POST", "/account/password", page_account_password, AUTH_SESSION },
 	{ "POST", "/account/logout-all", page_account_logout_all, AUTH_SESSION },
 	{ "GET", "/audit", page_audit, AUTH_SESSION },
+
+	/* --- API keys (web/page_keys.c) --- */
+	/* --- end API keys --- */
+
+	/* --- credits and redemption codes (web/page_credits.c) --- */
+	/* --- end credits --- */
+
+	/* --- providers and pricing (web/page_catalog.c) --- */
+	/* --- end providers and pricing --- */
+
+	/* --- gateway (gateway/) --- */
+	/* --- end gateway --- */
 };
 const size_t tg_routes_count = TG_ARRAY_LEN(tg_routes);
 

@@ -375,6 +375,10 @@ static const struct nav_item {
 	enum nav_need need;
 } nav_items[] = {
 	{ "/", "Overview", NAV_ANY },
+	{ "/keys", "API keys", NAV_ANY },
+	{ "/credits", "Credits", NAV_ANY },
+	{ "/pricing", "Pricing", NAV_ANY },
+	{ "/providers", "Providers", NAV_INSTANCE_ADMIN },
 	{ "/orgs", "Organizations", NAV_ANY },
 	{ "/users", "Users", NAV_INSTANCE_ADMIN },
 	{ "/audit", "Audit log", NAV_ORG_ADMIN },

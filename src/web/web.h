@@ -81,4 +81,13 @@ int page_account_password(tg_req_t *r);
 int page_account_logout_all(tg_req_t *r);
 int page_audit(tg_req_t *r);
 
+/* --- API keys (web/page_keys.c) --- */
+/* --- end API keys --- */
+
+/* --- credits and redemption codes (web/page_credits.c) --- */
+/* --- end credits --- */
+
+/* --- providers and pricing (web/page_catalog.c) --- */
+/* --- end providers and pricing --- */
+
 #endif

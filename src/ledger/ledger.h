@@ -1,0 +1,75 @@
+/* ledger.h - credits: the append-only ledger, org balances, redemption codes,
+ * in-memory holds, usage settlement and the audit of all of it.
+ *
+ * Only this module writes ledger_entries, orgs.balance and redemption_codes.
+ * Every write is one transaction that appends an entry (chained to the
+ * previous one of the org) and moves orgs.balance by the same amount.
+ */
+#ifndef TG_LEDGER_H
+#define TG_LEDGER_H
+
+#include <stdint.h>
+
+#include "core/common.h"
+#include "identity/identity.h"
+
+enum ledger_kind { LEDGER_GRANT = 0, LEDGER_ADJUST, LEDGER_REDEEM, LEDGER_USAGE };
+const char *ledger_kind_name(enum ledger_kind k);
+
+/* Current balance (micro-credits) from orgs.balance; TG_ENOTFOUND. */
+int ledger_balance(int64_t org_id, int64_t *balance);
+/* Sum of usage debits (as a positive number) of a key since a time, and of
+ * an org since a time. */
+int64_t ledger_key_spend(int64_t key_id, int64_t since);
+int64_t ledger_org_spend(int64_t org_id, int64_t since);
+
+/* Grant (amount > 0) or adjust (any non-zero amount; a deduction may not
+ * take the balance below zero: TG_EFUNDS). memo is required (TG_EINVAL). */
+int ledger_grant(int64_t org_id, enum ledger_kind kind, int64_t amount, const char *memo,
+		 const struct audit_actor *actor, int64_t *entry_id);
+
+/* Redemption codes: create a batch of n codes (each printed once into
+ * codes_out[i], KEYS-like "tgc_" strings, caller frees each with free()). */
+int ledger_codes_create(int n, int64_t amount, int64_t expires_at, const char *batch,
+			const struct audit_actor *actor, char **codes_out);
+/* Redeem once, even under concurrent attempts: TG_OK (amount_out set),
+ * TG_ENOTFOUND (no such code), TG_ECONFLICT (already used), TG_EPERM (expired). */
+int ledger_redeem(const char *code, int64_t org_id, const struct audit_actor *actor,
+		  int64_t *amount_out);
+
+/* --- holds: reservations in memory against balance - held --- */
+struct ledger_hold {
+	int64_t org_id;
+	int64_t key_id;
+	int64_t amount;
+	int active;
+};
+/* Reserve `amount` for a call by key_id of org_id. Fits when
+ *   balance - org_held >= amount, and, when key_limit > 0,
+ *   key_spent + key_held + amount <= key_limit.
+ * On TG_EFUNDS, *available gets what the org (or the key's limit, whichever
+ * is smaller) could still cover, for the 402 message. Thread-safe; never
+ * lets concurrent holds exceed the balance. */
+int ledger_hold(int64_t org_id, int64_t key_id, int64_t amount, int64_t key_limit,
+		int64_t key_spent, struct ledger_hold *h, int64_t *available);
+/* Give a hold back (idempotent). */
+void ledger_release(struct ledger_hold *h);
+/* Total held now (for /metrics and tests). */
+int64_t ledger_held_total(void);
+
+/* Settle a call: debit `cost` (>= 0) from the hold's org as a usage entry
+ * carrying request_id, inside the caller's open transaction (db_begin), and
+ * mark the hold settled so ledger_release() after the commit frees it.
+ * TG_ECONFLICT when request_id was already settled (a retry): nothing is
+ * written. A cost above the balance is still recorded (the balance may go
+ * slightly negative only if the hold was smaller than the actual cost). */
+int ledger_settle_tx(struct ledger_hold *h, const char *request_id, int64_t cost,
+		     int64_t *balance_after);
+
+/* Re-derive every balance from the entries and check every invariant
+ * (balance = sum, balance_after chain, hash chain, unique request ids,
+ * no orphans). Prints a summary to `out` (FILE *) and returns TG_OK when
+ * clean, TG_ECONFLICT on any drift. */
+int ledger_audit(void *out);
+
+#endif

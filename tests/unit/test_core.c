@@ -1,0 +1,187 @@
+/* Unit tests for configuration loading, route matching and time parsing. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "config.h"
+#include "core/timeutil.h"
+#include "http/http.h"
+
+static void test_config_defaults(void **state)
+{
+	tg_config_t c;
+	char err[256];
+
+	(void)state;
+	config_defaults(&c);
+	assert_string_equal(c.listen, "127.0.0.1:8081");
+	assert_string_equal(c.data_dir, "./data");
+	assert_int_equal(c.threads, 64);
+	assert_int_equal(c.session_idle_s, 7200);
+	assert_int_equal(c.session_absolute_s, 7 * 86400);
+	assert_int_equal(config_validate(&c, err, sizeof(err)), TG_OK);
+}
+
+static char *write_temp(const char *text)
+{
+	char *path = strdup("/tmp/tg-config-XXXXXX");
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	return path;
+}
+
+static void test_config_precedence_file_env_flag(void **state)
+{
+	tg_config_t c;
+	char err[256];
+	char *path = write_temp("# comment\nlisten = 127.0.0.1:9000\nthreads=8\ndata_dir = /srv/tg\n");
+	char *argv[] = { "--threads", "16", "--log-level=debug", "extra" };
+	int i, consumed = 0;
+
+	(void)state;
+	config_defaults(&c);
+	assert_int_equal(config_load_file(&c, path, err, sizeof(err)), TG_OK);
+	assert_string_equal(c.listen, "127.0.0.1:9000");
+	assert_int_equal(c.threads, 8);
+	setenv("TOLLGATE_LISTEN", "127.0.0.1:9100", 1);
+	setenv("TOLLGATE_THREADS", "12", 1);
+	assert_int_equal(config_load_env(&c, err, sizeof(err)), TG_OK);
+	unsetenv("TOLLGATE_LISTEN");
+	unsetenv("TOLLGATE_THREADS");
+	assert_string_equal(c.listen, "127.0.0.1:9100"); /* env beats file */
+	assert_int_equal(c.threads, 12);
+	assert_string_equal(c.data_dir, "/srv/tg");       /* file beats default */
+	for (i = 0; i < 4; i++) {
+		int rc = config_apply_flag(&c, 4, argv, &i, err, sizeof(err));
+
+		assert_true(rc >= 0);
+		consumed += rc;
+	}
+	assert_int_equal(consumed, 2); /* --threads 16 and --log-level=debug, not "extra" */
+	assert_int_equal(c.threads, 16);  /* flag beats env */
+	assert_string_equal(c.log_level, "debug");
+	unlink(path);
+	free(path);
+}
+
+static void test_config_errors_are_precise(void **state)
+{
+	tg_config_t c;
+	char err[256];
+	char *bad_key = write_temp("listen = 1.2.3.4:5\nnot_a_setting = 1\n");
+	char *bad_line = write_temp("threads\n");
+	char *bad_num = write_temp("threads = 1\n");
+	char *argv[] = { "--threads" };
+	int i = 0;
+
+	(void)state;
+	config_defaults(&c);
+	assert_int_equal(config_load_file(&c, bad_key, err, sizeof(err)), TG_EINVAL);
+	assert_non_null(strstr(err, ":2: unknown setting 'not_a_setting'"));
+	assert_int_equal(config_load_file(&c, bad_line, err, sizeof(err)), TG_EINVAL);
+	assert_non_null(strstr(err, ":1: expected 'key = value'"));
+	assert_int_equal(config_load_file(&c, bad_num, err, sizeof(err)), TG_EINVAL);
+	assert_non_null(strstr(err, "threads: expected a whole number from 2 to 4096"));
+	assert_int_equal(config_load_file(&c, "/nonexistent/tollgate.conf", err, sizeof(err)), TG_EIO);
+	assert_int_equal(config_apply_flag(&c, 1, argv, &i, err, sizeof(err)), TG_EINVAL);
+	assert_non_null(strstr(err, "--threads needs a value"));
+
+	config_defaults(&c);
+	snprintf(c.listen, sizeof(c.listen), "localhost");
+	assert_int_equal(config_validate(&c, err, sizeof(err)), TG_EINVAL);
+	assert_non_null(strstr(err, "expected ADDR:PORT"));
+	config_defaults(&c);
+	snprintf(c.synchronous, sizeof(c.synchronous), "extra");
+	assert_int_equal(config_validate(&c, err, sizeof(err)), TG_EINVAL);
+	config_defaults(&c);
+	snprintf(c.log_level, sizeof(c.log_level), "loud");
+	assert_int_equal(config_validate(&c, err, sizeof(err)), TG_EINVAL);
+	unlink(bad_key);
+	unlink(bad_line);
+	unlink(bad_num);
+	free(bad_key);
+	free(bad_line);
+	free(bad_num);
+}
+
+static void free_params(char **p, int n)
+{
+	for (int i = 0; i < n; i++)
+		free(p[i]);
+}
+
+static void test_router_match(void **state)
+{
+	char *p[REQ_MAX_PARAMS] = { 0 };
+	int n;
+
+	(void)state;
+	assert_true(router_match("/health", "/health", p, &n));
+	assert_int_equal(n, 0);
+	assert_false(router_match("/health", "/health/", p, &n));
+	assert_false(router_match("/health", "/healthz", p, &n));
+	assert_false(router_match("/orgs", "/org", p, &n));
+
+	assert_true(router_match("/orgs/:id", "/orgs/42", p, &n));
+	assert_int_equal(n, 1);
+	assert_string_equal(p[0], "42");
+	free_params(p, n);
+
+	assert_true(router_match("/orgs/:id/members/:uid/role", "/orgs/7/members/9/role", p, &n));
+	assert_int_equal(n, 2);
+	assert_string_equal(p[0], "7");
+	assert_string_equal(p[1], "9");
+	free_params(p, n);
+
+	/* a parameter matches exactly one non-empty segment */
+	assert_false(router_match("/orgs/:id", "/orgs/", p, &n));
+	assert_false(router_match("/orgs/:id", "/orgs/1/2", p, &n));
+	assert_false(router_match("/orgs/:id/members", "/orgs//members", p, &n));
+	assert_false(router_match("/orgs/:id/members/:uid/role", "/orgs/7/members/9", p, &n));
+	assert_int_equal(n, 0);
+	assert_true(router_match("/", "/", p, &n));
+	assert_false(router_match("/", "/x", p, &n));
+}
+
+static void test_time_parse(void **state)
+{
+	int64_t t;
+	char s[20];
+
+	(void)state;
+	assert_int_equal(time_parse("2026-11-23", &t), TG_OK);
+	assert_int_equal(t, 1795392000);
+	assert_int_equal(time_parse("2026-11-23 16:40:05", &t), TG_OK);
+	time_format(t, s);
+	assert_string_equal(s, "2026-11-23 16:40:05");
+	assert_int_equal(time_parse("2026-11-23T16:40", &t), TG_OK);
+	assert_int_equal(time_parse("2024-02-29", &t), TG_OK);
+	assert_int_equal(time_parse("2026-02-29", &t), TG_EINVAL);
+	assert_int_equal(time_parse("2026-13-01", &t), TG_EINVAL);
+	assert_int_equal(time_parse("2026-1-01", &t), TG_EINVAL);
+	assert_int_equal(time_parse("26-11-23", &t), TG_EINVAL);
+	assert_int_equal(time_parse("2026-11-23 25:00", &t), TG_EINVAL);
+	assert_int_equal(time_parse("2026-11-23x", &t), TG_EINVAL);
+	assert_int_equal(time_parse("", &t), TG_EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_config_defaults),
+		cmocka_unit_test(test_config_precedence_file_env_flag),
+		cmocka_unit_test(test_config_errors_are_precise),
+		cmocka_unit_test(test_router_match),
+		cmocka_unit_test(test_time_parse),
+	};
+	return cmocka_run_group_tests_name("core", tests, NULL, NULL);
+}

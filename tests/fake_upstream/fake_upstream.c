@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,7 +101,8 @@ static int nap(long ms)
 		if (atomic_load(&stopping))
 			return -1;
 		clock_gettime(CLOCK_MONOTONIC, &now);
-		left = (long long)(end.tv_sec - now.tv_sec) * 1000000000LL + (end.tv_nsec - now.tv_nsec);
+		left = (long long)(end.tv_sec - now.tv_sec) * 1000000000LL +
+		       (end.tv_nsec - now.tv_nsec);
 		if (left <= 0)
 			return 0;
 		step.tv_sec = 0;
@@ -178,6 +180,49 @@ static const char *knobs_parse(struct mg_connection *conn, struct knobs *k)
 	return NULL;
 }
 
+/* Override k from an optional `x_fake` object in the request body, with the
+ * header names minus the prefix and '_' for '-': {"status":500,
+ * "break_after":3, "chunks":10, "chunk_interval_ms":25, "latency_ms":50,
+ * "completion_tokens":N, "cached_tokens":N, "no_usage":1, "echo_body":1}.
+ * Returns the name of a bad field, or NULL. */
+static const char *knobs_from_body(const cJSON *req, struct knobs *k)
+{
+	static const struct {
+		const char *name;
+		long min, max;
+		size_t off;
+	} fields[] = {
+		{ "latency_ms", 0, MAX_DELAY_MS, offsetof(struct knobs, latency_ms) },
+		{ "chunks", 1, MAX_COMPLETION_TOKENS, offsetof(struct knobs, chunks) },
+		{ "chunk_interval_ms", 0, MAX_DELAY_MS, offsetof(struct knobs, chunk_interval_ms) },
+		{ "status", 200, 599, offsetof(struct knobs, status) },
+		{ "break_after", 0, MAX_COMPLETION_TOKENS, offsetof(struct knobs, break_after) },
+		{ "completion_tokens", 0, MAX_COMPLETION_TOKENS, offsetof(struct knobs, completion_tokens) },
+		{ "cached_tokens", 0, 1000000000L, offsetof(struct knobs, cached_tokens) },
+		{ "no_usage", 0, 1, offsetof(struct knobs, no_usage) },
+		{ "echo_body", 0, 1, offsetof(struct knobs, echo_body) },
+	};
+	const cJSON *x = cJSON_GetObjectItemCaseSensitive(req, "x_fake");
+	size_t i;
+
+	if (!x)
+		return NULL;
+	if (!cJSON_IsObject(x))
+		return "x_fake";
+	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(x, fields[i].name);
+
+		if (v && json_long(v, fields[i].min, fields[i].max,
+				   (long *)((char *)k + fields[i].off)))
+			return fields[i].name;
+	}
+	if (k->status != 0 && k->status != 200 && k->status < 400)
+		return "status";
+	if (k->status == 200)
+		k->status = 0;
+	return NULL;
+}
+
 /* Start a response with the headers every answer carries. */
 static void head_begin(struct mg_connection *conn, int status, const char *content_type)
 {
@@ -200,6 +245,8 @@ static int send_body(struct mg_connection *conn, int status, const char *content
 	snprintf(clen, sizeof(clen), "%zu", len);
 	mg_response_header_add(conn, "Content-Length", clen, -1);
 	mg_response_header_send(conn);
+	if (strcmp(mg_get_request_info(conn)->request_method, "HEAD") == 0)
+		return status;
 	if (len && mg_write(conn, body, len) != (int)len)
 		mg_disable_connection_keep_alive(conn);
 	return status;
@@ -207,8 +254,9 @@ static int send_body(struct mg_connection *conn, int status, const char *content
 
 static int send_json(struct mg_connection *conn, int status, const cJSON *body)
 {
-	static const char oom[] = "{\"error\":{\"message\":\"out of memory\",\"type\":\"server_error\","
-				  "\"code\":null,\"param\":null}}";
+	static const char oom[] =
+		"{\"error\":{\"message\":\"out of memory\",\"type\":\"server_error\","
+		"\"code\":null,\"param\":null}}";
 	char *text = body ? cJSON_PrintUnformatted(body) : NULL;
 
 	if (!text)
@@ -224,10 +272,10 @@ static int send_error(struct mg_connection *conn, int status, const char *messag
 {
 	cJSON *root = cJSON_CreateObject();
 	cJSON *err = cJSON_AddObjectToObject(root, "error");
+	int client = status >= 400 && status < 500;
 
 	cJSON_AddStringToObject(err, "message", message);
-	cJSON_AddStringToObject(err, "type",
-				status >= 400 && status < 500 ? "invalid_request_error" : "server_error");
+	cJSON_AddStringToObject(err, "type", client ? "invalid_request_error" : "server_error");
 	if (code)
 		cJSON_AddStringToObject(err, "code", code);
 	else
@@ -258,10 +306,6 @@ static int read_body(struct mg_connection *conn, char **out, size_t *outlen)
 		if (clen >= 0 && len == (size_t)clen)
 			break;
 		if (len + 1 >= cap) {
-			if (cap > (size_t)MAX_BODY) {
-				rc = 413;
-				goto out;
-			}
 			grown = realloc(buf, cap * 2);
 			if (!grown) {
 				rc = 500;
@@ -278,6 +322,10 @@ static int read_body(struct mg_connection *conn, char **out, size_t *outlen)
 		if (n == 0)
 			break;
 		len += (size_t)n;
+		if (len > (size_t)MAX_BODY) {
+			rc = 413;
+			goto out;
+		}
 	}
 	buf[len] = '\0';
 	*out = buf;
@@ -417,7 +465,8 @@ static char *usage_chunk_print(const struct chat_plan *p)
 	char *out;
 
 	cJSON_AddArrayToObject(root, "choices");
-	add_item(root, "usage", usage_new(p->prompt_tokens, p->completion_tokens, p->cached_tokens));
+	add_item(root, "usage",
+		 usage_new(p->prompt_tokens, p->completion_tokens, p->cached_tokens));
 	out = cJSON_PrintUnformatted(root);
 	cJSON_Delete(root);
 	return out;
@@ -534,26 +583,30 @@ static int handle_chat(struct mg_connection *conn, const cJSON *req, const struc
 	const char *limit_name = "max_completion_tokens";
 	const cJSON *so, *m;
 	struct chat_plan p;
-	long limit = 0;
+	long limit = 0, bytes;
 	int stream;
 
 	memset(&p, 0, sizeof(p));
 	if (!cJSON_IsString(model) || !model->valuestring[0])
 		return send_error(conn, 400, "you must provide a model parameter", "model", NULL);
 	if (!cJSON_IsArray(messages) || cJSON_GetArraySize(messages) == 0)
-		return send_error(conn, 400, "'messages' must be a non-empty array", "messages", NULL);
+		return send_error(conn, 400, "'messages' must be a non-empty array", "messages",
+				  NULL);
 	if (!limit_item || cJSON_IsNull(limit_item)) {
 		limit_item = cJSON_GetObjectItemCaseSensitive(req, "max_tokens");
 		limit_name = "max_tokens";
 	}
 	if (limit_item && !cJSON_IsNull(limit_item) &&
 	    json_long(limit_item, 1, 1000000000L, &limit))
-		return send_error(conn, 400, "max tokens must be a positive integer", limit_name, NULL);
+		return send_error(conn, 400, "max tokens must be a positive integer", limit_name,
+				  NULL);
 
 	cJSON_ArrayForEach(m, messages) {
 		if (!cJSON_IsObject(m))
-			return send_error(conn, 400, "each message must be an object", "messages", NULL);
-		p.prompt_tokens += (content_bytes(cJSON_GetObjectItemCaseSensitive(m, "content")) + 3) / 4 + 3;
+			return send_error(conn, 400, "each message must be an object", "messages",
+					  NULL);
+		bytes = content_bytes(cJSON_GetObjectItemCaseSensitive(m, "content"));
+		p.prompt_tokens += (bytes + 3) / 4 + 3;
 	}
 
 	/* Forced lengths are exact; otherwise the reply is the default, cut at max_tokens. */
@@ -570,8 +623,8 @@ static int handle_chat(struct mg_connection *conn, const cJSON *req, const struc
 
 	stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req, "stream"));
 	so = cJSON_GetObjectItemCaseSensitive(req, "stream_options");
-	p.with_usage = !k->no_usage &&
-		       (!stream || cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(so, "include_usage")));
+	so = cJSON_GetObjectItemCaseSensitive(so, "include_usage");
+	p.with_usage = !k->no_usage && (!stream || cJSON_IsTrue(so));
 	snprintf(p.id, sizeof(p.id), "chatcmpl-fake-%llu",
 		 (unsigned long long)atomic_fetch_add(&next_id, 1) + 1);
 	p.model = model->valuestring;
@@ -603,7 +656,8 @@ static uint64_t mix64(uint64_t x)
 
 static void base64(const unsigned char *in, size_t len, char *out)
 {
-	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	static const char tab[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	size_t i;
 	uint32_t v;
 
@@ -736,7 +790,8 @@ static int handle_embeddings(struct mg_connection *conn, const cJSON *req, const
 	status = send_json(conn, 200, root);
 	goto out;
 bad_input:
-	status = send_error(conn, 400, "input must be a string, an array of strings or token arrays",
+	status = send_error(conn, 400,
+			    "input must be a string, an array of strings or token arrays",
 			    "input", NULL);
 out:
 	cJSON_Delete(root);
@@ -859,6 +914,23 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
 		status = send_error(conn, 400, msg, bad, NULL);
 		goto out;
 	}
+	if (post) {
+		req = cJSON_ParseWithOpts(body, NULL, 1);
+		if (!cJSON_IsObject(req)) {
+			status = send_error(conn, 400,
+					    "We could not parse the JSON body of your request.",
+					    NULL, NULL);
+			goto out;
+		}
+		/* The same knobs from a body field, for callers that can only shape
+		 * the body (a gateway forwards unknown fields but not headers). */
+		bad = knobs_from_body(req, &k);
+		if (bad) {
+			snprintf(msg, sizeof(msg), "invalid x_fake.%s", bad);
+			status = send_error(conn, 400, msg, bad, NULL);
+			goto out;
+		}
+	}
 	if (nap(k.latency_ms)) {
 		mg_disable_connection_keep_alive(conn);
 		status = 503;
@@ -867,14 +939,6 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
 	if (k.status) {
 		status = send_error(conn, (int)k.status, "injected failure", NULL, NULL);
 		goto out;
-	}
-	if (post) {
-		req = cJSON_ParseWithOpts(body, NULL, 1);
-		if (!cJSON_IsObject(req)) {
-			status = send_error(conn, 400, "We could not parse the JSON body of your request.",
-					    NULL, NULL);
-			goto out;
-		}
 	}
 	switch (route) {
 	case R_CHAT:
@@ -906,8 +970,8 @@ static int log_civetweb(const struct mg_connection *conn, const char *message)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: fake_upstream [--listen HOST:PORT] [--latency-ms N] [--threads N]\n"
-		   "                     [--chunks N] [--chunk-interval-ms N] [--completion-tokens N]\n"
-		   "                     [--keep-alive-ms N]\n"
+		   "                     [--chunks N] [--chunk-interval-ms N]\n"
+		   "                     [--completion-tokens N] [--keep-alive-ms N]\n"
 		   "Port 0 picks a free port; the chosen one is printed as\n"
 		   "\"listening on HOST:PORT\". See README.md for the x-fake-* headers.\n");
 }
@@ -928,7 +992,7 @@ static int parse_args(int argc, char **argv)
 		{ "--keep-alive-ms", &opt.keep_alive_ms, 0, 3600000L },
 	};
 	char name[32];
-	const char *arg, *val, *eq;
+	const char *arg = "", *val, *eq;
 	size_t f, nlen;
 	int i;
 
@@ -964,7 +1028,7 @@ static int parse_args(int argc, char **argv)
 	}
 	return 0;
 bad:
-	fprintf(stderr, "fake_upstream: bad argument near '%s'\n", argv[i < argc ? i : argc - 1]);
+	fprintf(stderr, "fake_upstream: bad or incomplete argument '%s'\n", arg);
 	return -1;
 }
 

@@ -7,12 +7,19 @@
 
 #include <stdint.h>
 
+#include "core/buf.h"
 #include "core/common.h"
 #include "crypto/secrets.h"
 #include "ledger/money.h"
 
 #define CATALOG_NAME_MAX 128
 #define CATALOG_URL_MAX 512
+#define CATALOG_PROVIDER_NAME_MAX 64
+#define CATALOG_API_KEY_MAX 4096        /* longest provider API key accepted */
+#define CATALOG_TIMEOUT_MAX 3600        /* seconds */
+#define CATALOG_MAX_OUTPUT_MAX 10000000 /* max_output_tokens upper bound */
+#define CATALOG_CONTEXT_MAX 100000000   /* context_window upper bound */
+#define CATALOG_TEST_TIMEOUT_MAX 10     /* seconds, for catalog_provider_test */
 
 enum provider_kind { PROVIDER_OPENAI = 0, PROVIDER_ECHO = 1 };
 enum model_kind { MODEL_CHAT = 0, MODEL_EMBEDDING = 1 };
@@ -39,15 +46,22 @@ struct model {
 	int enabled;
 };
 
-/* Install the secrets used to seal/open provider API keys. */
+/* Install the secrets used to seal/open provider API keys (a copy of the box
+ * key is kept) and initialise libcurl. Call once at startup, before threads. */
 void catalog_init(const tg_secrets_t *secrets);
 
-/* Lookups for the gateway (fast: prepared statements, no allocation). */
+/* Lookups for the gateway (fast: prepared statements, no allocation). They
+ * return disabled models and providers too; check `enabled`. */
 int catalog_model_get(const char *name, struct model *out);      /* TG_ENOTFOUND */
 int catalog_provider_get(int64_t id, struct provider *out);       /* TG_ENOTFOUND */
 /* The provider's API key, opened; caller frees with secrets_plain_free.
- * *key_out is NULL (TG_OK) when none is set. */
+ * *key_out is NULL (TG_OK) when none is set. TG_EPERM before catalog_init. */
 int catalog_provider_api_key(int64_t id, char **key_out, size_t *len_out);
+
+/* Same lookups by the other key, for pages and the CLI. Provider names
+ * compare without regard to case. */
+int catalog_model_get_by_id(int64_t id, struct model *out);            /* TG_ENOTFOUND */
+int catalog_provider_get_by_name(const char *name, struct provider *out); /* TG_ENOTFOUND */
 
 /* Upserts by name, used by pages and `tollgate models import`. For
  * providers, api_key NULL keeps the stored key, "" clears it. why gets a
@@ -56,5 +70,39 @@ int catalog_provider_upsert(const char *name, enum provider_kind kind, const cha
 			    const char *api_key, int64_t timeout_s, int enabled, int64_t *id_out,
 			    const char **why);
 int catalog_model_upsert(const struct model *m, int64_t *id_out, const char **why);
+
+/* The validation the upserts run, without writing. On TG_EINVAL *field names
+ * the offending field as in the import file ("name", "kind", "base_url",
+ * "api_key", "timeout_s"; for models "name", "provider", "upstream_model",
+ * "kind", "input_per_mtok", "cached_input_per_mtok", "output_per_mtok",
+ * "max_output_tokens", "context_window") and *why says what is wrong (both
+ * static strings). api_key may be NULL. */
+int catalog_provider_check(const char *name, enum provider_kind kind, const char *base_url,
+			   const char *api_key, int64_t timeout_s, const char **field,
+			   const char **why);
+int catalog_model_check(const struct model *m, const char **field, const char **why);
+
+/* "openai" | "echo" and "chat" | "embedding"; the parsers return -1 for
+ * anything else (including NULL). */
+const char *catalog_provider_kind_name(enum provider_kind k);
+int catalog_provider_kind_parse(const char *s);
+const char *catalog_model_kind_name(enum model_kind k);
+int catalog_model_kind_parse(const char *s);
+
+/* Audit detail for a price change: "input 2.50 -> 3.00, cached input 1.25 ->
+ * 1.25, output 10.00 -> 12.00", or with before == NULL just the new prices.
+ * Always NUL-terminated; out should hold 200 bytes. */
+void catalog_price_detail(const money_price_t *before, const money_price_t *after, char *out,
+			  size_t n);
+
+/* "Test connection" (catalog_probe.c): GET {base_url}/models with the
+ * provider's key (Bearer), its timeout capped at CATALOG_TEST_TIMEOUT_MAX,
+ * at most 1 MiB of body, no redirects. Appends a one-line human report to
+ * msg: "OK: HTTP 200, N models (a, b, c)" or the precise failure (transfer
+ * error, or HTTP status with the first 200 bytes of the body, with control
+ * characters and broken UTF-8 replaced). The echo kind answers locally with
+ * its models. TG_OK when the provider answered with a model list, TG_EIO
+ * otherwise, TG_ENOTFOUND for an unknown id. The key is never in msg. */
+int catalog_provider_test(int64_t id, buf_t *msg);
 
 #endif

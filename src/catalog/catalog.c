@@ -1,0 +1,540 @@
+/* catalog.c - providers and priced models: lookups, validation, upserts and
+ * the sealed provider API keys; see catalog.h. */
+#include "catalog/catalog.h"
+
+#include <curl/curl.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/timeutil.h"
+#include "store/db.h"
+
+/* Only the box key is kept; the pepper belongs to the API-key module. */
+static tg_secrets_t box;
+static int have_box;
+
+void catalog_init(const tg_secrets_t *secrets)
+{
+	sodium_memzero(&box, sizeof(box));
+	memcpy(box.box_key, secrets->box_key, sizeof(box.box_key));
+	have_box = 1;
+	/* Reference counted by libcurl, so other modules may call it too. */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		log_error("catalog: libcurl could not be initialised");
+}
+
+/* ------------------------------------------------------------- names */
+
+const char *catalog_provider_kind_name(enum provider_kind k)
+{
+	return k == PROVIDER_ECHO ? "echo" : "openai";
+}
+
+int catalog_provider_kind_parse(const char *s)
+{
+	if (s && strcmp(s, "openai") == 0)
+		return PROVIDER_OPENAI;
+	if (s && strcmp(s, "echo") == 0)
+		return PROVIDER_ECHO;
+	return -1;
+}
+
+const char *catalog_model_kind_name(enum model_kind k)
+{
+	return k == MODEL_EMBEDDING ? "embedding" : "chat";
+}
+
+int catalog_model_kind_parse(const char *s)
+{
+	if (s && strcmp(s, "chat") == 0)
+		return MODEL_CHAT;
+	if (s && strcmp(s, "embedding") == 0)
+		return MODEL_EMBEDDING;
+	return -1;
+}
+
+/* --------------------------------------------------------- validation */
+
+/* 1 when s is 1..max bytes, each a letter, a digit or one of `extra`. */
+static int name_ok(const char *s, size_t max, const char *extra)
+{
+	size_t n = 0;
+
+	if (!s || !*s)
+		return 0;
+	for (; *s; s++, n++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (n >= max)
+			return 0;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      strchr(extra, c)))
+			return 0;
+	}
+	return 1;
+}
+
+/* Check a base URL and copy it to out without trailing slashes. */
+static int url_normalize(const char *in, char out[CATALOG_URL_MAX + 1], const char **why)
+{
+	size_t n, scheme;
+	const char *p;
+
+	n = in ? strlen(in) : 0;
+	if (n > CATALOG_URL_MAX) {
+		*why = "Base URL is too long (at most 512 characters).";
+		return TG_EINVAL;
+	}
+	for (p = in; p && *p; p++) {
+		unsigned char c = (unsigned char)*p;
+
+		if (c <= ' ' || c == 0x7f) {
+			*why = "Base URL must not contain spaces, line breaks or control characters.";
+			return TG_EINVAL;
+		}
+		if (c == '?' || c == '#') {
+			*why = "Base URL must not contain a query (?) or fragment (#); paths such as "
+			       "/chat/completions are added to it.";
+			return TG_EINVAL;
+		}
+	}
+	if (strncmp(in ? in : "", "http://", 7) == 0)
+		scheme = 7;
+	else if (strncmp(in ? in : "", "https://", 8) == 0)
+		scheme = 8;
+	else {
+		*why = "Base URL must start with http:// or https://, like https://api.openai.com/v1.";
+		return TG_EINVAL;
+	}
+	while (n > scheme && in[n - 1] == '/')
+		n--;
+	if (n == scheme || in[scheme] == '/') {
+		*why = "Base URL needs a host name after the scheme, like https://api.openai.com/v1.";
+		return TG_EINVAL;
+	}
+	memcpy(out, in, n);
+	out[n] = '\0';
+	return TG_OK;
+}
+
+/* The key without surrounding whitespace (pasted keys often carry a newline). */
+static void key_trim(const char *k, const char **start, size_t *len)
+{
+	size_t n = strlen(k);
+
+	while (n && (*k == ' ' || *k == '\t' || *k == '\r' || *k == '\n')) {
+		k++;
+		n--;
+	}
+	while (n && (k[n - 1] == ' ' || k[n - 1] == '\t' || k[n - 1] == '\r' || k[n - 1] == '\n'))
+		n--;
+	*start = k;
+	*len = n;
+}
+
+static int key_check(const char *api_key, const char **why)
+{
+	const char *k;
+	size_t n, i;
+
+	if (!api_key)
+		return TG_OK;
+	key_trim(api_key, &k, &n);
+	if (n > CATALOG_API_KEY_MAX) {
+		*why = "API key is too long (at most 4096 characters).";
+		return TG_EINVAL;
+	}
+	for (i = 0; i < n; i++) {
+		if ((unsigned char)k[i] <= ' ' || (unsigned char)k[i] >= 0x7f) {
+			*why = "API key must be printable ASCII without spaces or line breaks.";
+			return TG_EINVAL;
+		}
+	}
+	return TG_OK;
+}
+
+int catalog_provider_check(const char *name, enum provider_kind kind, const char *base_url,
+			   const char *api_key, int64_t timeout_s, const char **field,
+			   const char **why)
+{
+	char url[CATALOG_URL_MAX + 1];
+
+	*field = "name";
+	if (!name_ok(name, CATALOG_PROVIDER_NAME_MAX, "._-")) {
+		*why = "Provider name must be 1 to 64 characters: letters, digits, dot, underscore "
+		       "or hyphen.";
+		return TG_EINVAL;
+	}
+	*field = "kind";
+	if (kind != PROVIDER_OPENAI && kind != PROVIDER_ECHO) {
+		*why = "Kind must be openai or echo.";
+		return TG_EINVAL;
+	}
+	*field = "base_url";
+	if (kind == PROVIDER_OPENAI && (!base_url || !*base_url)) {
+		*why = "Base URL is required for an OpenAI-compatible provider.";
+		return TG_EINVAL;
+	}
+	if (base_url && *base_url && url_normalize(base_url, url, why))
+		return TG_EINVAL;
+	*field = "api_key";
+	if (key_check(api_key, why))
+		return TG_EINVAL;
+	*field = "timeout_s";
+	if (timeout_s < 1 || timeout_s > CATALOG_TIMEOUT_MAX) {
+		*why = "Timeout must be between 1 and 3600 seconds.";
+		return TG_EINVAL;
+	}
+	*field = NULL;
+	return TG_OK;
+}
+
+static int provider_exists(int64_t id)
+{
+	sqlite3_stmt *st = db_stmt("SELECT 1 FROM providers WHERE id = :id");
+	int found;
+
+	if (!st || db_bind_int64(st, ":id", id))
+		return 0;
+	found = sqlite3_step(st) == SQLITE_ROW;
+	db_done(st);
+	return found;
+}
+
+int catalog_model_check(const struct model *m, const char **field, const char **why)
+{
+	const unsigned char *p;
+
+	*field = "name";
+	if (!name_ok(m->name, CATALOG_NAME_MAX, "._:/-")) {
+		*why = "Model name must be 1 to 128 characters: letters, digits and . _ : / -";
+		return TG_EINVAL;
+	}
+	*field = "upstream_model";
+	if (!m->upstream_model[0]) {
+		*why = "Upstream model is required: the model name the provider expects.";
+		return TG_EINVAL;
+	}
+	if (strnlen(m->upstream_model, sizeof(m->upstream_model)) > CATALOG_NAME_MAX) {
+		*why = "Upstream model is too long (at most 128 characters).";
+		return TG_EINVAL;
+	}
+	for (p = (const unsigned char *)m->upstream_model; *p; p++) {
+		if (*p < 0x20 || *p == 0x7f) {
+			*why = "Upstream model must not contain control characters.";
+			return TG_EINVAL;
+		}
+	}
+	*field = "kind";
+	if (m->kind != MODEL_CHAT && m->kind != MODEL_EMBEDDING) {
+		*why = "Kind must be chat or embedding.";
+		return TG_EINVAL;
+	}
+	*why = "Prices cannot be negative.";
+	*field = "input_per_mtok";
+	if (m->price.in < 0)
+		return TG_EINVAL;
+	*field = "cached_input_per_mtok";
+	if (m->price.cached_in < 0)
+		return TG_EINVAL;
+	*field = "output_per_mtok";
+	if (m->price.out < 0)
+		return TG_EINVAL;
+	*field = "max_output_tokens";
+	if (m->max_output_tokens < 1 || m->max_output_tokens > CATALOG_MAX_OUTPUT_MAX) {
+		*why = "Max output tokens must be between 1 and 10,000,000.";
+		return TG_EINVAL;
+	}
+	*field = "context_window";
+	if (m->context_window < 1 || m->context_window > CATALOG_CONTEXT_MAX) {
+		*why = "Context window must be between 1 and 100,000,000 tokens.";
+		return TG_EINVAL;
+	}
+	*field = "provider";
+	if (m->provider_id <= 0 || !provider_exists(m->provider_id)) {
+		*why = "The provider does not exist. Add it first.";
+		return TG_EINVAL;
+	}
+	*field = NULL;
+	*why = NULL;
+	return TG_OK;
+}
+
+/* ------------------------------------------------------------ lookups */
+
+/* Copy a column into a fixed array; 0 when it does not fit. */
+static int col_copy(sqlite3_stmt *st, int col, char *out, size_t n)
+{
+	const char *s = db_col_text(st, col);
+	size_t len = strlen(s);
+
+	if (len >= n)
+		return 0;
+	memcpy(out, s, len + 1);
+	return 1;
+}
+
+static int model_row(sqlite3_stmt *st, struct model *out)
+{
+	struct model m;
+
+	memset(&m, 0, sizeof(m));
+	m.id = sqlite3_column_int64(st, 0);
+	if (!col_copy(st, 1, m.name, sizeof(m.name)) ||
+	    !col_copy(st, 2, m.upstream_model, sizeof(m.upstream_model)))
+		return TG_ETOOBIG;
+	m.kind = strcmp(db_col_text(st, 3), "embedding") == 0 ? MODEL_EMBEDDING : MODEL_CHAT;
+	m.provider_id = sqlite3_column_int64(st, 4);
+	m.price.in = sqlite3_column_int64(st, 5);
+	m.price.cached_in = sqlite3_column_int64(st, 6);
+	m.price.out = sqlite3_column_int64(st, 7);
+	m.max_output_tokens = sqlite3_column_int64(st, 8);
+	m.context_window = sqlite3_column_int64(st, 9);
+	m.enabled = sqlite3_column_int(st, 10);
+	*out = m;
+	return TG_OK;
+}
+
+static int model_fetch(sqlite3_stmt *st, struct model *out)
+{
+	int rc;
+
+	if (!st)
+		return TG_EDB;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		rc = model_row(st, out);
+	else
+		rc = rc == SQLITE_DONE ? TG_ENOTFOUND : TG_EDB;
+	db_done(st);
+	return rc;
+}
+
+int catalog_model_get(const char *name, struct model *out)
+{
+	sqlite3_stmt *st = db_stmt("SELECT id, name, upstream_model, kind, provider_id, price_in,"
+				   " price_cached_in, price_out, max_output_tokens, context_window,"
+				   " enabled FROM models WHERE name = :name");
+
+	if (!name || !st || db_bind_text(st, ":name", name))
+		return st ? TG_ENOTFOUND : TG_EDB;
+	return model_fetch(st, out);
+}
+
+int catalog_model_get_by_id(int64_t id, struct model *out)
+{
+	sqlite3_stmt *st = db_stmt("SELECT id, name, upstream_model, kind, provider_id, price_in,"
+				   " price_cached_in, price_out, max_output_tokens, context_window,"
+				   " enabled FROM models WHERE id = :id");
+
+	if (!st || db_bind_int64(st, ":id", id))
+		return TG_EDB;
+	return model_fetch(st, out);
+}
+
+static int provider_fetch(sqlite3_stmt *st, struct provider *out)
+{
+	struct provider p;
+	int rc;
+
+	if (!st)
+		return TG_EDB;
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		db_done(st);
+		return rc == SQLITE_DONE ? TG_ENOTFOUND : TG_EDB;
+	}
+	memset(&p, 0, sizeof(p));
+	p.id = sqlite3_column_int64(st, 0);
+	rc = col_copy(st, 1, p.name, sizeof(p.name)) && col_copy(st, 3, p.base_url, sizeof(p.base_url)) ?
+		     TG_OK : TG_ETOOBIG;
+	p.kind = strcmp(db_col_text(st, 2), "echo") == 0 ? PROVIDER_ECHO : PROVIDER_OPENAI;
+	p.has_api_key = sqlite3_column_int(st, 4);
+	p.timeout_s = sqlite3_column_int64(st, 5);
+	p.enabled = sqlite3_column_int(st, 6);
+	db_done(st);
+	if (rc == TG_OK)
+		*out = p;
+	return rc;
+}
+
+int catalog_provider_get(int64_t id, struct provider *out)
+{
+	sqlite3_stmt *st = db_stmt("SELECT id, name, kind, base_url, api_key_sealed != '', timeout_s,"
+				   " enabled FROM providers WHERE id = :id");
+
+	if (!st || db_bind_int64(st, ":id", id))
+		return TG_EDB;
+	return provider_fetch(st, out);
+}
+
+int catalog_provider_get_by_name(const char *name, struct provider *out)
+{
+	sqlite3_stmt *st = db_stmt("SELECT id, name, kind, base_url, api_key_sealed != '', timeout_s,"
+				   " enabled FROM providers WHERE name = :name");
+
+	if (!name || !st || db_bind_text(st, ":name", name))
+		return st ? TG_ENOTFOUND : TG_EDB;
+	return provider_fetch(st, out);
+}
+
+int catalog_provider_api_key(int64_t id, char **key_out, size_t *len_out)
+{
+	sqlite3_stmt *st = db_stmt("SELECT api_key_sealed FROM providers WHERE id = :id");
+	char *sealed = NULL, *plain = NULL;
+	size_t n = 0;
+	int rc;
+
+	if (!have_box)
+		return TG_EPERM;
+	if (!st || db_bind_int64(st, ":id", id))
+		return TG_EDB;
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		db_done(st);
+		return rc == SQLITE_DONE ? TG_ENOTFOUND : TG_EDB;
+	}
+	if (*db_col_text(st, 0))
+		sealed = strdup(db_col_text(st, 0));
+	rc = *db_col_text(st, 0) && !sealed ? TG_ENOMEM : TG_OK;
+	db_done(st);
+	if (rc || !sealed)
+		goto out;
+	rc = secrets_open(&box, sealed, &plain, &n);
+	if (rc)
+		log_error("catalog: the API key of provider %lld cannot be opened (%s); was the "
+			  "secret file replaced?", (long long)id, tg_strerror(rc));
+out:
+	free(sealed);
+	if (rc == TG_OK) {
+		*key_out = plain;
+		*len_out = n;
+	}
+	return rc;
+}
+
+/* ------------------------------------------------------------ upserts */
+
+int catalog_provider_upsert(const char *name, enum provider_kind kind, const char *base_url,
+			    const char *api_key, int64_t timeout_s, int enabled, int64_t *id_out,
+			    const char **why)
+{
+	sqlite3_stmt *st;
+	char url[CATALOG_URL_MAX + 1] = "", *sealed = NULL;
+	const char *field, *key;
+	size_t keylen;
+	int rc;
+
+	if ((rc = catalog_provider_check(name, kind, base_url, api_key, timeout_s, &field, why)))
+		return rc;
+	if (base_url && *base_url && (rc = url_normalize(base_url, url, why)))
+		return rc;
+	if (api_key) {
+		key_trim(api_key, &key, &keylen);
+		if (keylen && !have_box) {
+			*why = "Provider keys cannot be sealed: the server secrets are not loaded.";
+			return TG_EPERM;
+		}
+		if (keylen && (rc = secrets_seal(&box, key, keylen, &sealed)))
+			return rc;
+		if (!keylen && !(sealed = strdup("")))
+			return TG_ENOMEM;
+	}
+	st = db_stmt("INSERT INTO providers(name, kind, base_url, api_key_sealed, timeout_s, enabled,"
+		     " created_at, updated_at) VALUES (:name, :kind, :url, coalesce(:sealed, ''),"
+		     " :timeout, :enabled, :now, :now)"
+		     " ON CONFLICT(name) DO UPDATE SET kind = excluded.kind,"
+		     " base_url = excluded.base_url, api_key_sealed = CASE WHEN :sealed IS NULL"
+		     " THEN api_key_sealed ELSE excluded.api_key_sealed END,"
+		     " timeout_s = excluded.timeout_s, enabled = excluded.enabled,"
+		     " updated_at = excluded.updated_at RETURNING id");
+	if (!st || db_bind_text(st, ":name", name) ||
+	    db_bind_text(st, ":kind", catalog_provider_kind_name(kind)) ||
+	    db_bind_text(st, ":url", url) || db_bind_text(st, ":sealed", sealed) ||
+	    db_bind_int64(st, ":timeout", timeout_s) || db_bind_int64(st, ":enabled", enabled ? 1 : 0) ||
+	    db_bind_int64(st, ":now", time_now())) {
+		rc = TG_EDB;
+		goto out;
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		if (id_out)
+			*id_out = sqlite3_column_int64(st, 0);
+		rc = TG_OK;
+	} else {
+		log_error("catalog: saving provider failed: %s", sqlite3_errmsg(db_get()));
+		rc = (rc & 0xff) == SQLITE_CONSTRAINT ? TG_ECONFLICT : TG_EDB;
+	}
+	db_done(st);
+out:
+	free(sealed);
+	return rc;
+}
+
+int catalog_model_upsert(const struct model *m, int64_t *id_out, const char **why)
+{
+	sqlite3_stmt *st;
+	const char *field;
+	int rc;
+
+	if ((rc = catalog_model_check(m, &field, why)))
+		return rc;
+	st = db_stmt("INSERT INTO models(name, provider_id, upstream_model, kind, price_in,"
+		     " price_cached_in, price_out, max_output_tokens, context_window, enabled,"
+		     " created_at, updated_at) VALUES (:name, :provider, :upstream, :kind, :in,"
+		     " :cached, :out, :max_out, :ctx, :enabled, :now, :now)"
+		     " ON CONFLICT(name) DO UPDATE SET provider_id = excluded.provider_id,"
+		     " upstream_model = excluded.upstream_model, kind = excluded.kind,"
+		     " price_in = excluded.price_in, price_cached_in = excluded.price_cached_in,"
+		     " price_out = excluded.price_out, max_output_tokens = excluded.max_output_tokens,"
+		     " context_window = excluded.context_window, enabled = excluded.enabled,"
+		     " updated_at = excluded.updated_at RETURNING id");
+	if (!st || db_bind_text(st, ":name", m->name) || db_bind_int64(st, ":provider", m->provider_id) ||
+	    db_bind_text(st, ":upstream", m->upstream_model) ||
+	    db_bind_text(st, ":kind", catalog_model_kind_name(m->kind)) ||
+	    db_bind_int64(st, ":in", m->price.in) || db_bind_int64(st, ":cached", m->price.cached_in) ||
+	    db_bind_int64(st, ":out", m->price.out) ||
+	    db_bind_int64(st, ":max_out", m->max_output_tokens) ||
+	    db_bind_int64(st, ":ctx", m->context_window) ||
+	    db_bind_int64(st, ":enabled", m->enabled ? 1 : 0) || db_bind_int64(st, ":now", time_now()))
+		return TG_EDB;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		if (id_out)
+			*id_out = sqlite3_column_int64(st, 0);
+		rc = TG_OK;
+	} else if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+		/* The provider went away between the check and the write. */
+		*why = "The provider does not exist. Add it first.";
+		rc = TG_EINVAL;
+	} else {
+		log_error("catalog: saving model failed: %s", sqlite3_errmsg(db_get()));
+		rc = TG_EDB;
+	}
+	db_done(st);
+	return rc;
+}
+
+/* ------------------------------------------------------------- audit */
+
+void catalog_price_detail(const money_price_t *before, const money_price_t *after, char *out,
+			  size_t n)
+{
+	char a[3][MONEY_FMT_LEN], b[3][MONEY_FMT_LEN];
+
+	money_format_short(after->in, a[0]);
+	money_format_short(after->cached_in, a[1]);
+	money_format_short(after->out, a[2]);
+	if (!before) {
+		snprintf(out, n, "input %s, cached input %s, output %s", a[0], a[1], a[2]);
+		return;
+	}
+	money_format_short(before->in, b[0]);
+	money_format_short(before->cached_in, b[1]);
+	money_format_short(before->out, b[2]);
+	snprintf(out, n, "input %s -> %s, cached input %s -> %s, output %s -> %s", b[0], a[0], b[1],
+		 a[1], b[2], a[2]);
+}

@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "apikeys/apikeys.h"
+#include "catalog/catalog.h"
 #include "core/common.h"
 #include "core/log.h"
 #include "crypto/secrets.h"
@@ -112,5 +114,7 @@ void app_init_modules(const struct tg_secrets *s)
 {
 	(void)s;
 	/* --- module init (one line per module) --- */
+	apikeys_init(s->pepper);
+	catalog_init(s);
 	/* --- end module init --- */
 }

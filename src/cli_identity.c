@@ -5,8 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "app.h"
 #include "cli.h"
+#include "crypto/secrets.h"
 #include "cli_commands.h"
+#include "apikeys/apikeys.h"
 #include "identity/identity.h"
 
 static const struct audit_actor cli_actor = { 0, "cli", "" };
@@ -86,23 +89,29 @@ static int user_disable(struct cli_args *a)
 {
 	const char *email = cli_opt(a, "email");
 	struct user u;
+	tg_secrets_t secrets;
+	int64_t revoked = 0;
 
 	if (!email) {
 		fprintf(stderr, "usage: tollgate user disable --email E\n");
 		return 2;
 	}
-	if (cli_open_store(a))
+	if (cli_open_store(a) || app_load_secrets(&a->cfg, &secrets))
 		return 1;
+	/* So a running server sees the revoked keys at once. */
+	app_init_modules(&secrets);
+	secrets_wipe(&secrets);
 	if (user_get_by_email(email, &u)) {
 		fprintf(stderr, "tollgate: no user with email %s\n", email);
 		return 1;
 	}
-	if (user_set_disabled(u.id, 1)) {
+	if (user_set_disabled(u.id, 1) || apikey_revoke_user(0, u.id, &revoked)) {
 		fprintf(stderr, "tollgate: could not disable %s\n", email);
 		return 1;
 	}
-	audit_add(&cli_actor, 0, "user.disable", email, "");
-	printf("disabled %s and ended their sessions\n", email);
+	audit_add(&cli_actor, 0, "user.disable", email, "signed out; API keys revoked");
+	printf("disabled %s, ended their sessions and revoked %lld API key(s)\n", email,
+	       (long long)revoked);
 	return 0;
 }
 
@@ -183,6 +192,50 @@ static int org_member(struct cli_args *a)
 	return 0;
 }
 
+static int parse_count(const char *s, int64_t *out)
+{
+	char *end;
+	long long v;
+
+	if (!s || !*s)
+		return TG_EINVAL;
+	v = strtoll(s, &end, 10);
+	if (*end || v < 0)
+		return TG_EINVAL;
+	*out = v;
+	return TG_OK;
+}
+
+static int org_limits(struct cli_args *a)
+{
+	const char *org = cli_opt(a, "org"), *rpm_s = cli_opt(a, "rpm"), *tpm_s = cli_opt(a, "tpm");
+	int64_t rpm = 0, tpm = 0;
+	char detail[96];
+	struct org o;
+
+	if (!org || (!rpm_s && !tpm_s) || (rpm_s && parse_count(rpm_s, &rpm)) ||
+	    (tpm_s && parse_count(tpm_s, &tpm))) {
+		fprintf(stderr, "usage: tollgate org limits --org NAME [--rpm N] [--tpm N]"
+				" (whole numbers; 0 = unlimited)\n");
+		return 2;
+	}
+	if (cli_open_store(a))
+		return 1;
+	if (org_get_by_name(org, &o)) {
+		fprintf(stderr, "tollgate: no organization named %s\n", org);
+		return 1;
+	}
+	if (org_set_limits(o.id, rpm, tpm)) {
+		fprintf(stderr, "tollgate: could not set the limits\n");
+		return 1;
+	}
+	snprintf(detail, sizeof(detail), "rpm %lld, tpm %lld", (long long)rpm, (long long)tpm);
+	audit_add(&cli_actor, o.id, "org.limits", org, detail);
+	printf("%s: %lld requests and %lld tokens per minute across all its keys (0 = unlimited)\n",
+	       org, (long long)rpm, (long long)tpm);
+	return 0;
+}
+
 int cmd_org(struct cli_args *a)
 {
 	struct cli_args rest;
@@ -194,6 +247,9 @@ int cmd_org(struct cli_args *a)
 		return org_add(&rest);
 	else if (strcmp(sub, "member") == 0)
 		return org_member(&rest);
-	fprintf(stderr, "usage: tollgate org add NAME | org member --org NAME --email E --role R\n");
+	else if (strcmp(sub, "limits") == 0)
+		return org_limits(&rest);
+	fprintf(stderr, "usage: tollgate org add NAME | org member --org NAME --email E --role R"
+			" | org limits --org NAME [--rpm N] [--tpm N]\n");
 	return 2;
 }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "app.h"
 #include "cli.h"
@@ -13,6 +14,7 @@
 #include "crypto/keys.h"
 #include "crypto/password.h"
 #include "crypto/secrets.h"
+#include "gateway/gw.h"
 #include "identity/identity.h"
 #include "http/server.h"
 #include "store/db.h"
@@ -77,6 +79,20 @@ static void print_setup_url(const struct cli_args *a)
 	       "  %s/setup?token=%s\n\n", base, token);
 }
 
+/* Each open stream holds about six descriptors (client, provider, the
+ * client library's internals, the worker's database files): raise the soft
+ * limit to the hard one, as a service manager would. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			log_warn("could not raise the open-file limit");
+	}
+}
+
 static int cmd_serve(struct cli_args *a)
 {
 	char err[512];
@@ -91,6 +107,7 @@ static int cmd_serve(struct cli_args *a)
 	/* Workers inherit this mask, so only sigwait() below sees the signals. */
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit();
 
 	if (app_lock(&a->cfg, err, sizeof(err))) {
 		fprintf(stderr, "tollgate: %s\n", err);
@@ -105,6 +122,13 @@ static int cmd_serve(struct cli_args *a)
 		fprintf(stderr, "tollgate: templates: %s\n", err);
 		goto out;
 	}
+	if (gw_init()) {
+		fprintf(stderr, "tollgate: cannot initialise the HTTP client library\n");
+		goto out;
+	}
+	server_on_thread_exit(gw_thread_cleanup);
+	if (db_checkpointer_start())
+		log_warn("could not start the WAL checkpointer; relying on automatic checkpoints");
 	if (server_start(&a->cfg, err, sizeof(err))) {
 		fprintf(stderr, "tollgate: %s\n", err);
 		goto out;
@@ -117,6 +141,8 @@ static int cmd_serve(struct cli_args *a)
 	sigwait(&set, &sig);
 	log_info("received %s: finishing in-flight requests", sig == SIGINT ? "SIGINT" : "SIGTERM");
 	server_stop();
+	db_checkpointer_stop();
+	gw_shutdown();
 	rc = 0;
 out:
 	web_shutdown();
@@ -134,7 +160,9 @@ static const struct command commands[] = {
 	{ "user", cmd_user,
 	  "user add --email E [--name N] [--admin] | user passwd --email E | user disable --email E",
 	  "manage users (the password is read from stdin or a prompt)" },
-	{ "org", cmd_org, "org add NAME | org member --org NAME --email E --role owner|admin|member",
+	{ "org", cmd_org,
+	  "org add NAME | org member --org NAME --email E --role owner|admin|member | "
+	  "org limits --org NAME [--rpm N] [--tpm N]",
 	  "manage organizations and their members" },
 	{ "keys", cmd_keys,
 	  "keys create --org NAME --name N [--rpm R] [--tpm T] [--limit AMOUNT --period P] "

@@ -5,6 +5,7 @@
 #include <cjson/cJSON.h>
 #include <string.h>
 
+#include "gateway/gw.h"
 #include "http/server.h"
 #include "store/db.h"
 #include "web/web.h"
@@ -51,15 +52,49 @@ const struct route tg_routes[] = {
 	{ "GET", "/audit", page_audit, AUTH_SESSION },
 
 	/* --- API keys (web/page_keys.c) --- */
+	{ "GET", "/keys", page_keys, AUTH_SESSION },
+	{ "POST", "/keys", page_keys_create, AUTH_SESSION },
+	{ "GET", "/keys/new", page_keys_new, AUTH_SESSION },
+	{ "GET", "/keys/:id", page_key, AUTH_SESSION },
+	{ "POST", "/keys/:id/limits", page_key_limits, AUTH_SESSION },
+	{ "POST", "/keys/:id/revoke", page_key_revoke, AUTH_SESSION },
+	{ "POST", "/keys/:id/rotate", page_key_rotate, AUTH_SESSION },
 	/* --- end API keys --- */
 
 	/* --- credits and redemption codes (web/page_credits.c) --- */
+	{ "GET", "/credits", page_credits, AUTH_SESSION },
+	{ "GET", "/credits.csv", page_credits_csv, AUTH_SESSION },
+	{ "POST", "/credits/grant", page_credits_grant, AUTH_ADMIN },
+	{ "POST", "/credits/redeem", page_credits_redeem, AUTH_SESSION },
+	{ "GET", "/codes", page_codes, AUTH_ADMIN },
+	{ "POST", "/codes", page_codes_create, AUTH_ADMIN },
 	/* --- end credits --- */
 
 	/* --- providers and pricing (web/page_catalog.c) --- */
+	{ "GET", "/providers", page_providers, AUTH_ADMIN },
+	{ "POST", "/providers", page_providers_save, AUTH_ADMIN },
+	{ "GET", "/providers/:id", page_provider_edit, AUTH_ADMIN },
+	{ "POST", "/providers/:id/test", page_provider_test, AUTH_ADMIN },
+	{ "GET", "/pricing", page_pricing, AUTH_SESSION },
+	{ "POST", "/pricing", page_pricing_save, AUTH_ADMIN },
+	{ "GET", "/pricing/:id", page_pricing_edit, AUTH_ADMIN },
 	/* --- end providers and pricing --- */
 
+	/* --- usage, request log and overview (web/page_usage.c) --- */
+	/* --- end usage --- */
+
+	/* --- budget alerts (web/page_alerts.c) --- */
+	/* --- end budget alerts --- */
+
+	/* --- metrics (gateway/metrics.c) --- */
+	/* --- end metrics --- */
+
 	/* --- gateway (gateway/) --- */
+	{ "POST", "/v1/chat/completions", gw_chat_completions, AUTH_APIKEY },
+	{ "POST", "/v1/embeddings", gw_embeddings, AUTH_APIKEY },
+	{ "GET", "/v1/models", gw_models, AUTH_APIKEY },
+	{ "GET", "/v1/providers", gw_providers, AUTH_APIKEY },
+	{ "GET", "/v1/key", gw_key_info, AUTH_APIKEY },
 	/* --- end gateway --- */
 };
 const size_t tg_routes_count = TG_ARRAY_LEN(tg_routes);
@@ -73,6 +108,8 @@ int routes_authorize(tg_req_t *r, const struct route *route)
 		return web_authenticate(r, 0);
 	case AUTH_ADMIN:
 		return web_authenticate(r, 1);
+	case AUTH_APIKEY:
+		return gw_authenticate(r);
 	default:
 		resp_error(r, 401, "invalid_request_error", "unauthorized", "Sign in first.");
 		return TG_EPERM;

@@ -36,6 +36,7 @@ typedef struct tg_req {
 	const char *path;  /* decoded path, without the query string */
 	const char *query; /* raw query string, or NULL */
 	char request_id[REQ_ID_MAX + 1];
+	int request_id_given; /* 1 when the client sent it (a retry may reuse it) */
 	int api;           /* 1 for /v1 and other JSON routes: errors as JSON */
 	int nparams;
 	char *params[REQ_MAX_PARAMS]; /* path parameters, in pattern order (owned) */

@@ -47,45 +47,47 @@ int resp_header(tg_req_t *r, const char *name, const char *value)
 	return buf_appendf(&r->headers, "%s: %s\r\n", name, value);
 }
 
-/* Status line and every header but the framing ones. */
-static int send_head(tg_req_t *r, int status, const char *content_type)
+/* Status line and every header but the framing ones, into b. */
+static int build_head(tg_req_t *r, buf_t *b, int status, const char *content_type)
 {
-	int n;
-
-	n = mg_printf(r->conn,
-		      "HTTP/1.1 %d %s\r\n"
-		      "Content-Type: %s\r\n"
-		      "X-Request-Id: %s\r\n"
-		      "X-Content-Type-Options: nosniff\r\n"
-		      "Referrer-Policy: same-origin\r\n"
-		      "X-Frame-Options: DENY\r\n"
-		      "Content-Security-Policy: default-src 'self'; frame-ancestors 'none'; "
-		      "base-uri 'none'; form-action 'self'\r\n"
-		      "%s"
-		      "%s",
-		      status, resp_status_text(status), content_type, r->request_id,
-		      strstr(r->headers.data ? r->headers.data : "", "Cache-Control:") ?
-			      "" : "Cache-Control: no-store\r\n",
-		      buf_cstr(&r->headers));
-	r->status = status;
-	return n > 0 ? TG_OK : TG_EIO;
+	return buf_appendf(b,
+			   "HTTP/1.1 %d %s\r\n"
+			   "Content-Type: %s\r\n"
+			   "X-Request-Id: %s\r\n"
+			   "X-Content-Type-Options: nosniff\r\n"
+			   "Referrer-Policy: same-origin\r\n"
+			   "X-Frame-Options: DENY\r\n"
+			   "Content-Security-Policy: default-src 'self'; frame-ancestors 'none'; "
+			   "base-uri 'none'; form-action 'self'\r\n"
+			   "%s"
+			   "%s",
+			   status, resp_status_text(status), content_type, r->request_id,
+			   strstr(buf_cstr(&r->headers), "Cache-Control:") ? "" :
+									 "Cache-Control: no-store\r\n",
+			   buf_cstr(&r->headers));
 }
 
 int resp_send(tg_req_t *r, int status, const char *content_type, const void *body, size_t len)
 {
+	buf_t b;
 	int rc;
 
 	if (r->status) {
 		log_error("response already sent for %s %s", r->method, r->path);
 		return TG_EINVAL;
 	}
-	if ((rc = send_head(r, status, content_type)))
-		return rc;
-	if (mg_printf(r->conn, "Content-Length: %zu\r\n\r\n", len) <= 0)
-		return TG_EIO;
-	if (len && strcmp(r->method, "HEAD") != 0 && mg_write(r->conn, body, len) != (int)len)
-		return TG_EIO;
-	return TG_OK;
+	/* One write for head and body: one packet for small answers. */
+	buf_init(&b, 0);
+	rc = build_head(r, &b, status, content_type);
+	if (!rc)
+		rc = buf_appendf(&b, "Content-Length: %zu\r\n\r\n", len);
+	if (!rc && len && strcmp(r->method, "HEAD") != 0)
+		rc = buf_append(&b, body, len);
+	r->status = status;
+	if (!rc && mg_write(r->conn, b.data, b.len) != (int)b.len)
+		rc = TG_EIO;
+	buf_free(&b);
+	return rc;
 }
 
 int resp_json(tg_req_t *r, int status, const cJSON *json)
@@ -171,18 +173,38 @@ int resp_error(tg_req_t *r, int status, const char *type, const char *code, cons
 
 int resp_stream_start(tg_req_t *r, int status, const char *content_type)
 {
+	buf_t b;
 	int rc;
 
-	if ((rc = send_head(r, status, content_type)))
-		return rc;
-	return mg_printf(r->conn, "Transfer-Encoding: chunked\r\n\r\n") > 0 ? TG_OK : TG_EIO;
+	buf_init(&b, 0);
+	rc = build_head(r, &b, status, content_type);
+	if (!rc)
+		rc = buf_puts(&b, "Transfer-Encoding: chunked\r\n\r\n");
+	r->status = status;
+	if (!rc && mg_write(r->conn, b.data, b.len) != (int)b.len)
+		rc = TG_EIO;
+	buf_free(&b);
+	return rc;
 }
 
 int resp_stream_write(tg_req_t *r, const void *p, size_t n)
 {
+	buf_t b;
+	int rc;
+
 	if (n == 0)
 		return TG_OK;
-	return mg_send_chunk(r->conn, p, (unsigned)n) > 0 ? TG_OK : TG_EIO;
+	/* Chunk framing and data in one write: one packet per event. */
+	buf_init(&b, 0);
+	rc = buf_appendf(&b, "%zx\r\n", n);
+	if (!rc)
+		rc = buf_append(&b, p, n);
+	if (!rc)
+		rc = buf_puts(&b, "\r\n");
+	if (!rc && mg_write(r->conn, b.data, b.len) != (int)b.len)
+		rc = TG_EIO;
+	buf_free(&b);
+	return rc;
 }
 
 int resp_stream_end(tg_req_t *r)

@@ -12,6 +12,12 @@
 #include "store/db.h"
 
 static struct mg_context *ctx;
+static void (*thread_exit_fn)(void);
+
+void server_on_thread_exit(void (*fn)(void))
+{
+	thread_exit_fn = fn;
+}
 static const tg_config_t *cfg_cur;
 
 const tg_config_t *server_config(void)
@@ -39,6 +45,7 @@ static void request_id_init(tg_req_t *r)
 		}
 		if (n > 0 && n <= REQ_ID_MAX && i == n) {
 			memcpy(r->request_id, given, n + 1);
+			r->request_id_given = 1;
 			return;
 		}
 	}
@@ -180,6 +187,8 @@ static void thread_exit(const struct mg_context *c, int thread_type, void *user)
 	(void)c;
 	(void)thread_type;
 	(void)user;
+	if (thread_exit_fn)
+		thread_exit_fn();
 	db_close_thread();
 }
 

@@ -14,6 +14,9 @@ int routes_authorize(tg_req_t *r, const struct route *route);
 
 /* Start serving (config must outlive the server). */
 int server_start(const tg_config_t *cfg, char *err, size_t errlen);
+/* A function every worker thread runs as it exits (closing per-thread
+ * resources: database connection, HTTP client). */
+void server_on_thread_exit(void (*fn)(void));
 /* Stop accepting, let in-flight requests finish, join the workers. */
 void server_stop(void);
 /* The running configuration. */

@@ -347,6 +347,21 @@ int org_get_by_name(const char *name, struct org *o)
 	return org_from_stmt(st, o);
 }
 
+int org_set_limits(int64_t org_id, int64_t rpm, int64_t tpm)
+{
+	sqlite3_stmt *st = db_stmt("UPDATE orgs SET rpm = :rpm, tpm = :tpm WHERE id = :id");
+	int rc;
+
+	if (rpm < 0 || tpm < 0)
+		return TG_EINVAL;
+	if (!st || db_bind_int64(st, ":rpm", rpm) || db_bind_int64(st, ":tpm", tpm) ||
+	    db_bind_int64(st, ":id", org_id))
+		return TG_EDB;
+	if ((rc = db_exec_stmt(st)))
+		return rc;
+	return db_changes() ? TG_OK : TG_ENOTFOUND;
+}
+
 enum role membership_role(int64_t org_id, int64_t user_id)
 {
 	sqlite3_stmt *st = db_stmt("SELECT role FROM memberships m JOIN users u ON u.id = m.user_id"

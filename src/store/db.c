@@ -5,9 +5,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "core/log.h"
 
+#define DB_CHECKPOINT_BYTES (16 << 20) /* restart the WAL once it passes this */
 #define STMT_SLOTS 512 /* power of two; more distinct statements than this still work, uncached */
 
 struct stmt_slot {
@@ -22,6 +25,10 @@ struct db_thread {
 };
 
 static char db_path[4096];
+/* One serving process per database (the lock file), so one writer at a time
+ * is enforced here: threads queue on this mutex instead of sleeping in
+ * SQLite's busy handler, which under load costs milliseconds per call. */
+static pthread_mutex_t db_write_mu = PTHREAD_MUTEX_INITIALIZER;
 static int db_sync_full;
 static int db_busy_ms = 5000;
 static pthread_key_t db_key;
@@ -85,7 +92,7 @@ static struct db_thread *db_thread(void)
 	sqlite3_busy_timeout(t->db, db_busy_ms);
 	snprintf(pragmas, sizeof(pragmas),
 		 "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=ON;"
-		 "PRAGMA temp_store=MEMORY;",
+		 "PRAGMA temp_store=MEMORY; PRAGMA journal_size_limit=67108864;",
 		 db_sync_full ? "FULL" : "NORMAL");
 	if (sqlite3_exec(t->db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
 		log_error("db: pragmas failed: %s", msg ? msg : "?");
@@ -243,8 +250,13 @@ int db_begin(void)
 		return TG_EDB;
 	}
 	st = db_stmt("BEGIN IMMEDIATE");
-	if (!st || db_exec_stmt(st) != TG_OK)
+	if (!st)
 		return TG_EDB;
+	pthread_mutex_lock(&db_write_mu);
+	if (db_exec_stmt(st) != TG_OK) {
+		pthread_mutex_unlock(&db_write_mu);
+		return TG_EDB;
+	}
 	t->in_tx = 1;
 	return TG_OK;
 }
@@ -262,7 +274,10 @@ int db_commit(void)
 		db_rollback();
 		return TG_EDB;
 	}
-	t->in_tx = 0;
+	if (t->in_tx) {
+		t->in_tx = 0;
+		pthread_mutex_unlock(&db_write_mu);
+	}
 	return TG_OK;
 }
 
@@ -274,7 +289,10 @@ void db_rollback(void)
 		return;
 	if (!sqlite3_get_autocommit(t->db))
 		sqlite3_exec(t->db, "ROLLBACK", NULL, NULL, NULL);
-	t->in_tx = 0;
+	if (t->in_tx) {
+		t->in_tx = 0;
+		pthread_mutex_unlock(&db_write_mu);
+	}
 }
 
 const char *db_col_text(sqlite3_stmt *st, int col)
@@ -308,6 +326,76 @@ void db_close_thread(void)
 		pthread_setspecific(db_key, NULL);
 		db_thread_free(t);
 	}
+}
+
+int db_checkpoint(void)
+{
+	sqlite3 *db = db_get();
+	int log = 0, done = 0, rc;
+
+	if (!db)
+		return TG_EDB;
+	/* RESTART waits for readers of the old log and lets writers start the log
+	 * over, so it cannot grow without bound under steady load. */
+	pthread_mutex_lock(&db_write_mu);
+	rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_RESTART, &log, &done);
+	pthread_mutex_unlock(&db_write_mu);
+	if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+		log_warn("db: checkpoint failed: %s", sqlite3_errmsg(db));
+		return TG_EDB;
+	}
+	return TG_OK;
+}
+
+static pthread_t ckpt_thread;
+static int ckpt_running;
+static pthread_mutex_t ckpt_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t ckpt_cv = PTHREAD_COND_INITIALIZER;
+
+static void *checkpointer(void *arg)
+{
+	char wal[4200];
+	struct stat st;
+	struct timespec until;
+
+	(void)arg;
+	snprintf(wal, sizeof(wal), "%s-wal", db_path);
+	pthread_mutex_lock(&ckpt_mu);
+	while (ckpt_running) {
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 1;
+		pthread_cond_timedwait(&ckpt_cv, &ckpt_mu, &until);
+		if (!ckpt_running)
+			break;
+		pthread_mutex_unlock(&ckpt_mu);
+		if (stat(wal, &st) == 0 && st.st_size > DB_CHECKPOINT_BYTES)
+			db_checkpoint();
+		pthread_mutex_lock(&ckpt_mu);
+	}
+	pthread_mutex_unlock(&ckpt_mu);
+	db_close_thread();
+	return NULL;
+}
+
+int db_checkpointer_start(void)
+{
+	ckpt_running = 1;
+	if (pthread_create(&ckpt_thread, NULL, checkpointer, NULL) != 0) {
+		ckpt_running = 0;
+		return TG_EIO;
+	}
+	return TG_OK;
+}
+
+void db_checkpointer_stop(void)
+{
+	if (!ckpt_running)
+		return;
+	pthread_mutex_lock(&ckpt_mu);
+	ckpt_running = 0;
+	pthread_cond_signal(&ckpt_cv);
+	pthread_mutex_unlock(&ckpt_mu);
+	pthread_join(ckpt_thread, NULL);
 }
 
 int db_healthy(void)

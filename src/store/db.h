@@ -45,6 +45,12 @@ int64_t db_changes(void);
 int64_t db_last_id(void);
 /* Close this thread's connection and its statements (also done at thread exit). */
 void db_close_thread(void);
+/* Checkpoint the WAL into the database and restart the log (a background
+ * thread of the server calls this periodically). */
+int db_checkpoint(void);
+/* A background thread that checkpoints once the WAL passes 16 MiB. */
+int db_checkpointer_start(void);
+void db_checkpointer_stop(void);
 /* 1 when a simple query works, for /health. */
 int db_healthy(void);
 

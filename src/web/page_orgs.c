@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "apikeys/apikeys.h"
 #include "store/db.h"
 #include "web/web.h"
 
@@ -291,6 +292,14 @@ int page_org_member_remove(tg_req_t *r)
 		return web_not_found(r);
 	if (rc)
 		return web_redirect_flash(r, loc, "error", "Could not remove the member.");
-	audit_add(&a, o.id, "member.remove", u.email, role_name(cur));
-	return web_redirect_flash(r, loc, "ok", "Member removed.");
+	{
+		int64_t n = 0;
+		char detail[96];
+
+		apikey_revoke_user(o.id, uid, &n);
+		snprintf(detail, sizeof(detail), "%s; %lld API key(s) revoked", role_name(cur),
+			 (long long)n);
+		audit_add(&a, o.id, "member.remove", u.email, detail);
+	}
+	return web_redirect_flash(r, loc, "ok", "Member removed; their API keys in this organization were revoked.");
 }

@@ -1,6 +1,9 @@
 /* page_overview.c - the landing page and the org switcher. */
 #include <stdlib.h>
 
+#include "core/timeutil.h"
+#include "ledger/ledger.h"
+#include "ledger/money.h"
 #include "store/db.h"
 #include "web/web.h"
 
@@ -15,9 +18,16 @@ int page_overview(tg_req_t *r)
 		cJSON_AddStringToObject(o, "name", s->org.name);
 		cJSON_AddStringToObject(o, "role", s->user.is_admin && membership_role(s->org.id, s->user.id) == ROLE_NONE ?
 					"instance admin" : role_name(s->role));
-		/* Filled in by the ledger and gateway; zero until they exist. */
-		cJSON_AddStringToObject(o, "balance", "0.00");
-		cJSON_AddStringToObject(o, "spend_month", "0.00");
+		{
+			char money[MONEY_FMT_LEN];
+			int64_t balance = 0;
+
+			ledger_balance(s->org.id, &balance);
+			money_format_short(balance, money);
+			cJSON_AddStringToObject(o, "balance", money);
+			money_format_short(ledger_org_spend(s->org.id, ledger_month_start(time_now())), money);
+			cJSON_AddStringToObject(o, "spend_month", money);
+		}
 		cJSON_AddStringToObject(o, "requests_today", "0");
 	}
 	return web_render(r, 200, "overview", d);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "apikeys/apikeys.h"
 #include "store/db.h"
 #include "web/web.h"
 
@@ -85,8 +86,11 @@ static int set_disabled(tg_req_t *r, int disabled)
 		return web_redirect_flash(r, "/users", "error", "You cannot disable yourself.");
 	if (user_set_disabled(id, disabled))
 		return web_redirect_flash(r, "/users", "error", "Could not change the user.");
-	audit_add(&a, 0, disabled ? "user.disable" : "user.enable", u.email, "");
-	return web_redirect_flash(r, "/users", "ok", disabled ? "User disabled and signed out." :
+	if (disabled)
+		apikey_revoke_user(0, id, NULL);
+	audit_add(&a, 0, disabled ? "user.disable" : "user.enable", u.email,
+		  disabled ? "signed out; API keys revoked" : "");
+	return web_redirect_flash(r, "/users", "ok", disabled ? "User disabled, signed out, and their API keys revoked." :
 								 "User enabled.");
 }
 

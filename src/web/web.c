@@ -82,7 +82,7 @@ static char *cookie(const tg_req_t *r, const char *base)
 
 /* ---------------------------------------------------------------- flash */
 
-static void urlencode(buf_t *b, const char *s)
+void web_urlencode(buf_t *b, const char *s)
 {
 	static const char hex[] = "0123456789ABCDEF";
 
@@ -103,7 +103,7 @@ int web_redirect_flash(tg_req_t *r, const char *location, const char *kind, cons
 	buf_init(&v, 1024);
 	buf_putc(&v, kind[0]);
 	buf_putc(&v, '.');
-	urlencode(&v, msg);
+	web_urlencode(&v, msg);
 	if (v.len < 1000)
 		web_set_cookie(r, "tg_flash", buf_cstr(&v), 60);
 	buf_free(&v);
@@ -294,7 +294,7 @@ int web_authenticate(tg_req_t *r, int admin_only)
 
 			buf_init(&loc, 1024);
 			buf_puts(&loc, "/login?next=");
-			urlencode(&loc, r->path);
+			web_urlencode(&loc, r->path);
 			resp_redirect(r, buf_cstr(&loc));
 			buf_free(&loc);
 		} else {

@@ -55,6 +55,8 @@ void web_set_cookie(tg_req_t *r, const char *name, const char *value, int max_ag
 /* Name of the cookie on this connection (adds __Host- under TLS); out >= 64 bytes. */
 void web_cookie_name(const tg_req_t *r, const char *base, char *out, size_t n);
 
+/* Append s percent-encoded for a URL query value (unreserved characters kept). */
+void web_urlencode(buf_t *b, const char *s);
 /* Small cJSON helpers for page data. */
 void web_add_time(cJSON *obj, const char *key, int64_t t);
 
@@ -82,12 +84,38 @@ int page_account_logout_all(tg_req_t *r);
 int page_audit(tg_req_t *r);
 
 /* --- API keys (web/page_keys.c) --- */
+int page_keys(tg_req_t *r);
+int page_keys_new(tg_req_t *r);
+int page_keys_create(tg_req_t *r);
+int page_key(tg_req_t *r);
+int page_key_limits(tg_req_t *r);
+int page_key_revoke(tg_req_t *r);
+int page_key_rotate(tg_req_t *r);
 /* --- end API keys --- */
 
 /* --- credits and redemption codes (web/page_credits.c) --- */
+int page_credits(tg_req_t *r);
+int page_credits_csv(tg_req_t *r);
+int page_credits_grant(tg_req_t *r);
+int page_credits_redeem(tg_req_t *r);
+int page_codes(tg_req_t *r);
+int page_codes_create(tg_req_t *r);
 /* --- end credits --- */
 
+/* --- usage, request log and overview (web/page_usage.c) --- */
+/* --- end usage --- */
+
+/* --- budget alerts (web/page_alerts.c) --- */
+/* --- end budget alerts --- */
+
 /* --- providers and pricing (web/page_catalog.c) --- */
+int page_providers(tg_req_t *r);
+int page_provider_edit(tg_req_t *r);
+int page_providers_save(tg_req_t *r);
+int page_provider_test(tg_req_t *r);
+int page_pricing(tg_req_t *r);
+int page_pricing_edit(tg_req_t *r);
+int page_pricing_save(tg_req_t *r);
 /* --- end providers and pricing --- */
 
 #endif

@@ -1,0 +1,66 @@
+/* gw_auth.c - API key authentication for every AUTH_APIKEY route: the key
+ * comes as `Authorization: Bearer tg_...` or in `x-api-key`; each way it can
+ * fail gets its own 401 message in the OpenAI envelope. */
+#include <string.h>
+#include <strings.h>
+
+#include "core/timeutil.h"
+#include "gateway/gw.h"
+
+/* One request is served by one thread: the key lives in thread-local storage. */
+static __thread struct gw_key tls_key;
+
+static int unauthorized(tg_req_t *r, const char *msg)
+{
+	resp_header(r, "WWW-Authenticate", "Bearer");
+	resp_error(r, 401, "invalid_request_error", "invalid_api_key", msg);
+	return TG_EPERM;
+}
+
+int gw_authenticate(tg_req_t *r)
+{
+	const char *auth = req_header(r, "Authorization");
+	const char *tok = NULL;
+	size_t len;
+	int rc;
+
+	if (req_header_count(r, "Authorization") > 1 || req_header_count(r, "x-api-key") > 1)
+		return unauthorized(r, "Send the API key once: several Authorization or x-api-key "
+				       "headers were given.");
+	if (auth) {
+		if (strncasecmp(auth, "Bearer ", 7) != 0)
+			return unauthorized(r, "The Authorization header must be 'Bearer tg_...'.");
+		tok = auth + 7;
+	} else {
+		tok = req_header(r, "x-api-key");
+	}
+	while (tok && (*tok == ' ' || *tok == '\t'))
+		tok++;
+	if (!tok || !*tok)
+		return unauthorized(r, "Missing API key. Send it as 'Authorization: Bearer tg_...' or "
+				       "in the x-api-key header.");
+	len = strlen(tok);
+	while (len > 0 && (tok[len - 1] == ' ' || tok[len - 1] == '\t'))
+		len--;
+	rc = apikey_authenticate(tok, len, &tls_key.k);
+	switch (rc) {
+	case TG_OK:
+		r->key = &tls_key;
+		return TG_OK;
+	case TG_EINVAL:
+		return unauthorized(r, "The API key is malformed: a Tollgate key is tg_ followed by 38 "
+				       "letters and digits, and this one has the wrong length, "
+				       "characters or checksum. Check that it was copied completely.");
+	case TG_ENOTFOUND:
+		return unauthorized(r, "The API key is not recognized. Create a key in the Tollgate "
+				       "dashboard.");
+	case TG_EPERM:
+		return unauthorized(r, apikey_state_of(&tls_key.k, time_now()) == APIKEY_EXPIRED ?
+					       "This API key has expired." :
+					       "This API key has been revoked.");
+	default:
+		resp_error(r, 503, "server_error", "unavailable",
+			   "The key could not be checked right now; try again.");
+		return TG_EDB;
+	}
+}

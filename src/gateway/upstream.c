@@ -1,0 +1,180 @@
+/* upstream.c - forwarding to OpenAI-compatible providers with libcurl.
+ *
+ * Each worker thread keeps one easy handle and reuses it, so connections to a
+ * provider stay alive between calls. Bytes are handed to the sink as they
+ * arrive; nothing buffers a whole stream here.
+ */
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/log.h"
+#include "core/timeutil.h"
+#include "gateway/gw.h"
+
+static __thread CURL *tls_curl;
+
+struct xfer {
+	struct gw_sink *sink;
+	long status;
+	char content_type[128];
+	int status_sent;
+	int aborted;
+	int64_t start_us;
+	int64_t *first_byte_us;
+};
+
+int gw_init(void)
+{
+	return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? TG_OK : TG_EIO;
+}
+
+void gw_shutdown(void)
+{
+	curl_global_cleanup();
+}
+
+void gw_thread_cleanup(void)
+{
+	if (tls_curl) {
+		curl_easy_cleanup(tls_curl);
+		tls_curl = NULL;
+	}
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud)
+{
+	struct xfer *x = ud;
+	size_t len = size * n;
+
+	if (len > 5 && strncmp(p, "HTTP/", 5) == 0) {
+		/* A new response (after 100 Continue or a redirect): reset. */
+		x->content_type[0] = '\0';
+	} else if (len > 13 && strncasecmp(p, "Content-Type:", 13) == 0) {
+		size_t i = 13, k = 0;
+
+		while (i < len && (p[i] == ' ' || p[i] == '\t'))
+			i++;
+		while (i < len && p[i] != '\r' && p[i] != '\n' && k + 1 < sizeof(x->content_type))
+			x->content_type[k++] = p[i++];
+		x->content_type[k] = '\0';
+	}
+	return len;
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+	struct xfer *x = ud;
+	size_t len = size * n;
+
+	if (!x->status_sent) {
+		curl_easy_getinfo(tls_curl, CURLINFO_RESPONSE_CODE, &x->status);
+		if (x->first_byte_us)
+			*x->first_byte_us = time_mono_us() - x->start_us;
+		x->status_sent = 1;
+		if (x->sink->on_status(x->sink->ud, (int)x->status, x->content_type)) {
+			x->aborted = 1;
+			return 0;
+		}
+	}
+	if (len && x->sink->on_body(x->sink->ud, p, len)) {
+		x->aborted = 1;
+		return 0; /* makes curl stop with CURLE_WRITE_ERROR */
+	}
+	return len;
+}
+
+int upstream_post(const struct provider *prov, const char *path, const char *body, size_t len,
+		  const char *request_id, struct gw_sink *sink, int64_t *first_byte_us, char *err,
+		  size_t errlen)
+{
+	struct curl_slist *hdrs = NULL;
+	char url[CATALOG_URL_MAX + 64], line[256];
+	char *key = NULL;
+	size_t keylen = 0;
+	struct xfer x;
+	CURLcode cc;
+	int rc;
+
+	memset(&x, 0, sizeof(x));
+	x.sink = sink;
+	x.start_us = time_mono_us();
+	x.first_byte_us = first_byte_us;
+	if (!tls_curl && !(tls_curl = curl_easy_init())) {
+		snprintf(err, errlen, "could not create an HTTP client");
+		return GW_FWD_CONNECT;
+	}
+	curl_easy_reset(tls_curl);
+	snprintf(url, sizeof(url), "%s%s", prov->base_url, path);
+	if (catalog_provider_api_key(prov->id, &key, &keylen) != TG_OK) {
+		snprintf(err, errlen, "the provider's API key could not be opened");
+		return GW_FWD_CONNECT;
+	}
+	hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+	hdrs = curl_slist_append(hdrs, "Accept: application/json, text/event-stream");
+	hdrs = curl_slist_append(hdrs, "Expect:");
+	snprintf(line, sizeof(line), "X-Request-Id: %s", request_id);
+	hdrs = curl_slist_append(hdrs, line);
+	if (key && keylen) {
+		buf_t auth;
+
+		buf_init(&auth, 8192);
+		if (buf_puts(&auth, "Authorization: Bearer ") == TG_OK &&
+		    buf_append(&auth, key, keylen) == TG_OK)
+			hdrs = curl_slist_append(hdrs, auth.data);
+		sodium_memzero(auth.data, auth.len);
+		buf_free(&auth);
+	}
+	if (key)
+		secrets_plain_free(key, keylen);
+	curl_easy_setopt(tls_curl, CURLOPT_URL, url);
+	curl_easy_setopt(tls_curl, CURLOPT_POST, 1L);
+	curl_easy_setopt(tls_curl, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(tls_curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	curl_easy_setopt(tls_curl, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(tls_curl, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(tls_curl, CURLOPT_HEADERDATA, &x);
+	curl_easy_setopt(tls_curl, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(tls_curl, CURLOPT_WRITEDATA, &x);
+	curl_easy_setopt(tls_curl, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+	curl_easy_setopt(tls_curl, CURLOPT_TIMEOUT_MS, (long)(prov->timeout_s * 1000));
+	curl_easy_setopt(tls_curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(tls_curl, CURLOPT_TCP_NODELAY, 1L);
+	curl_easy_setopt(tls_curl, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(tls_curl, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(tls_curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(tls_curl, CURLOPT_USERAGENT, "tollgate/" TG_VERSION);
+
+	cc = curl_easy_perform(tls_curl);
+	curl_slist_free_all(hdrs);
+	/* Forget the header list pointer held by the handle before it is reused. */
+	curl_easy_setopt(tls_curl, CURLOPT_HTTPHEADER, NULL);
+
+	if (cc == CURLE_OK && !x.status_sent) {
+		/* A response with an empty body still has a status. */
+		curl_easy_getinfo(tls_curl, CURLINFO_RESPONSE_CODE, &x.status);
+		x.status_sent = 1;
+		if (first_byte_us)
+			*first_byte_us = time_mono_us() - x.start_us;
+		sink->on_status(sink->ud, (int)x.status, x.content_type);
+	}
+	if (cc == CURLE_OK) {
+		rc = GW_FWD_OK;
+	} else if (x.aborted) {
+		rc = GW_FWD_ABORTED;
+		snprintf(err, errlen, "transfer stopped");
+	} else if (cc == CURLE_OPERATION_TIMEDOUT) {
+		rc = GW_FWD_TIMEOUT;
+		snprintf(err, errlen, "the provider did not answer within %lld s",
+			 (long long)prov->timeout_s);
+	} else if (x.status_sent) {
+		rc = GW_FWD_BROKEN;
+		snprintf(err, errlen, "the provider's connection broke: %s", curl_easy_strerror(cc));
+	} else {
+		rc = GW_FWD_CONNECT;
+		snprintf(err, errlen, "could not reach the provider: %s", curl_easy_strerror(cc));
+	}
+	return rc;
+}

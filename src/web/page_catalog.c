@@ -581,7 +581,7 @@ int page_pricing_save(tg_req_t *r)
 		if (catalog_provider_get(m.provider_id, &p) != TG_OK)
 			p.name[0] = '\0';
 		catalog_price_detail(NULL, &m.price, msg, sizeof(msg));
-		snprintf(detail, sizeof(detail), "provider %s, %s", p.name, msg);
+		snprintf(detail, sizeof(detail), "provider %.128s, %.200s", p.name, msg);
 	} else if (old.price.in != m.price.in || old.price.cached_in != m.price.cached_in ||
 		   old.price.out != m.price.out) {
 		action = "model.price";

@@ -1,0 +1,1093 @@
+/* page_usage.c - usage charts and totals (/usage, /usage.csv), the request
+ * log (/requests, /requests/:id) and the 30-day spend chart other pages show.
+ *
+ * Sums come from usage_daily or usage_hourly (migration 0006), rollups of
+ * the `requests` table kept by a trigger in the same transaction as each
+ * request row. Spend is therefore sum(requests.cost), which equals the ledger's usage
+ * debits for the same calls: the gateway writes the debit and the request
+ * row together. The request log reads `requests` itself.
+ *
+ * Scoping: members see the calls of the keys they created; org admins and
+ * owners (instance admins count as owners) the whole org being viewed.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/timeutil.h"
+#include "ledger/money.h"
+#include "store/db.h"
+#include "web/chart.h"
+#include "web/web.h"
+
+#define DAY 86400
+#define HOUR 3600
+#define MAX_DAYS 366
+#define MAX_HOURS 168
+#define TOP_SERIES 5      /* split charts: the biggest five, then "Other" */
+#define MAX_TRACKED 2000  /* distinct models/keys kept apart in the totals */
+#define MODEL_MAX 128
+#define CSV_FLUSH 65536
+
+enum split { SPLIT_NONE = 0, SPLIT_MODEL = 1, SPLIT_KEY = 2 };
+
+/* Who sees what: the org, and 0 or the member whose keys alone count. */
+struct scope {
+	int64_t org;
+	int64_t user;
+};
+
+static int scope_get(tg_req_t *r, struct scope *sc)
+{
+	struct web_session *s = r->session;
+
+	if (!s->org.id || s->role < ROLE_MEMBER)
+		return TG_ENOTFOUND;
+	sc->org = s->org.id;
+	sc->user = s->role >= ROLE_ADMIN ? 0 : s->user.id;
+	return TG_OK;
+}
+
+/* ------------------------------------------------------------- helpers */
+
+static void add_money(cJSON *o, const char *key, int64_t v)
+{
+	char s[MONEY_FMT_LEN];
+
+	money_format_short(v, s);
+	cJSON_AddStringToObject(o, key, s);
+}
+
+static void add_count(cJSON *o, const char *key, int64_t v)
+{
+	char s[32];
+
+	chart_format(CHART_COUNT, v, s);
+	cJSON_AddStringToObject(o, key, s);
+}
+
+static void add_flash(cJSON *d, const char *kind, const char *msg)
+{
+	cJSON *f = cJSON_AddObjectToObject(d, "flash");
+
+	cJSON_AddStringToObject(f, "kind", kind);
+	cJSON_AddStringToObject(f, "message", msg);
+}
+
+static char *trim(char *s)
+{
+	size_t n;
+
+	if (!s)
+		return NULL;
+	while (*s && isspace((unsigned char)*s))
+		s++;
+	n = strlen(s);
+	while (n && isspace((unsigned char)s[n - 1]))
+		s[--n] = '\0';
+	return s;
+}
+
+static int parse_day(const char *s, int64_t *t)
+{
+	return strlen(s) == 10 && time_parse(s, t) == TG_OK ? TG_OK : TG_EINVAL;
+}
+
+static void qs_add(buf_t *qs, const char *name, const char *value)
+{
+	if (!value || !*value)
+		return;
+	buf_puts(qs, qs->len ? "&" : "");
+	buf_puts(qs, name);
+	buf_putc(qs, '=');
+	web_urlencode(qs, value);
+}
+
+/* "tg_abcd1234 name" for a key id in the org, or a placeholder. */
+static void key_label(int64_t org, int64_t key, char *out, size_t n)
+{
+	sqlite3_stmt *st;
+
+	snprintf(out, n, key ? "key #%lld" : "(no key)", (long long)key);
+	if (!key)
+		return;
+	st = db_stmt("SELECT prefix, name FROM api_keys WHERE id = :id AND org_id = :org");
+	if (st && !db_bind_int64(st, ":id", key) && !db_bind_int64(st, ":org", org) &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		snprintf(out, n, "%s %s", db_col_text(st, 0), db_col_text(st, 1));
+	db_done(st);
+}
+
+/* Bucket labels: full ("2026-11-23", "2026-11-23 14:00") and short ("11-23",
+ * "14:00"; midnight of an hourly chart shows the date). */
+static void bucket_labels(int64_t t, int hourly, char full[24], char tick[12])
+{
+	char s[20];
+
+	time_format(t, s);
+	if (hourly) {
+		snprintf(full, 24, "%.13s:00", s);
+		if (t % DAY == 0)
+			snprintf(tick, 12, "%.5s", s + 5);
+		else
+			snprintf(tick, 12, "%.5s", s + 11);
+	} else {
+		snprintf(full, 24, "%.10s", s);
+		snprintf(tick, 12, "%.5s", s + 5);
+	}
+}
+
+/* ------------------------------------------------------------- filters */
+
+struct usage_filter {
+	int hourly;
+	enum split split;
+	int64_t key;
+	char model[MODEL_MAX];
+	char from[24], to[24];  /* as typed */
+	int64_t from_t, to_t;   /* [from_t, to_t), aligned to the bucket */
+	size_t n;               /* buckets */
+	const char *error;
+	char qs[512];           /* filters as a query string, for links */
+};
+
+static void range_default(struct usage_filter *f, int64_t now)
+{
+	if (f->hourly) {
+		f->to_t = now - now % HOUR + HOUR;
+		f->from_t = f->to_t - 48 * HOUR;
+	} else {
+		f->to_t = now - now % DAY + DAY;
+		f->from_t = f->to_t - 30 * DAY;
+	}
+}
+
+static void usage_filter_parse(tg_req_t *r, struct usage_filter *f)
+{
+	char *bucket = req_query(r, "bucket"), *split = req_query(r, "split"), *key = req_query(r, "key");
+	char *model = req_query(r, "model"), *from = req_query(r, "from"), *to = req_query(r, "to");
+	const char *b = trim(bucket), *sp = trim(split), *k = trim(key), *m = trim(model);
+	const char *fr = trim(from), *t = trim(to);
+	int64_t now = time_now(), span;
+	buf_t qs;
+
+	memset(f, 0, sizeof(*f));
+	if (b && *b && strcmp(b, "day") != 0) {
+		if (strcmp(b, "hour") == 0)
+			f->hourly = 1;
+		else
+			f->error = "Choose per day or per hour.";
+	}
+	if (sp && *sp) {
+		if (strcmp(sp, "model") == 0)
+			f->split = SPLIT_MODEL;
+		else if (strcmp(sp, "key") == 0)
+			f->split = SPLIT_KEY;
+		else
+			f->error = "Split the charts by model or by key, or not at all.";
+	}
+	if (k && *k && !(f->key = web_parse_id(k)))
+		f->error = "Choose a key from the list.";
+	if (m && *m) {
+		if (strlen(m) >= sizeof(f->model))
+			f->error = "That model name is too long.";
+		else
+			snprintf(f->model, sizeof(f->model), "%s", m);
+	}
+	range_default(f, now);
+	span = f->to_t - f->from_t;
+	if (fr && *fr) {
+		snprintf(f->from, sizeof(f->from), "%s", fr);
+		if (parse_day(fr, &f->from_t)) {
+			f->error = "The dates must be real days written YYYY-MM-DD, for example 2026-01-31.";
+			f->from[0] = '\0';
+		}
+	}
+	if (t && *t) {
+		snprintf(f->to, sizeof(f->to), "%s", t);
+		if (parse_day(t, &f->to_t)) {
+			f->error = "The dates must be real days written YYYY-MM-DD, for example 2026-01-31.";
+			f->to[0] = '\0';
+		} else {
+			f->to_t += DAY; /* the whole "to" day is included */
+			if (!f->from[0])
+				f->from_t = f->to_t - span;
+		}
+	}
+	if (!f->error && f->from_t >= f->to_t)
+		f->error = "The start date is after the end date.";
+	if (!f->error) {
+		int64_t n = (f->to_t - f->from_t) / (f->hourly ? HOUR : DAY);
+
+		if (f->hourly && n > MAX_HOURS)
+			f->error = "Hourly charts cover at most 7 days: choose a shorter range or per-day buckets.";
+		else if (!f->hourly && n > MAX_DAYS)
+			f->error = "Charts cover at most 366 days: choose a shorter range.";
+	}
+	if (f->error) {
+		/* Show the default range with the message. */
+		f->from[0] = f->to[0] = '\0';
+		range_default(f, now);
+	}
+	f->n = (size_t)((f->to_t - f->from_t) / (f->hourly ? HOUR : DAY));
+	buf_init(&qs, sizeof(f->qs) - 1);
+	qs_add(&qs, "bucket", f->hourly ? "hour" : "");
+	qs_add(&qs, "split", f->split == SPLIT_MODEL ? "model" : f->split == SPLIT_KEY ? "key" : "");
+	if (f->key)
+		buf_appendf(&qs, "%skey=%lld", qs.len ? "&" : "", (long long)f->key);
+	qs_add(&qs, "model", f->model);
+	qs_add(&qs, "from", f->from);
+	qs_add(&qs, "to", f->to);
+	snprintf(f->qs, sizeof(f->qs), "%s", buf_cstr(&qs));
+	buf_free(&qs);
+	free(bucket);
+	free(split);
+	free(key);
+	free(model);
+	free(from);
+	free(to);
+}
+
+/* --------------------------------------------------------------- query */
+
+struct usage_row {
+	size_t bucket;
+	size_t series;
+	int64_t requests, errors, prompt, completion, cost;
+};
+
+struct series {
+	char id[MODEL_MAX];  /* model name or key id as text ("" unsplit) */
+	char name[160];      /* legend name */
+	int64_t requests, errors, prompt, completion, cost;
+};
+
+struct usage {
+	struct usage_row *rows;
+	size_t nrows, caprows;
+	struct series *series;
+	size_t nseries, capseries;
+	struct series total;
+};
+
+static void usage_free(struct usage *u)
+{
+	free(u->rows);
+	free(u->series);
+	memset(u, 0, sizeof(*u));
+}
+
+static sqlite3_stmt *usage_stmt(const struct scope *sc, const struct usage_filter *f)
+{
+	sqlite3_stmt *st;
+
+	if (f->hourly)
+		st = db_stmt("SELECT (hour - :from) / :bucket, CASE :split WHEN 1 THEN model"
+			     " WHEN 2 THEN CAST(key_id AS TEXT) ELSE '' END, sum(requests), sum(errors),"
+			     " sum(prompt_tokens), sum(completion_tokens), sum(cost)"
+			     " FROM usage_hourly WHERE org_id = :org AND hour >= :from AND hour < :to"
+			     " AND (:key = 0 OR key_id = :key) AND (:model = '' OR model = :model)"
+			     " AND (:user = 0 OR key_id IN (SELECT id FROM api_keys WHERE org_id = :org"
+			     " AND created_by = :user))"
+			     " GROUP BY 1, 2 ORDER BY 1, 2");
+	else
+		st = db_stmt("SELECT (day - :from) / :bucket, CASE :split WHEN 1 THEN model"
+			     " WHEN 2 THEN CAST(key_id AS TEXT) ELSE '' END, sum(requests), sum(errors),"
+			     " sum(prompt_tokens), sum(completion_tokens), sum(cost)"
+			     " FROM usage_daily WHERE org_id = :org AND day >= :from AND day < :to"
+			     " AND (:key = 0 OR key_id = :key) AND (:model = '' OR model = :model)"
+			     " AND (:user = 0 OR key_id IN (SELECT id FROM api_keys WHERE org_id = :org"
+			     " AND created_by = :user))"
+			     " GROUP BY 1, 2 ORDER BY 1, 2");
+
+	if (!st || db_bind_int64(st, ":from", f->from_t) || db_bind_int64(st, ":to", f->to_t) ||
+	    db_bind_int64(st, ":bucket", f->hourly ? HOUR : DAY) ||
+	    db_bind_int64(st, ":split", f->split) || db_bind_int64(st, ":org", sc->org) ||
+	    db_bind_int64(st, ":key", f->key) || db_bind_text(st, ":model", f->model) ||
+	    db_bind_int64(st, ":user", sc->user)) {
+		db_done(st);
+		return NULL;
+	}
+	return st;
+}
+
+static size_t series_find(struct usage *u, const char *id)
+{
+	size_t i;
+
+	for (i = 0; i < u->nseries; i++)
+		if (strcmp(u->series[i].id, id) == 0)
+			return i;
+	if (u->nseries >= MAX_TRACKED)
+		return u->nseries - 1; /* beyond that, lumped with the last */
+	if (u->nseries == u->capseries) {
+		size_t cap = u->capseries ? u->capseries * 2 : 16;
+		struct series *p = realloc(u->series, cap * sizeof(*p));
+
+		if (!p)
+			return (size_t)-1;
+		u->series = p;
+		u->capseries = cap;
+	}
+	memset(&u->series[u->nseries], 0, sizeof(u->series[0]));
+	snprintf(u->series[u->nseries].id, sizeof(u->series[0].id), "%s", id);
+	return u->nseries++;
+}
+
+static void series_add(struct series *s, const struct usage_row *r)
+{
+	s->requests += r->requests;
+	s->errors += r->errors;
+	s->prompt += r->prompt;
+	s->completion += r->completion;
+	s->cost += r->cost;
+}
+
+static int usage_load(const struct scope *sc, const struct usage_filter *f, struct usage *u)
+{
+	sqlite3_stmt *st = usage_stmt(sc, f);
+	int rc = TG_OK, step;
+
+	memset(u, 0, sizeof(*u));
+	if (!st)
+		return TG_EDB;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		struct usage_row row;
+		int64_t b = sqlite3_column_int64(st, 0);
+
+		if (b < 0 || (size_t)b >= f->n)
+			continue;
+		row.bucket = (size_t)b;
+		row.series = series_find(u, db_col_text(st, 1));
+		row.requests = sqlite3_column_int64(st, 2);
+		row.errors = sqlite3_column_int64(st, 3);
+		row.prompt = sqlite3_column_int64(st, 4);
+		row.completion = sqlite3_column_int64(st, 5);
+		row.cost = sqlite3_column_int64(st, 6);
+		if (row.series == (size_t)-1) {
+			rc = TG_ENOMEM;
+			break;
+		}
+		if (u->nrows == u->caprows) {
+			size_t cap = u->caprows ? u->caprows * 2 : 64;
+			struct usage_row *p = realloc(u->rows, cap * sizeof(*p));
+
+			if (!p) {
+				rc = TG_ENOMEM;
+				break;
+			}
+			u->rows = p;
+			u->caprows = cap;
+		}
+		u->rows[u->nrows++] = row;
+		series_add(&u->series[row.series], &row);
+		series_add(&u->total, &row);
+	}
+	if (rc == TG_OK && step != SQLITE_DONE)
+		rc = TG_EDB;
+	db_done(st);
+	return rc;
+}
+
+static int by_cost_desc(const void *a, const void *b)
+{
+	const struct series *x = a, *y = b;
+
+	if (x->cost != y->cost)
+		return x->cost > y->cost ? -1 : 1;
+	if (x->requests != y->requests)
+		return x->requests > y->requests ? -1 : 1;
+	return strcmp(x->id, y->id);
+}
+
+/* Names for the series, biggest spend first; rows are renumbered to match. */
+static void usage_order(const struct scope *sc, const struct usage_filter *f, struct usage *u)
+{
+	size_t *map, i, j;
+	struct series *old;
+
+	if (!u->nseries)
+		return;
+	old = malloc(u->nseries * sizeof(*old));
+	map = malloc(u->nseries * sizeof(*map));
+	if (!old || !map) {
+		free(old);
+		free(map);
+		return;
+	}
+	memcpy(old, u->series, u->nseries * sizeof(*old));
+	qsort(u->series, u->nseries, sizeof(*u->series), by_cost_desc);
+	for (i = 0; i < u->nseries; i++)
+		for (j = 0; j < u->nseries; j++)
+			if (strcmp(old[i].id, u->series[j].id) == 0) {
+				map[i] = j;
+				break;
+			}
+	for (i = 0; i < u->nrows; i++)
+		u->rows[i].series = map[u->rows[i].series];
+	for (i = 0; i < u->nseries; i++) {
+		struct series *s = &u->series[i];
+
+		if (f->split == SPLIT_KEY)
+			key_label(sc->org, web_parse_id(s->id), s->name, sizeof(s->name));
+		else
+			snprintf(s->name, sizeof(s->name), "%s", s->id[0] ? s->id : "(no model)");
+	}
+	free(old);
+	free(map);
+}
+
+/* ---------------------------------------------------------------- charts */
+
+enum metric { M_SPEND, M_REQUESTS, M_TOKENS };
+
+static int64_t row_metric(const struct usage_row *r, enum metric m)
+{
+	return m == M_SPEND ? r->cost : m == M_REQUESTS ? r->requests : r->prompt + r->completion;
+}
+
+/* One chart of metric m over the filter's buckets: split by series (top
+ * five and "Other"), or for tokens unsplit, prompt and completion stacked. */
+static cJSON *usage_chart(const struct usage_filter *f, const struct usage *u, enum metric m)
+{
+	static const char *const titles[2][3] = {
+		{ "Spend per day", "Requests per day", "Tokens per day" },
+		{ "Spend per hour", "Requests per hour", "Tokens per hour" },
+	};
+	static const char *const words[] = { "credits", "requests", "tokens" };
+	char (*full)[24] = calloc(f->n ? f->n : 1, 24), (*tick)[12] = calloc(f->n ? f->n : 1, 12);
+	const char **lp = calloc(f->n ? f->n : 1, sizeof(char *)), **tp = calloc(f->n ? f->n : 1, sizeof(char *));
+	const char *names[TOP_SERIES + 1];
+	size_t ns = 1, i, s;
+	int64_t *v = NULL;
+	struct chart c;
+	cJSON *out = NULL;
+
+	if (!full || !tick || !lp || !tp)
+		goto out;
+	if (f->split != SPLIT_NONE && u->nseries > 0) {
+		ns = u->nseries > TOP_SERIES + 1 ? TOP_SERIES + 1 : u->nseries;
+		for (s = 0; s < ns; s++)
+			names[s] = s == TOP_SERIES ? "Other" : u->series[s].name;
+	} else if (m == M_TOKENS) {
+		ns = 2;
+		names[0] = "Prompt";
+		names[1] = "Completion";
+	}
+	if (!(v = calloc(ns * (f->n ? f->n : 1), sizeof(*v))))
+		goto out;
+	for (i = 0; i < f->n; i++) {
+		bucket_labels(f->from_t + (int64_t)i * (f->hourly ? HOUR : DAY), f->hourly, full[i], tick[i]);
+		lp[i] = full[i];
+		tp[i] = tick[i];
+	}
+	for (i = 0; i < u->nrows; i++) {
+		const struct usage_row *r = &u->rows[i];
+
+		if (f->split != SPLIT_NONE) {
+			s = r->series < TOP_SERIES ? r->series : TOP_SERIES;
+			v[s * f->n + r->bucket] += row_metric(r, m);
+		} else if (m == M_TOKENS) {
+			v[r->bucket] += r->prompt;
+			v[f->n + r->bucket] += r->completion;
+		} else {
+			v[r->bucket] += row_metric(r, m);
+		}
+	}
+	memset(&c, 0, sizeof(c));
+	c.title = titles[f->hourly][m];
+	c.unit = m == M_SPEND ? CHART_MONEY : CHART_COUNT;
+	c.unit_word = words[m];
+	c.empty_text = "No usage in this period.";
+	c.n = f->n;
+	c.labels = lp;
+	c.ticks = tp;
+	c.nseries = ns;
+	c.names = names;
+	c.values = v;
+	out = chart_json(&c);
+out:
+	free(full);
+	free(tick);
+	free(lp);
+	free(tp);
+	free(v);
+	return out;
+}
+
+cJSON *web_usage_chart(int64_t org_id, int64_t key_id, int64_t user_id, int days)
+{
+	struct scope sc = { org_id, user_id };
+	struct usage_filter f;
+	struct usage u;
+	cJSON *c = NULL;
+	int64_t now = time_now();
+
+	memset(&f, 0, sizeof(f));
+	f.key = key_id;
+	f.to_t = now - now % DAY + DAY;
+	f.from_t = f.to_t - (int64_t)(days > 0 && days <= MAX_DAYS ? days : 30) * DAY;
+	f.n = (size_t)((f.to_t - f.from_t) / DAY);
+	if (usage_load(&sc, &f, &u) == TG_OK)
+		c = usage_chart(&f, &u, M_SPEND);
+	usage_free(&u);
+	return c;
+}
+
+/* ------------------------------------------------------------ /usage */
+
+static void add_series_json(cJSON *o, const struct series *s, int64_t total_cost)
+{
+	add_count(o, "requests", s->requests);
+	add_count(o, "errors", s->errors);
+	add_count(o, "prompt", s->prompt);
+	add_count(o, "completion", s->completion);
+	add_count(o, "tokens", s->prompt + s->completion);
+	add_money(o, "spend", s->cost);
+	if (total_cost > 0) {
+		int64_t pm = (int64_t)((__int128)s->cost * 1000 / total_cost); /* per mille */
+		char p[48];
+
+		snprintf(p, sizeof(p), "%lld.%lld%%", (long long)(pm / 10), (long long)(pm % 10));
+		cJSON_AddStringToObject(o, "share", p);
+	}
+}
+
+static void add_filter_choices(cJSON *jf, const struct scope *sc, const struct usage_filter *f,
+			       int64_t key, const char *model)
+{
+	cJSON *keys = cJSON_AddArrayToObject(jf, "keys"), *models = cJSON_AddArrayToObject(jf, "models");
+	sqlite3_stmt *st;
+	int seen = 0;
+
+	TG_UNUSED(f);
+	st = db_stmt("SELECT id, prefix, name FROM api_keys WHERE org_id = :org"
+		     " AND (:user = 0 OR created_by = :user) ORDER BY revoked_at IS NOT NULL, name, id"
+		     " LIMIT 500");
+	if (st && !db_bind_int64(st, ":org", sc->org) && !db_bind_int64(st, ":user", sc->user)) {
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			cJSON *k = cJSON_CreateObject();
+			char label[200];
+
+			snprintf(label, sizeof(label), "%s %s", db_col_text(st, 1), db_col_text(st, 2));
+			cJSON_AddNumberToObject(k, "id", (double)sqlite3_column_int64(st, 0));
+			cJSON_AddStringToObject(k, "label", label);
+			cJSON_AddBoolToObject(k, "selected", sqlite3_column_int64(st, 0) == key);
+			cJSON_AddItemToArray(keys, k);
+		}
+	}
+	db_done(st);
+	st = db_stmt("SELECT name FROM models ORDER BY name LIMIT 500");
+	if (st) {
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			cJSON *m = cJSON_CreateObject();
+			int sel = strcmp(db_col_text(st, 0), model) == 0;
+
+			seen |= sel;
+			cJSON_AddStringToObject(m, "name", db_col_text(st, 0));
+			cJSON_AddBoolToObject(m, "selected", sel);
+			cJSON_AddItemToArray(models, m);
+		}
+	}
+	db_done(st);
+	if (model[0] && !seen) {
+		/* A model since removed from the catalog still filters. */
+		cJSON *m = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(m, "name", model);
+		cJSON_AddBoolToObject(m, "selected", 1);
+		cJSON_AddItemToArray(models, m);
+	}
+}
+
+int page_usage(tg_req_t *r)
+{
+	struct web_session *s = r->session;
+	struct usage_filter f;
+	struct scope sc = { 0, 0 };
+	struct usage u;
+	cJSON *d, *jf, *rows, *c;
+	int status = 200;
+	size_t i;
+
+	if (s->org.id && s->role < ROLE_MEMBER)
+		return web_not_found(r);
+	d = cJSON_CreateObject();
+	if (!s->org.id) {
+		cJSON_AddBoolToObject(d, "no_org", 1);
+		return web_render(r, 200, "usage", d);
+	}
+	scope_get(r, &sc);
+	usage_filter_parse(r, &f);
+	if (f.error) {
+		add_flash(d, "error", f.error);
+		status = 400;
+	}
+	cJSON_AddBoolToObject(d, "has_org", 1);
+	cJSON_AddStringToObject(d, "org", s->org.name);
+	cJSON_AddBoolToObject(d, "mine_only", sc.user != 0);
+	jf = cJSON_AddObjectToObject(d, "filter");
+	cJSON_AddStringToObject(jf, "from", f.from);
+	cJSON_AddStringToObject(jf, "to", f.to);
+	cJSON_AddStringToObject(jf, "qs", f.qs);
+	cJSON_AddBoolToObject(jf, "active", f.qs[0] != '\0');
+	cJSON_AddBoolToObject(jf, "hourly", f.hourly);
+	cJSON_AddBoolToObject(jf, "split_model", f.split == SPLIT_MODEL);
+	cJSON_AddBoolToObject(jf, "split_key", f.split == SPLIT_KEY);
+	add_filter_choices(jf, &sc, &f, f.key, f.model);
+	{
+		char a[24], b[24], tick[12];
+
+		bucket_labels(f.from_t, f.hourly, a, tick);
+		bucket_labels(f.to_t - (f.hourly ? HOUR : DAY), f.hourly, b, tick);
+		cJSON_AddStringToObject(d, "range_from", a);
+		cJSON_AddStringToObject(d, "range_to", b);
+	}
+	if (usage_load(&sc, &f, &u)) {
+		usage_free(&u);
+		cJSON_Delete(d);
+		return resp_error(r, 500, "server_error", NULL, "The usage could not be read.");
+	}
+	usage_order(&sc, &f, &u);
+	if ((c = usage_chart(&f, &u, M_SPEND)))
+		cJSON_AddItemToObject(d, "chart_spend", c);
+	if ((c = usage_chart(&f, &u, M_REQUESTS)))
+		cJSON_AddItemToObject(d, "chart_requests", c);
+	if ((c = usage_chart(&f, &u, M_TOKENS)))
+		cJSON_AddItemToObject(d, "chart_tokens", c);
+	add_series_json(cJSON_AddObjectToObject(d, "total"), &u.total, u.total.cost);
+	cJSON_AddStringToObject(d, "row_head", f.split == SPLIT_MODEL ? "Model" :
+					       f.split == SPLIT_KEY	 ? "Key" :
+					       f.hourly			 ? "Hour (UTC)" :
+										   "Day (UTC)");
+	rows = cJSON_AddArrayToObject(d, "rows");
+	if (f.split != SPLIT_NONE) {
+		for (i = 0; i < u.nseries; i++) {
+			cJSON *o = cJSON_CreateObject();
+
+			cJSON_AddStringToObject(o, "label", u.series[i].name);
+			if (f.split == SPLIT_KEY && web_parse_id(u.series[i].id))
+				cJSON_AddNumberToObject(o, "key_id", (double)web_parse_id(u.series[i].id));
+			add_series_json(o, &u.series[i], u.total.cost);
+			cJSON_AddItemToArray(rows, o);
+		}
+	} else {
+		/* One row per bucket with activity, newest first. */
+		struct series *per = calloc(f.n ? f.n : 1, sizeof(*per));
+
+		for (i = 0; per && i < u.nrows; i++)
+			series_add(&per[u.rows[i].bucket], &u.rows[i]);
+		for (i = f.n; per && i-- > 0;) {
+			cJSON *o;
+			char full[24], tick[12];
+
+			if (!per[i].requests)
+				continue;
+			o = cJSON_CreateObject();
+			bucket_labels(f.from_t + (int64_t)i * (f.hourly ? HOUR : DAY), f.hourly, full, tick);
+			cJSON_AddStringToObject(o, "label", full);
+			add_series_json(o, &per[i], u.total.cost);
+			cJSON_AddItemToArray(rows, o);
+		}
+		free(per);
+	}
+	cJSON_AddBoolToObject(d, "has_rows", cJSON_GetArraySize(rows) > 0);
+	cJSON_AddBoolToObject(d, "split", f.split != SPLIT_NONE);
+	usage_free(&u);
+	return web_render(r, status, "usage", d);
+}
+
+/* One CSV field; text a spreadsheet would run as a formula gets a quote. */
+static void csv_field(buf_t *b, const char *s)
+{
+	int quote = strpbrk(s, ",\"\r\n") != NULL;
+
+	if (quote)
+		buf_putc(b, '"');
+	if (s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@')
+		buf_putc(b, '\'');
+	for (; *s; s++) {
+		if (*s == '"')
+			buf_putc(b, '"');
+		buf_putc(b, *s);
+	}
+	if (quote)
+		buf_putc(b, '"');
+}
+
+int page_usage_csv(tg_req_t *r)
+{
+	struct usage_filter f;
+	struct scope sc = { 0, 0 };
+	char name[96], disp[160], day[11], amt[MONEY_FMT_LEN], label[200], full[24], tick[12];
+	sqlite3_stmt *st;
+	buf_t b;
+	int rc;
+
+	if (scope_get(r, &sc))
+		return web_not_found(r);
+	usage_filter_parse(r, &f);
+	if (f.error)
+		return resp_error(r, 400, "invalid_request_error", NULL, f.error);
+	if (!(st = usage_stmt(&sc, &f)))
+		return resp_error(r, 500, "server_error", NULL, "The export could not be read.");
+	time_format_date(time_now(), day);
+	snprintf(name, sizeof(name), "usage-org%lld-%s.csv", (long long)sc.org, day);
+	snprintf(disp, sizeof(disp), "attachment; filename=\"%s\"", name);
+	resp_header(r, "Content-Disposition", disp);
+	if ((rc = resp_stream_start(r, 200, "text/csv; charset=utf-8"))) {
+		db_done(st);
+		return rc;
+	}
+	buf_init(&b, CSV_FLUSH * 2);
+	buf_puts(&b, f.hourly ? "hour" : "day");
+	buf_puts(&b, f.split == SPLIT_MODEL ? ",model" : f.split == SPLIT_KEY ? ",key_id,key" : "");
+	buf_puts(&b, ",requests,errors,prompt_tokens,completion_tokens,spend\r\n");
+	while (rc == TG_OK && sqlite3_step(st) == SQLITE_ROW) {
+		int64_t bucket = sqlite3_column_int64(st, 0);
+
+		if (bucket < 0 || (size_t)bucket >= f.n)
+			continue;
+		bucket_labels(f.from_t + bucket * (f.hourly ? HOUR : DAY), f.hourly, full, tick);
+		buf_puts(&b, full);
+		if (f.split == SPLIT_MODEL) {
+			buf_putc(&b, ',');
+			csv_field(&b, db_col_text(st, 1));
+		} else if (f.split == SPLIT_KEY) {
+			int64_t key = web_parse_id(db_col_text(st, 1));
+
+			key_label(sc.org, key, label, sizeof(label));
+			buf_appendf(&b, ",%lld,", (long long)key);
+			csv_field(&b, label);
+		}
+		money_format(sqlite3_column_int64(st, 6), amt);
+		buf_appendf(&b, ",%lld,%lld,%lld,%lld,%s\r\n", (long long)sqlite3_column_int64(st, 2),
+			    (long long)sqlite3_column_int64(st, 3), (long long)sqlite3_column_int64(st, 4),
+			    (long long)sqlite3_column_int64(st, 5), amt);
+		if (b.len >= CSV_FLUSH) {
+			rc = resp_stream_write(r, b.data, b.len);
+			buf_reset(&b);
+		}
+	}
+	db_done(st);
+	if (rc == TG_OK && b.len)
+		rc = resp_stream_write(r, b.data, b.len);
+	buf_free(&b);
+	if (rc == TG_OK)
+		rc = resp_stream_end(r);
+	return rc;
+}
+
+/* --------------------------------------------------------- /requests */
+
+struct log_filter {
+	char status[8];   /* "", "ok", "error" or a code */
+	int64_t smin, smax;
+	int64_t key;
+	char model[MODEL_MAX];
+	char from[24], to[24];
+	int64_t from_t, to_t;
+	int64_t before;
+	const char *error;
+	char qs[512];
+};
+
+static void log_filter_parse(tg_req_t *r, struct log_filter *f)
+{
+	char *status = req_query(r, "status"), *key = req_query(r, "key"), *model = req_query(r, "model");
+	char *from = req_query(r, "from"), *to = req_query(r, "to"), *before = req_query(r, "before");
+	const char *st = trim(status), *k = trim(key), *m = trim(model), *fr = trim(from), *t = trim(to);
+	buf_t qs;
+
+	memset(f, 0, sizeof(*f));
+	f->smin = 0;
+	f->smax = 999;
+	f->to_t = INT64_MAX;
+	f->before = web_parse_id(before);
+	if (st && *st) {
+		if (strcmp(st, "ok") == 0) {
+			f->smin = 200;
+			f->smax = 399;
+		} else if (strcmp(st, "error") == 0) {
+			f->smin = 400;
+		} else if (strlen(st) == 3 && isdigit((unsigned char)st[0]) && st[0] >= '1' &&
+			   isdigit((unsigned char)st[1]) && isdigit((unsigned char)st[2])) {
+			f->smin = f->smax = atoi(st);
+		} else {
+			f->error = "Filter the status by ok, error or a three-digit code such as 402.";
+		}
+		if (!f->error)
+			snprintf(f->status, sizeof(f->status), "%s", st);
+	}
+	if (k && *k && !(f->key = web_parse_id(k)))
+		f->error = "Choose a key from the list.";
+	if (m && *m) {
+		if (strlen(m) >= sizeof(f->model))
+			f->error = "That model name is too long.";
+		else
+			snprintf(f->model, sizeof(f->model), "%s", m);
+	}
+	if (fr && *fr) {
+		snprintf(f->from, sizeof(f->from), "%s", fr);
+		if (parse_day(fr, &f->from_t)) {
+			f->error = "The dates must be real days written YYYY-MM-DD, for example 2026-01-31.";
+			f->from_t = 0;
+			f->from[0] = '\0';
+		}
+	}
+	if (t && *t) {
+		snprintf(f->to, sizeof(f->to), "%s", t);
+		if (parse_day(t, &f->to_t)) {
+			f->error = "The dates must be real days written YYYY-MM-DD, for example 2026-01-31.";
+			f->to_t = INT64_MAX;
+			f->to[0] = '\0';
+		} else {
+			f->to_t += DAY;
+		}
+	}
+	if (!f->error && f->from_t >= f->to_t)
+		f->error = "The start date is after the end date.";
+	buf_init(&qs, sizeof(f->qs) - 1);
+	qs_add(&qs, "status", f->status);
+	if (f->key)
+		buf_appendf(&qs, "%skey=%lld", qs.len ? "&" : "", (long long)f->key);
+	qs_add(&qs, "model", f->model);
+	qs_add(&qs, "from", f->from);
+	qs_add(&qs, "to", f->to);
+	snprintf(f->qs, sizeof(f->qs), "%s", buf_cstr(&qs));
+	buf_free(&qs);
+	free(status);
+	free(key);
+	free(model);
+	free(from);
+	free(to);
+	free(before);
+}
+
+static const char *status_badge(int64_t status)
+{
+	return status < 300 ? "badge-ok" : status == 402 || status == 429 ? "badge-warn" : "badge-danger";
+}
+
+static void add_ms(cJSON *o, const char *key, int64_t ms)
+{
+	char s[32];
+
+	if (ms >= 10000)
+		snprintf(s, sizeof(s), "%lld.%llds", (long long)(ms / 1000), (long long)(ms % 1000 / 100));
+	else
+		snprintf(s, sizeof(s), "%lld ms", (long long)ms);
+	cJSON_AddStringToObject(o, key, s);
+}
+
+/* Columns shared by the log and the overview's last requests. */
+#define LOG_COLUMNS                                                                                \
+	"r.id, r.created_at, coalesce(k.prefix, ''), coalesce(k.name, ''), coalesce(r.key_id, 0),"  \
+	" r.model, r.status, r.prompt_tokens, r.completion_tokens, r.cost, r.usage_source,"         \
+	" r.total_ms, r.stream, r.endpoint"
+
+static cJSON *web_request_row(sqlite3_stmt *st)
+{
+	cJSON *o = cJSON_CreateObject();
+	int64_t status = sqlite3_column_int64(st, 6);
+	char code[8];
+
+	cJSON_AddNumberToObject(o, "id", (double)sqlite3_column_int64(st, 0));
+	web_add_time(o, "time", sqlite3_column_int64(st, 1));
+	cJSON_AddStringToObject(o, "key_prefix", db_col_text(st, 2));
+	cJSON_AddStringToObject(o, "key_name", db_col_text(st, 3));
+	cJSON_AddNumberToObject(o, "key_id", (double)sqlite3_column_int64(st, 4));
+	cJSON_AddStringToObject(o, "model", db_col_text(st, 5));
+	snprintf(code, sizeof(code), "%lld", (long long)status);
+	cJSON_AddStringToObject(o, "status", code);
+	cJSON_AddStringToObject(o, "badge", status_badge(status));
+	cJSON_AddBoolToObject(o, "failed", status >= 400);
+	add_count(o, "prompt", sqlite3_column_int64(st, 7));
+	add_count(o, "completion", sqlite3_column_int64(st, 8));
+	add_count(o, "tokens", sqlite3_column_int64(st, 7) + sqlite3_column_int64(st, 8));
+	add_money(o, "cost", sqlite3_column_int64(st, 9));
+	cJSON_AddStringToObject(o, "source", db_col_text(st, 10));
+	cJSON_AddBoolToObject(o, "estimated", strcmp(db_col_text(st, 10), "estimated") == 0);
+	add_ms(o, "latency", sqlite3_column_int64(st, 11));
+	cJSON_AddBoolToObject(o, "stream", sqlite3_column_int(st, 12));
+	cJSON_AddStringToObject(o, "endpoint", db_col_text(st, 13));
+	return o;
+}
+
+int web_recent_requests(cJSON *list, int64_t org_id, int64_t user_id, int limit)
+{
+	/* The unary + keeps the planner on (org_id, id), newest first. */
+	sqlite3_stmt *st = db_stmt("SELECT " LOG_COLUMNS " FROM requests r"
+				   " LEFT JOIN api_keys k ON k.id = r.key_id"
+				   " WHERE r.org_id = :org AND (:user = 0 OR +r.key_id IN"
+				   " (SELECT id FROM api_keys WHERE org_id = :org AND created_by = :user))"
+				   " ORDER BY r.id DESC LIMIT :limit");
+	int n = 0;
+
+	if (!st || db_bind_int64(st, ":org", org_id) || db_bind_int64(st, ":user", user_id) ||
+	    db_bind_int64(st, ":limit", limit)) {
+		db_done(st);
+		return TG_EDB;
+	}
+	while (sqlite3_step(st) == SQLITE_ROW && n++ < limit)
+		cJSON_AddItemToArray(list, web_request_row(st));
+	db_done(st);
+	return n;
+}
+
+int page_requests(tg_req_t *r)
+{
+	struct web_session *s = r->session;
+	struct log_filter f;
+	struct scope sc = { 0, 0 };
+	cJSON *d, *jf, *list;
+	sqlite3_stmt *st;
+	int64_t last = 0;
+	int n = 0, status = 200;
+
+	if (s->org.id && s->role < ROLE_MEMBER)
+		return web_not_found(r);
+	d = cJSON_CreateObject();
+	if (!s->org.id) {
+		cJSON_AddBoolToObject(d, "no_org", 1);
+		return web_render(r, 200, "requests", d);
+	}
+	scope_get(r, &sc);
+	log_filter_parse(r, &f);
+	if (f.error) {
+		add_flash(d, "error", f.error);
+		status = 400;
+	}
+	cJSON_AddBoolToObject(d, "has_org", 1);
+	cJSON_AddStringToObject(d, "org", s->org.name);
+	cJSON_AddBoolToObject(d, "mine_only", sc.user != 0);
+	jf = cJSON_AddObjectToObject(d, "filter");
+	cJSON_AddStringToObject(jf, "from", f.from);
+	cJSON_AddStringToObject(jf, "to", f.to);
+	cJSON_AddStringToObject(jf, "qs", f.qs);
+	cJSON_AddBoolToObject(jf, "active", f.qs[0] != '\0');
+	{
+		static const struct { const char *value, *label; } sts[] = {
+			{ "ok", "Succeeded" }, { "error", "Failed" }, { "402", "402 out of credits" },
+			{ "429", "429 rate limited" }, { "502", "502 upstream error" },
+			{ "504", "504 upstream timeout" },
+		};
+		cJSON *a = cJSON_AddArrayToObject(jf, "statuses");
+		size_t i;
+		int found = 0;
+
+		for (i = 0; i < TG_ARRAY_LEN(sts); i++) {
+			cJSON *o = cJSON_CreateObject();
+			int sel = strcmp(f.status, sts[i].value) == 0;
+
+			found |= sel;
+			cJSON_AddStringToObject(o, "value", sts[i].value);
+			cJSON_AddStringToObject(o, "label", sts[i].label);
+			cJSON_AddBoolToObject(o, "selected", sel);
+			cJSON_AddItemToArray(a, o);
+		}
+		if (f.status[0] && !found) {
+			cJSON *o = cJSON_CreateObject();
+
+			cJSON_AddStringToObject(o, "value", f.status);
+			cJSON_AddStringToObject(o, "label", f.status);
+			cJSON_AddBoolToObject(o, "selected", 1);
+			cJSON_AddItemToArray(a, o);
+		}
+	}
+	{
+		struct usage_filter uf;
+
+		memset(&uf, 0, sizeof(uf));
+		add_filter_choices(jf, &sc, &uf, f.key, f.model);
+	}
+	list = cJSON_AddArrayToObject(d, "requests");
+	/* Unary + on the filtered columns keeps the planner on (org_id, id):
+	 * a page is read newest first and stops after 51 matches. */
+	st = db_stmt("SELECT " LOG_COLUMNS " FROM requests r LEFT JOIN api_keys k ON k.id = r.key_id"
+		     " WHERE r.org_id = :org AND r.id < :before"
+		     " AND +r.status BETWEEN :smin AND :smax"
+		     " AND (:key = 0 OR +r.key_id = :key) AND (:model = '' OR +r.model = :model)"
+		     " AND +r.created_at >= :from AND +r.created_at < :to"
+		     " AND (:user = 0 OR +r.key_id IN (SELECT id FROM api_keys WHERE org_id = :org"
+		     " AND created_by = :user))"
+		     " ORDER BY r.id DESC LIMIT :limit");
+	if (st && !db_bind_int64(st, ":org", sc.org) &&
+	    !db_bind_int64(st, ":before", f.before ? f.before : INT64_MAX) &&
+	    !db_bind_int64(st, ":smin", f.smin) && !db_bind_int64(st, ":smax", f.smax) &&
+	    !db_bind_int64(st, ":key", f.key) && !db_bind_text(st, ":model", f.model) &&
+	    !db_bind_int64(st, ":from", f.from_t) && !db_bind_int64(st, ":to", f.to_t) &&
+	    !db_bind_int64(st, ":user", sc.user) && !db_bind_int64(st, ":limit", WEB_PAGE_SIZE + 1)) {
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			if (++n > WEB_PAGE_SIZE)
+				break;
+			last = sqlite3_column_int64(st, 0);
+			cJSON_AddItemToArray(list, web_request_row(st));
+		}
+	}
+	db_done(st);
+	cJSON_AddBoolToObject(d, "has_requests", cJSON_GetArraySize(list) > 0);
+	if (n > WEB_PAGE_SIZE)
+		cJSON_AddNumberToObject(d, "older", (double)last);
+	cJSON_AddBoolToObject(d, "newer", f.before != 0);
+	cJSON_AddBoolToObject(d, "pager", n > WEB_PAGE_SIZE || f.before != 0);
+	return web_render(r, status, "requests", d);
+}
+
+int page_request(tg_req_t *r)
+{
+	struct scope sc = { 0, 0 };
+	int64_t id = web_param_id(r, 0);
+	sqlite3_stmt *st;
+	cJSON *d = NULL, *o;
+	char rid[REQ_ID_MAX + 1] = "";
+	int64_t pt, ct, cpt;
+
+	if (scope_get(r, &sc) || !id)
+		return web_not_found(r);
+	st = db_stmt("SELECT " LOG_COLUMNS ", r.request_id, coalesce(p.name, ''), r.cached_tokens,"
+		     " r.upstream_ms, r.error"
+		     " FROM requests r LEFT JOIN api_keys k ON k.id = r.key_id"
+		     " LEFT JOIN providers p ON p.id = r.provider_id"
+		     " WHERE r.id = :id AND r.org_id = :org AND (:user = 0 OR r.key_id IN"
+		     " (SELECT id FROM api_keys WHERE org_id = :org AND created_by = :user))");
+	if (st && !db_bind_int64(st, ":id", id) && !db_bind_int64(st, ":org", sc.org) &&
+	    !db_bind_int64(st, ":user", sc.user) && sqlite3_step(st) == SQLITE_ROW) {
+		d = cJSON_CreateObject();
+		o = web_request_row(st);
+		{
+			char t[20];
+
+			time_format(sqlite3_column_int64(st, 1), t);
+			cJSON_ReplaceItemInObject(o, "time", cJSON_CreateString(t));
+		}
+		snprintf(rid, sizeof(rid), "%s", db_col_text(st, 14));
+		cJSON_AddStringToObject(o, "request_id", rid);
+		cJSON_AddStringToObject(o, "provider", db_col_text(st, 15));
+		pt = sqlite3_column_int64(st, 7);
+		cpt = sqlite3_column_int64(st, 8);
+		ct = sqlite3_column_int64(st, 16);
+		add_count(o, "cached", ct);
+		add_count(o, "total_tokens", pt + cpt);
+		add_ms(o, "upstream", sqlite3_column_int64(st, 17));
+		cJSON_AddStringToObject(o, "error", db_col_text(st, 18));
+		cJSON_AddItemToObject(d, "req", o);
+	}
+	db_done(st);
+	if (!d)
+		return web_not_found(r);
+	/* The ledger entry this call wrote, if it was billed. */
+	st = db_stmt("SELECT id, amount, balance_after FROM ledger_entries"
+		     " WHERE request_id = :rid AND org_id = :org");
+	if (st && !db_bind_text(st, ":rid", rid) && !db_bind_int64(st, ":org", sc.org) &&
+	    sqlite3_step(st) == SQLITE_ROW) {
+		cJSON *e = cJSON_AddObjectToObject(d, "ledger");
+
+		cJSON_AddNumberToObject(e, "id", (double)sqlite3_column_int64(st, 0));
+		add_money(e, "amount", sqlite3_column_int64(st, 1));
+		add_money(e, "balance_after", sqlite3_column_int64(st, 2));
+	}
+	db_done(st);
+	return web_render(r, 200, "requests_detail", d);
+}

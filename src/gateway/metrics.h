@@ -1,0 +1,57 @@
+/* metrics.h - process counters served at GET /metrics in the Prometheus text
+ * exposition format (version 0.0.4).
+ *
+ * Recording is lock-free (C11 atomics): it allocates nothing and formats
+ * nothing, since it runs on the gateway's hot path. A mutex is taken only the
+ * first time a new model or endpoint name is seen. Label sets are bounded:
+ * HTTP routes are the patterns of the route table ("other" for the rest),
+ * at most METRICS_MODEL_LABELS_MAX model names get their own label (later
+ * ones count as "other"), and a model that is not in the catalog counts as
+ * "unknown", so clients cannot grow the label set.
+ */
+#ifndef TG_METRICS_H
+#define TG_METRICS_H
+
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "http/http.h"
+
+#define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+#define METRICS_MODEL_LABELS_MAX 200
+#define METRICS_ENDPOINT_LABELS_MAX 8
+#define METRICS_LABEL_MAX 128 /* longer names count as "other" */
+
+/* One finished gateway call. model: the catalog name, or NULL / "" when the
+ * requested model is not in the catalog. usage_source: "reported",
+ * "estimated" or "none"; tokens count only when it is not "none".
+ * cost_micro: micro-credits actually debited. upstream_us < 0 when the call
+ * was never forwarded. */
+void metrics_gw_call(const char *endpoint, const char *model, int status, int64_t prompt_tokens,
+		     int64_t cached_tokens, int64_t completion_tokens, int64_t cost_micro,
+		     const char *usage_source, int64_t total_us, int64_t upstream_us);
+/* A stream started relaying to the client / ended. */
+void metrics_stream_start(void);
+void metrics_stream_end(void);
+/* One answered HTTP request (any route); the route label is the pattern of
+ * the route table entry dispatch picks for method and path. */
+void metrics_http_request(const char *method, const char *path, int status);
+
+/* Values read at scrape time. */
+struct metrics_process {
+	int db_up;
+	int64_t db_size_bytes; /* < 0: unknown, the sample is left out */
+	int64_t held_micro;
+};
+/* Append the whole exposition to out. */
+int metrics_render(buf_t *out, const struct metrics_process *p);
+
+/* GET /metrics. When metrics_token is set, requires "Authorization: Bearer
+ * TOKEN" (401 otherwise). */
+int gw_metrics(tg_req_t *r);
+
+/* Zero every counter and forget the label names (tests only; not safe while
+ * other threads record). */
+void metrics_reset(void);
+
+#endif

@@ -1,0 +1,866 @@
+/* alerts.c - budget alerts; see alerts.h. */
+#include "alerts/alerts.h"
+
+#include <ctype.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <sodium.h>
+
+#include "apikeys/apikeys.h"
+#include "core/log.h"
+#include "core/timeutil.h"
+#include "crypto/tokens.h"
+#include "identity/identity.h"
+#include "ledger/ledger.h"
+#include "ledger/money.h"
+#include "store/db.h"
+
+#define QUEUE_MAX 1024
+
+static tg_secrets_t box;
+static int have_box;
+
+/* ------------------------------------------------------- crossing logic */
+
+int alerts_balance_crossed(int64_t threshold, int64_t before, int64_t after)
+{
+	return before >= threshold && after < threshold;
+}
+
+int alerts_share_holds(int64_t spent, int64_t limit, int64_t percent)
+{
+	if (limit <= 0 || percent <= 0)
+		return 0;
+	return (__int128)spent * 100 >= (__int128)limit * percent;
+}
+
+int alerts_share_step(struct alerts_share_state *s, int64_t period_start, int holds)
+{
+	if (period_start != s->period) {
+		s->period = period_start;
+		s->armed = 1;
+	}
+	if (!holds) {
+		s->armed = 1;
+		return 0;
+	}
+	if (!s->armed)
+		return 0;
+	s->armed = 0;
+	return 1;
+}
+
+/* ------------------------------------------------- validation, signing */
+
+int alerts_check_url(const char *url, const char **why)
+{
+	const char *p, *host;
+	size_t n = url ? strlen(url) : 0;
+
+	if (n == 0) {
+		*why = "Enter the webhook URL.";
+		return TG_EINVAL;
+	}
+	if (n > ALERTS_URL_MAX) {
+		*why = "The webhook URL is too long (at most 512 characters).";
+		return TG_EINVAL;
+	}
+	for (p = url; *p; p++) {
+		if ((unsigned char)*p <= 0x20 || *p == 0x7f) {
+			*why = "The webhook URL may not contain spaces, line breaks or control characters.";
+			return TG_EINVAL;
+		}
+	}
+	if (strncasecmp(url, "https://", 8) == 0)
+		host = url + 8;
+	else if (strncasecmp(url, "http://", 7) == 0)
+		host = url + 7;
+	else {
+		*why = "The webhook URL must start with http:// or https://.";
+		return TG_EINVAL;
+	}
+	if (!*host || *host == '/' || *host == '?' || *host == '#' || *host == ':' || *host == '@') {
+		*why = "The webhook URL needs a host name, e.g. https://hooks.example.com/tollgate.";
+		return TG_EINVAL;
+	}
+	return TG_OK;
+}
+
+void alerts_sign(const char *secret, const void *body, size_t n, char out[ALERTS_SIG_LEN + 1])
+{
+	crypto_auth_hmacsha256_state st;
+	unsigned char mac[crypto_auth_hmacsha256_BYTES];
+
+	crypto_auth_hmacsha256_init(&st, (const unsigned char *)secret, strlen(secret));
+	crypto_auth_hmacsha256_update(&st, body, n);
+	crypto_auth_hmacsha256_final(&st, mac);
+	memcpy(out, "sha256=", 7);
+	sodium_bin2hex(out + 7, 65, mac, sizeof(mac));
+	sodium_memzero(&st, sizeof(st));
+}
+
+/* -------------------------------------------------- threshold cache */
+
+struct cached {
+	int64_t org_id, key_id, value;
+	enum alert_kind kind;
+};
+
+static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct cached *cache; /* sorted by org_id */
+static size_t cache_n;
+static int cache_loaded;
+
+static int cmp_cached(const void *a, const void *b)
+{
+	const struct cached *x = a, *y = b;
+
+	return x->org_id < y->org_id ? -1 : x->org_id > y->org_id;
+}
+
+/* Read every threshold; with cache_mu held. */
+static int cache_load_locked(void)
+{
+	sqlite3_stmt *st = db_stmt("SELECT org_id, coalesce(key_id, 0), kind, value"
+				   " FROM alert_thresholds");
+	struct cached *v = NULL, *nv;
+	size_t n = 0, cap = 0;
+	int rc = TG_OK;
+
+	if (!st)
+		return TG_EDB;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			nv = realloc(v, cap * sizeof(*v));
+			if (!nv) {
+				rc = TG_ENOMEM;
+				goto out;
+			}
+			v = nv;
+		}
+		v[n].org_id = sqlite3_column_int64(st, 0);
+		v[n].key_id = sqlite3_column_int64(st, 1);
+		v[n].kind = strcmp(db_col_text(st, 2), "key_share") == 0 ? ALERT_KEY_SHARE :
+									  ALERT_BALANCE_BELOW;
+		v[n].value = sqlite3_column_int64(st, 3);
+		n++;
+	}
+	if (n > 1)
+		qsort(v, n, sizeof(*v), cmp_cached);
+	free(cache);
+	cache = v;
+	cache_n = n;
+	v = NULL;
+	cache_loaded = 1;
+out:
+	db_done(st);
+	free(v);
+	return rc;
+}
+
+static void cache_reload(void)
+{
+	pthread_mutex_lock(&cache_mu);
+	if (cache_load_locked())
+		cache_loaded = 0; /* try again on next use */
+	pthread_mutex_unlock(&cache_mu);
+}
+
+/* First cached entry of org_id (cache_n when none); cache_mu held. */
+static size_t cache_find_locked(int64_t org_id)
+{
+	size_t lo = 0, hi = cache_n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (cache[mid].org_id < org_id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < cache_n && cache[lo].org_id == org_id ? lo : cache_n;
+}
+
+/* Copy the org's thresholds (at most max); returns how many. */
+static int cache_org(int64_t org_id, struct cached *out, int max)
+{
+	size_t i;
+	int n = 0;
+
+	pthread_mutex_lock(&cache_mu);
+	if (!cache_loaded)
+		cache_load_locked();
+	for (i = cache_find_locked(org_id); i < cache_n && cache[i].org_id == org_id && n < max; i++)
+		out[n++] = cache[i];
+	pthread_mutex_unlock(&cache_mu);
+	return n;
+}
+
+/* ------------------------------------------------------------- queue */
+
+enum job_type { JOB_BALANCE_FIRE = 0, JOB_KEY_CHECK };
+
+struct job {
+	struct job *next;
+	enum job_type type;
+	int64_t org_id, key_id, value, balance, at;
+};
+
+static pthread_mutex_t q_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t q_cv = PTHREAD_COND_INITIALIZER;
+static struct job *q_head, *q_tail;
+static size_t q_len;
+static atomic_int running;
+static atomic_int stopping;
+static pthread_t worker;
+
+static void enqueue(enum job_type type, int64_t org_id, int64_t key_id, int64_t value,
+		    int64_t balance)
+{
+	struct job *j = calloc(1, sizeof(*j));
+
+	if (!j)
+		return;
+	j->type = type;
+	j->org_id = org_id;
+	j->key_id = key_id;
+	j->value = value;
+	j->balance = balance;
+	j->at = time_now();
+	pthread_mutex_lock(&q_mu);
+	if (q_len >= QUEUE_MAX || !atomic_load(&running)) {
+		int full = q_len >= QUEUE_MAX;
+
+		pthread_mutex_unlock(&q_mu);
+		free(j);
+		if (full)
+			log_warn("budget alerts: queue full, an alert check was dropped");
+		return;
+	}
+	if (q_tail)
+		q_tail->next = j;
+	else
+		q_head = j;
+	q_tail = j;
+	q_len++;
+	pthread_cond_signal(&q_cv);
+	pthread_mutex_unlock(&q_mu);
+}
+
+void alerts_after_debit(int64_t org_id, int64_t key_id, int64_t cost, int64_t balance_after)
+{
+	struct cached mine[ALERTS_MAX_PER_ORG];
+	int64_t before;
+	int n, i;
+
+	if (!atomic_load(&running) || cost <= 0)
+		return;
+	n = cache_org(org_id, mine, ALERTS_MAX_PER_ORG);
+	for (i = 0; i < n; i++) {
+		if (mine[i].kind == ALERT_BALANCE_BELOW) {
+			if (money_add(balance_after, cost, &before) == TG_OK &&
+			    alerts_balance_crossed(mine[i].value, before, balance_after))
+				enqueue(JOB_BALANCE_FIRE, org_id, 0, mine[i].value, balance_after);
+		} else if (mine[i].key_id == key_id) {
+			enqueue(JOB_KEY_CHECK, org_id, key_id, mine[i].value, 0);
+		}
+	}
+}
+
+/* -------------------------------------------------------------- webhook */
+
+static int xfer_cb(void *p, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+	return atomic_load(&stopping) ? 1 : 0;
+}
+
+static size_t discard_cb(char *p, size_t size, size_t n, void *u)
+{
+	return size * n;
+}
+
+/* One POST; *status gets the HTTP status (0 when none), err a short reason. */
+static int post_once(const char *url, const char *body, const char *sig, long *status, char *err,
+		     size_t errlen)
+{
+	struct curl_slist *h = NULL, *t;
+	char sighdr[ALERTS_SIG_LEN + 40];
+	CURL *c = curl_easy_init();
+	CURLcode cc;
+	int rc = TG_EIO;
+
+	*status = 0;
+	err[0] = '\0';
+	if (!c) {
+		snprintf(err, errlen, "out of memory");
+		return TG_ENOMEM;
+	}
+	snprintf(sighdr, sizeof(sighdr), "X-Tollgate-Signature: %s", sig);
+	if (!(t = curl_slist_append(h, "Content-Type: application/json")) || !(h = t) ||
+	    !(t = curl_slist_append(h, sighdr)) || !(h = t) ||
+	    !(t = curl_slist_append(h, "X-Tollgate-Event: budget.threshold_crossed")) || !(h = t) ||
+	    !(t = curl_slist_append(h, "Expect:")) || !(h = t)) {
+		snprintf(err, errlen, "out of memory");
+		rc = TG_ENOMEM;
+		goto out;
+	}
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+	curl_easy_setopt(c, CURLOPT_USERAGENT, "Tollgate/" TG_VERSION);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)ALERTS_TIMEOUT_MS);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard_cb);
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, xfer_cb);
+	cc = curl_easy_perform(c);
+	if (cc != CURLE_OK) {
+		snprintf(err, errlen, "%s", cc == CURLE_OPERATION_TIMEDOUT ? "timed out after 5 s" :
+					    curl_easy_strerror(cc));
+		goto out;
+	}
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+	if (*status >= 200 && *status < 300)
+		rc = TG_OK;
+	else
+		snprintf(err, errlen, "answered HTTP %ld", *status);
+out:
+	curl_slist_free_all(h);
+	curl_easy_cleanup(c);
+	return rc;
+}
+
+/* Sleep up to ms, waking early when the thread is asked to stop. */
+static void backoff(int ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&q_mu);
+	while (!atomic_load(&stopping))
+		if (pthread_cond_timedwait(&q_cv, &q_mu, &ts) != 0)
+			break;
+	pthread_mutex_unlock(&q_mu);
+}
+
+static void record_attempt(int64_t org_id, const char *event_id, const char *kind, int attempt,
+			   long status, int ok, const char *err, int64_t ms)
+{
+	sqlite3_stmt *st = db_stmt("INSERT INTO alert_deliveries (org_id, event_id, kind, attempt,"
+				   " status, ok, error, duration_ms, created_at) VALUES (:o, :e, :k,"
+				   " :a, :s, :ok, :err, :ms, :now)");
+
+	if (!st || db_bind_int64(st, ":o", org_id) || db_bind_text(st, ":e", event_id) ||
+	    db_bind_text(st, ":k", kind) || db_bind_int64(st, ":a", attempt) ||
+	    db_bind_int64(st, ":s", status) || db_bind_int64(st, ":ok", ok) ||
+	    db_bind_text(st, ":err", err) || db_bind_int64(st, ":ms", ms) ||
+	    db_bind_int64(st, ":now", time_now()) || db_exec_stmt(st))
+		log_warn("budget alerts: could not record a delivery attempt for org %lld",
+			 (long long)org_id);
+}
+
+/* Deliver an event to the org's webhook, if it has one. */
+static void deliver(int64_t org_id, const char *event_id, const char *kind, const char *body)
+{
+	static const int waits_ms[ALERTS_ATTEMPTS - 1] = { 1000, 3000 };
+	sqlite3_stmt *st = db_stmt("SELECT url, secret FROM alert_webhooks WHERE org_id = :o");
+	char url[ALERTS_URL_MAX + 1], sig[ALERTS_SIG_LEN + 1], err[160];
+	char *sealed = NULL, *secret = NULL;
+	size_t secret_n = 0;
+	int attempt, ok = 0;
+
+	if (!st || db_bind_int64(st, ":o", org_id) || sqlite3_step(st) != SQLITE_ROW) {
+		db_done(st);
+		return;
+	}
+	snprintf(url, sizeof(url), "%s", db_col_text(st, 0));
+	sealed = strdup(db_col_text(st, 1));
+	db_done(st);
+	if (!sealed || !have_box || secrets_open(&box, sealed, &secret, &secret_n) != TG_OK) {
+		record_attempt(org_id, event_id, kind, 1, 0, 0, "the webhook secret could not be read", 0);
+		goto out;
+	}
+	alerts_sign(secret, body, strlen(body), sig);
+	for (attempt = 1; attempt <= ALERTS_ATTEMPTS && !ok && !atomic_load(&stopping); attempt++) {
+		int64_t t0;
+		long status = 0;
+
+		if (attempt > 1)
+			backoff(waits_ms[attempt - 2]);
+		if (atomic_load(&stopping))
+			break;
+		t0 = time_mono_us();
+		ok = post_once(url, body, sig, &status, err, sizeof(err)) == TG_OK;
+		record_attempt(org_id, event_id, kind, attempt, status, ok, ok ? "" : err,
+			       (time_mono_us() - t0) / 1000);
+	}
+	if (!ok)
+		log_warn("budget alerts: webhook of org %lld failed after %d attempts", (long long)org_id,
+			 ALERTS_ATTEMPTS);
+out:
+	if (secret)
+		secrets_plain_free(secret, secret_n);
+	free(sealed);
+}
+
+/* ------------------------------------------------------------- events */
+
+static void money_str(cJSON *o, const char *name, int64_t v)
+{
+	char s[MONEY_FMT_LEN];
+
+	money_format_short(v, s);
+	cJSON_AddStringToObject(o, name, s);
+}
+
+/* Build and deliver one crossing. k is NULL for balance_below. */
+static void fire(int64_t org_id, const struct apikey *k, enum alert_kind kind, int64_t value,
+		 int64_t current, int64_t at)
+{
+	const char *kname = kind == ALERT_KEY_SHARE ? "key_share" : "balance_below";
+	unsigned char rnd[12];
+	char id[4 + sizeof(rnd) * 2 + 1], pct[24];
+	cJSON *j = cJSON_CreateObject(), *o;
+	char *body = NULL;
+	struct org org;
+
+	if (!j)
+		return;
+	memcpy(id, "evt_", 4);
+	randombytes_buf(rnd, sizeof(rnd));
+	sodium_bin2hex(id + 4, sizeof(id) - 4, rnd, sizeof(rnd));
+	if (org_get(org_id, &org) != TG_OK)
+		snprintf(org.name, sizeof(org.name), "%s", "");
+	cJSON_AddStringToObject(j, "id", id);
+	cJSON_AddStringToObject(j, "type", "budget.threshold_crossed");
+	cJSON_AddStringToObject(j, "org", org.name);
+	cJSON_AddNumberToObject(j, "org_id", (double)org_id);
+	if (k) {
+		o = cJSON_AddObjectToObject(j, "key");
+		cJSON_AddNumberToObject(o, "id", (double)k->id);
+		cJSON_AddStringToObject(o, "prefix", k->prefix);
+		cJSON_AddStringToObject(o, "name", k->name);
+	} else {
+		cJSON_AddNullToObject(j, "key");
+	}
+	o = cJSON_AddObjectToObject(j, "threshold");
+	cJSON_AddStringToObject(o, "kind", kname);
+	if (kind == ALERT_KEY_SHARE) {
+		snprintf(pct, sizeof(pct), "%lld%%", (long long)value);
+		cJSON_AddStringToObject(o, "value", pct);
+	} else {
+		money_str(o, "value", value);
+	}
+	o = cJSON_AddObjectToObject(j, "current");
+	if (k) {
+		money_str(o, "spent", current);
+		money_str(o, "limit", k->spend_limit);
+	} else {
+		money_str(o, "balance", current);
+	}
+	cJSON_AddNumberToObject(j, "at", (double)at);
+	body = cJSON_PrintUnformatted(j);
+	cJSON_Delete(j);
+	if (!body)
+		return;
+	log_info("budget alert: org %lld crossed its %s threshold (%s)", (long long)org_id, kname, id);
+	deliver(org_id, id, kname, body);
+	free(body);
+}
+
+static void job_balance(const struct job *j)
+{
+	sqlite3_stmt *st = db_stmt("UPDATE alert_thresholds SET fired_at = :at WHERE org_id = :o"
+				   " AND key_id IS NULL AND value = :v");
+
+	if (!st || db_bind_int64(st, ":at", j->at) || db_bind_int64(st, ":o", j->org_id) ||
+	    db_bind_int64(st, ":v", j->value) || db_exec_stmt(st)) {
+		log_warn("budget alerts: could not record a crossing for org %lld",
+			 (long long)j->org_id);
+		return;
+	}
+	if (db_changes() == 0)
+		return; /* the threshold was changed or removed meanwhile */
+	fire(j->org_id, NULL, ALERT_BALANCE_BELOW, j->value, j->balance, j->at);
+}
+
+static void job_key(const struct job *j)
+{
+	sqlite3_stmt *st = db_stmt("SELECT id, value, armed, fired_period FROM alert_thresholds"
+				   " WHERE org_id = :o AND key_id = :k");
+	struct alerts_share_state s;
+	int64_t id, value, start, spent, now = time_now();
+	struct apikey k;
+	int fires, old_armed;
+
+	if (!st || db_bind_int64(st, ":o", j->org_id) || db_bind_int64(st, ":k", j->key_id) ||
+	    sqlite3_step(st) != SQLITE_ROW) {
+		db_done(st);
+		return;
+	}
+	id = sqlite3_column_int64(st, 0);
+	value = sqlite3_column_int64(st, 1);
+	s.armed = old_armed = (int)sqlite3_column_int64(st, 2);
+	s.period = sqlite3_column_int64(st, 3);
+	db_done(st);
+	if (apikey_get(j->key_id, &k) != TG_OK || k.org_id != j->org_id)
+		return;
+	start = apikey_period_start(k.period, now);
+	spent = ledger_key_spend(k.id, start);
+	fires = alerts_share_step(&s, start, alerts_share_holds(spent, k.spend_limit, value));
+	if (fires || s.armed != old_armed || s.period != start) {
+		st = db_stmt("UPDATE alert_thresholds SET armed = :a, fired_period = :p,"
+			     " fired_at = CASE WHEN :f THEN :now ELSE fired_at END WHERE id = :id");
+		if (!st || db_bind_int64(st, ":a", s.armed) || db_bind_int64(st, ":p", s.period) ||
+		    db_bind_int64(st, ":f", fires) || db_bind_int64(st, ":now", now) ||
+		    db_bind_int64(st, ":id", id) || db_exec_stmt(st))
+			return;
+	}
+	if (fires)
+		fire(j->org_id, &k, ALERT_KEY_SHARE, value, spent, now);
+}
+
+static void *worker_main(void *arg)
+{
+	for (;;) {
+		struct job *j;
+
+		pthread_mutex_lock(&q_mu);
+		while (!atomic_load(&stopping) && !q_head)
+			pthread_cond_wait(&q_cv, &q_mu);
+		if (atomic_load(&stopping)) {
+			pthread_mutex_unlock(&q_mu);
+			break;
+		}
+		j = q_head;
+		q_head = j->next;
+		if (!q_head)
+			q_tail = NULL;
+		q_len--;
+		pthread_mutex_unlock(&q_mu);
+		if (j->type == JOB_BALANCE_FIRE)
+			job_balance(j);
+		else
+			job_key(j);
+		free(j);
+	}
+	db_close_thread();
+	return NULL;
+}
+
+int alerts_worker_start(void)
+{
+	if (atomic_load(&running))
+		return TG_OK;
+	atomic_store(&stopping, 0);
+	atomic_store(&running, 1);
+	if (pthread_create(&worker, NULL, worker_main, NULL) != 0) {
+		atomic_store(&running, 0);
+		log_warn("budget alerts: could not start the delivery thread; webhooks are off");
+		return TG_ENOMEM;
+	}
+	return TG_OK;
+}
+
+void alerts_worker_stop(void)
+{
+	struct job *j;
+
+	if (atomic_load(&running)) {
+		pthread_mutex_lock(&q_mu);
+		atomic_store(&running, 0);
+		atomic_store(&stopping, 1);
+		pthread_cond_broadcast(&q_cv);
+		pthread_mutex_unlock(&q_mu);
+		pthread_join(worker, NULL);
+	}
+	pthread_mutex_lock(&q_mu);
+	while ((j = q_head)) {
+		q_head = j->next;
+		free(j);
+	}
+	q_tail = NULL;
+	q_len = 0;
+	pthread_mutex_unlock(&q_mu);
+	pthread_mutex_lock(&cache_mu);
+	free(cache);
+	cache = NULL;
+	cache_n = 0;
+	cache_loaded = 0;
+	pthread_mutex_unlock(&cache_mu);
+}
+
+void alerts_init(const tg_secrets_t *secrets)
+{
+	sodium_memzero(&box, sizeof(box));
+	memcpy(box.box_key, secrets->box_key, sizeof(box.box_key));
+	have_box = 1;
+	/* Reference counted by libcurl. */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		log_error("budget alerts: libcurl could not be initialised");
+}
+
+/* ------------------------------------------------------------ settings */
+
+static int org_threshold_count(int64_t org_id)
+{
+	sqlite3_stmt *st = db_stmt("SELECT count(*) FROM alert_thresholds WHERE org_id = :o");
+	int n = 0;
+
+	if (st && !db_bind_int64(st, ":o", org_id) && sqlite3_step(st) == SQLITE_ROW)
+		n = (int)sqlite3_column_int64(st, 0);
+	db_done(st);
+	return n;
+}
+
+int alerts_set_balance(int64_t org_id, int64_t value)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (value <= 0)
+		return TG_EINVAL;
+	st = db_stmt("INSERT INTO alert_thresholds (org_id, kind, value, updated_at)"
+		     " VALUES (:o, 'balance_below', :v, :now)"
+		     " ON CONFLICT (org_id) WHERE key_id IS NULL DO UPDATE SET value = excluded.value,"
+		     " fired_at = 0, updated_at = excluded.updated_at");
+	if (!st || db_bind_int64(st, ":o", org_id) || db_bind_int64(st, ":v", value) ||
+	    db_bind_int64(st, ":now", time_now()))
+		return TG_EDB;
+	rc = db_exec_stmt(st);
+	cache_reload();
+	return rc;
+}
+
+int alerts_clear_balance(int64_t org_id)
+{
+	sqlite3_stmt *st = db_stmt("DELETE FROM alert_thresholds WHERE org_id = :o AND key_id IS NULL");
+	int rc;
+
+	if (!st || db_bind_int64(st, ":o", org_id))
+		return TG_EDB;
+	rc = db_exec_stmt(st);
+	if (rc == TG_OK && db_changes() == 0)
+		rc = TG_ENOTFOUND;
+	cache_reload();
+	return rc;
+}
+
+int alerts_set_key_share(int64_t org_id, int64_t key_id, int64_t percent, const char **why)
+{
+	struct apikey k;
+	sqlite3_stmt *st;
+	int64_t now = time_now(), start, spent;
+	int holds, rc;
+
+	if (percent < 1 || percent > 100) {
+		*why = "Enter a share between 1 and 100 percent.";
+		return TG_EINVAL;
+	}
+	if (apikey_get(key_id, &k) != TG_OK || k.org_id != org_id) {
+		*why = "Choose one of this organization's keys.";
+		return TG_EINVAL;
+	}
+	if (apikey_state_of(&k, now) >= APIKEY_EXPIRED) {
+		*why = "This key no longer works; choose an active key.";
+		return TG_EINVAL;
+	}
+	if (k.spend_limit <= 0) {
+		*why = "This key has no spend limit. Set one on the key's page first.";
+		return TG_EINVAL;
+	}
+	if (org_threshold_count(org_id) >= ALERTS_MAX_PER_ORG) {
+		*why = "This organization has as many alerts as it may have; remove one first.";
+		return TG_EINVAL;
+	}
+	start = apikey_period_start(k.period, now);
+	spent = ledger_key_spend(k.id, start);
+	holds = alerts_share_holds(spent, k.spend_limit, percent);
+	st = db_stmt("INSERT INTO alert_thresholds (org_id, key_id, kind, value, armed,"
+		     " fired_period, updated_at) VALUES (:o, :k, 'key_share', :v, :a, :p, :now)"
+		     " ON CONFLICT (key_id) WHERE key_id IS NOT NULL DO UPDATE SET"
+		     " value = excluded.value, armed = excluded.armed,"
+		     " fired_period = excluded.fired_period, fired_at = 0,"
+		     " updated_at = excluded.updated_at");
+	if (!st || db_bind_int64(st, ":o", org_id) || db_bind_int64(st, ":k", key_id) ||
+	    db_bind_int64(st, ":v", percent) || db_bind_int64(st, ":a", !holds) ||
+	    db_bind_int64(st, ":p", start) || db_bind_int64(st, ":now", now))
+		return TG_EDB;
+	rc = db_exec_stmt(st);
+	cache_reload();
+	return rc;
+}
+
+int alerts_clear_key_share(int64_t org_id, int64_t key_id)
+{
+	sqlite3_stmt *st = db_stmt("DELETE FROM alert_thresholds WHERE org_id = :o AND key_id = :k");
+	int rc;
+
+	if (!st || db_bind_int64(st, ":o", org_id) || db_bind_int64(st, ":k", key_id))
+		return TG_EDB;
+	rc = db_exec_stmt(st);
+	if (rc == TG_OK && db_changes() == 0)
+		rc = TG_ENOTFOUND;
+	cache_reload();
+	return rc;
+}
+
+/* A new secret, sealed for storage. */
+static int new_secret(char out[ALERTS_SECRET_LEN + 1], char **sealed)
+{
+	int rc;
+
+	memcpy(out, "whsec_", 6);
+	if ((rc = tokens_random(out + 6, ALERTS_SECRET_LEN + 1 - 6)))
+		return rc;
+	if (!have_box)
+		return TG_EINVAL;
+	return secrets_seal(&box, out, strlen(out), sealed);
+}
+
+int alerts_webhook_set(int64_t org_id, const char *url, char secret_out[ALERTS_SECRET_LEN + 1],
+		       int *made, const char **why)
+{
+	sqlite3_stmt *st;
+	char *sealed = NULL;
+	int rc;
+
+	secret_out[0] = '\0';
+	*made = 0;
+	if ((rc = alerts_check_url(url, why)))
+		return rc;
+	st = db_stmt("UPDATE alert_webhooks SET url = :u, updated_at = :now WHERE org_id = :o");
+	if (!st || db_bind_text(st, ":u", url) || db_bind_int64(st, ":now", time_now()) ||
+	    db_bind_int64(st, ":o", org_id))
+		return TG_EDB;
+	if ((rc = db_exec_stmt(st)))
+		return rc;
+	if (db_changes() > 0)
+		return TG_OK;
+	if ((rc = new_secret(secret_out, &sealed)))
+		goto out;
+	st = db_stmt("INSERT INTO alert_webhooks (org_id, url, secret, updated_at)"
+		     " VALUES (:o, :u, :s, :now)");
+	if (!st || db_bind_int64(st, ":o", org_id) || db_bind_text(st, ":u", url) ||
+	    db_bind_text(st, ":s", sealed) || db_bind_int64(st, ":now", time_now())) {
+		rc = TG_EDB;
+		goto out;
+	}
+	if ((rc = db_exec_stmt(st)) == TG_OK)
+		*made = 1;
+out:
+	if (rc)
+		sodium_memzero(secret_out, ALERTS_SECRET_LEN + 1);
+	free(sealed);
+	return rc;
+}
+
+int alerts_webhook_rotate(int64_t org_id, char secret_out[ALERTS_SECRET_LEN + 1])
+{
+	sqlite3_stmt *st;
+	char *sealed = NULL;
+	int rc;
+
+	secret_out[0] = '\0';
+	if ((rc = new_secret(secret_out, &sealed)))
+		goto out;
+	st = db_stmt("UPDATE alert_webhooks SET secret = :s, updated_at = :now WHERE org_id = :o");
+	if (!st || db_bind_text(st, ":s", sealed) || db_bind_int64(st, ":now", time_now()) ||
+	    db_bind_int64(st, ":o", org_id)) {
+		rc = TG_EDB;
+		goto out;
+	}
+	rc = db_exec_stmt(st);
+	if (rc == TG_OK && db_changes() == 0)
+		rc = TG_ENOTFOUND;
+out:
+	if (rc)
+		sodium_memzero(secret_out, ALERTS_SECRET_LEN + 1);
+	free(sealed);
+	return rc;
+}
+
+int alerts_webhook_remove(int64_t org_id)
+{
+	sqlite3_stmt *st = db_stmt("DELETE FROM alert_webhooks WHERE org_id = :o");
+	int rc;
+
+	if (!st || db_bind_int64(st, ":o", org_id))
+		return TG_EDB;
+	rc = db_exec_stmt(st);
+	if (rc == TG_OK && db_changes() == 0)
+		rc = TG_ENOTFOUND;
+	return rc;
+}
+
+int alerts_webhook_get(int64_t org_id, char url[ALERTS_URL_MAX + 1])
+{
+	sqlite3_stmt *st = db_stmt("SELECT url FROM alert_webhooks WHERE org_id = :o");
+	int rc = TG_ENOTFOUND;
+
+	url[0] = '\0';
+	if (!st || db_bind_int64(st, ":o", org_id))
+		return TG_EDB;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		snprintf(url, ALERTS_URL_MAX + 1, "%s", db_col_text(st, 0));
+		rc = TG_OK;
+	}
+	db_done(st);
+	return rc;
+}
+
+/* ----------------------------------------------------------- conditions */
+
+int alerts_active(int64_t org_id, struct alert_condition *out, int max)
+{
+	struct cached mine[ALERTS_MAX_PER_ORG];
+	int64_t now = time_now();
+	int n, i, got = 0;
+
+	n = cache_org(org_id, mine, ALERTS_MAX_PER_ORG);
+	for (i = 0; i < n && got < max; i++) {
+		struct alert_condition *c = &out[got];
+
+		memset(c, 0, sizeof(*c));
+		c->kind = mine[i].kind;
+		c->value = mine[i].value;
+		if (mine[i].kind == ALERT_BALANCE_BELOW) {
+			if (ledger_balance(org_id, &c->current) != TG_OK || c->current >= c->value)
+				continue;
+		} else {
+			struct apikey k;
+
+			if (apikey_get(mine[i].key_id, &k) != TG_OK || k.org_id != org_id ||
+			    apikey_state_of(&k, now) >= APIKEY_EXPIRED)
+				continue;
+			c->current = ledger_key_spend(k.id, apikey_period_start(k.period, now));
+			if (!alerts_share_holds(c->current, k.spend_limit, c->value))
+				continue;
+			c->key_id = k.id;
+			c->limit = k.spend_limit;
+			c->period = (int)k.period;
+			snprintf(c->prefix, sizeof(c->prefix), "%s", k.prefix);
+			snprintf(c->name, sizeof(c->name), "%s", k.name);
+		}
+		got++;
+	}
+	return got;
+}

@@ -10,10 +10,11 @@ ASAN_BUILD ?= build-asan
 E2E := tests/e2e
 
 APT_PACKAGES := build-essential cmake pkg-config libcivetweb-dev libsqlite3-dev libcjson-dev \
-	libsodium-dev libcurl4-openssl-dev libcmocka-dev sqlite3 curl chromium nodejs npm
+	libsodium-dev libcurl4-openssl-dev libcmocka-dev sqlite3 curl chromium nodejs npm \
+	clang libclang-rt-14-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps deps-apt deps-npm build build-asan run test test-unit test-e2e test-asan bench clean
+.PHONY: all deps deps-apt deps-npm build build-asan run test test-unit test-e2e test-asan test-fuzz fuzz bench clean
 
 all: build
 
@@ -66,14 +67,24 @@ test-asan: build-asan deps-npm
 		TOLLGATE_BIN=$(CURDIR)/$(ASAN_BUILD)/tollgate FAKE_UPSTREAM_BIN=$(CURDIR)/$(ASAN_BUILD)/fake_upstream \
 		node --test --test-concurrency=1 --test-reporter=spec .
 
+# Every libFuzzer target (clang, ASan, UBSan) for a few seconds: a regression check.
+test-fuzz: deps-apt
+	FUZZ_JOBS=2 tests/fuzz/run.sh build-fuzz 5
+
+# Every target for 60 s (issue-sized runs; not part of make test).
+fuzz: deps-apt
+	FUZZ_JOBS=2 tests/fuzz/run.sh build-fuzz 60
+
 test: deps
 	$(MAKE) test-unit
 	$(MAKE) test-e2e
 	$(MAKE) test-asan
+	$(MAKE) test-fuzz
 	@echo "make test: all suites passed"
 
-bench: build deps-npm
-	@if [ -x tests/bench/run.sh ]; then tests/bench/run.sh $(BUILD); else echo "no benchmarks yet"; fi
+bench: build
+	tests/bench/run.sh $(BUILD)
+	tests/bench/pages.sh $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "alerts/alerts.h"
 #include "apikeys/apikeys.h"
 #include "catalog/catalog.h"
 #include "core/common.h"
@@ -116,5 +117,6 @@ void app_init_modules(const struct tg_secrets *s)
 	/* --- module init (one line per module) --- */
 	apikeys_init(s->pepper);
 	catalog_init(s);
+	alerts_init(s);
 	/* --- end module init --- */
 }

@@ -46,17 +46,20 @@ int cli_parse(int argc, char **argv, struct cli_args *out)
 		rc = config_apply_flag(&out->cfg, argc, argv, &i, err, sizeof(err));
 		if (rc < 0) {
 			fprintf(stderr, "tollgate: %s\n", err);
-			return rc;
+			goto fail;
 		}
 		if (rc == 0)
 			out->argv[out->argc++] = argv[i];
 	}
 	if ((rc = config_validate(&out->cfg, err, sizeof(err)))) {
 		fprintf(stderr, "tollgate: %s\n", err);
-		return rc;
+		goto fail;
 	}
 	log_set_level((enum log_level)log_level_parse(out->cfg.log_level));
 	return TG_OK;
+fail:
+	cli_args_free(out);
+	return rc;
 }
 
 void cli_args_free(struct cli_args *a)

@@ -33,6 +33,7 @@ static const struct opt opts[] = {
 	S(synchronous, "SQLite durability: normal | full (normal)"),
 	S(password_hashing, "Argon2id cost: interactive | moderate (interactive)"),
 	S(public_url, "base URL browsers use, for printed links (http://LISTEN)"),
+	S(metrics_token, "Bearer token GET /metrics requires (empty: no token)"),
 	I(threads, 2, 4096, "worker threads; each open stream holds one (64)"),
 	I(max_body_bytes, 1024, 64 << 20, "largest accepted request body (1048576)"),
 	I(session_idle_s, 60, 365 * 86400, "dashboard session idle timeout in seconds (7200)"),
@@ -56,9 +57,18 @@ void config_defaults(tg_config_t *c)
 	c->busy_timeout_ms = 5000;
 }
 
+/* Short names accepted too: --data DIR and TOLLGATE_DATA. */
+static const struct {
+	const char *alias, *name;
+} aliases[] = { { "data", "data_dir" } };
+
 static const struct opt *opt_find(const char *name, size_t len)
 {
 	size_t i, k;
+
+	for (i = 0; i < TG_ARRAY_LEN(aliases); i++)
+		if (strlen(aliases[i].alias) == len && strncmp(name, aliases[i].alias, len) == 0)
+			return opt_find(aliases[i].name, strlen(aliases[i].name));
 
 	for (i = 0; i < TG_ARRAY_LEN(opts); i++) {
 		const char *n = opts[i].name;
@@ -170,6 +180,18 @@ int config_load_env(tg_config_t *c, char *err, size_t errlen)
 			name[k++] = (char)toupper((unsigned char)*p);
 		name[k] = '\0';
 		v = getenv(name);
+		for (k = 0; !v && k < TG_ARRAY_LEN(aliases); k++) {
+			char alt[64];
+			size_t j;
+
+			if (strcmp(aliases[k].name, opts[i].name) != 0)
+				continue;
+			j = (size_t)snprintf(alt, sizeof(alt), "TOLLGATE_");
+			for (const char *p = aliases[k].alias; *p && j + 1 < sizeof(alt); p++)
+				alt[j++] = (char)toupper((unsigned char)*p);
+			alt[j] = '\0';
+			v = getenv(alt);
+		}
 		if (!v)
 			continue;
 		if ((rc = opt_set(c, &opts[i], v, msg, sizeof(msg)))) {
@@ -256,6 +278,7 @@ void config_print_help(void)
 		flag[k] = '\0';
 		printf("  --%-20s %s\n", flag, opts[i].help);
 	}
+	printf("  --%-20s %s\n", "data DIR", "same as --data-dir (env TOLLGATE_DATA)");
 	printf("  --%-20s %s\n", "config FILE", "read settings from FILE (key = value lines)");
 }
 

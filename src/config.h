@@ -21,6 +21,7 @@ typedef struct tg_config {
 	char synchronous[16];            /* "normal" or "full" */
 	char password_hashing[16];       /* "interactive", "moderate" or "min" (tests only) */
 	char public_url[CONFIG_STR_MAX]; /* how browsers reach us; default http://LISTEN */
+	char metrics_token[256];         /* Bearer token for GET /metrics; empty = none */
 	int64_t threads;
 	int64_t max_body_bytes;
 	int64_t session_idle_s;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "alerts/alerts.h"
 #include "app.h"
 #include "cli.h"
 #include "cli_commands.h"
@@ -129,6 +130,7 @@ static int cmd_serve(struct cli_args *a)
 	server_on_thread_exit(gw_thread_cleanup);
 	if (db_checkpointer_start())
 		log_warn("could not start the WAL checkpointer; relying on automatic checkpoints");
+	alerts_worker_start(); /* budget alert webhooks; logs its own failure */
 	if (server_start(&a->cfg, err, sizeof(err))) {
 		fprintf(stderr, "tollgate: %s\n", err);
 		goto out;
@@ -142,6 +144,7 @@ static int cmd_serve(struct cli_args *a)
 	log_info("received %s: finishing in-flight requests", sig == SIGINT ? "SIGINT" : "SIGTERM");
 	server_stop();
 	db_checkpointer_stop();
+	alerts_worker_stop();
 	gw_shutdown();
 	rc = 0;
 out:

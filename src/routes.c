@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "gateway/gw.h"
+#include "gateway/metrics.h"
 #include "http/server.h"
 #include "store/db.h"
 #include "web/web.h"
@@ -81,12 +82,24 @@ const struct route tg_routes[] = {
 	/* --- end providers and pricing --- */
 
 	/* --- usage, request log and overview (web/page_usage.c) --- */
+	{ "GET", "/usage", page_usage, AUTH_SESSION },
+	{ "GET", "/usage.csv", page_usage_csv, AUTH_SESSION },
+	{ "GET", "/requests", page_requests, AUTH_SESSION },
+	{ "GET", "/requests/:id", page_request, AUTH_SESSION },
 	/* --- end usage --- */
 
 	/* --- budget alerts (web/page_alerts.c) --- */
+	{ "GET", "/alerts", page_alerts, AUTH_SESSION },
+	{ "POST", "/alerts/balance", page_alerts_balance, AUTH_SESSION },
+	{ "POST", "/alerts/keys", page_alerts_key, AUTH_SESSION },
+	{ "POST", "/alerts/keys/:id/remove", page_alerts_key_remove, AUTH_SESSION },
+	{ "POST", "/alerts/webhook", page_alerts_webhook, AUTH_SESSION },
+	{ "POST", "/alerts/webhook/rotate", page_alerts_webhook_rotate, AUTH_SESSION },
+	{ "POST", "/alerts/webhook/remove", page_alerts_webhook_remove, AUTH_SESSION },
 	/* --- end budget alerts --- */
 
 	/* --- metrics (gateway/metrics.c) --- */
+	{ "GET", "/metrics", gw_metrics, AUTH_PUBLIC },
 	/* --- end metrics --- */
 
 	/* --- gateway (gateway/) --- */

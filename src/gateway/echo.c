@@ -110,7 +110,7 @@ static int echo_chat(const cJSON *req, struct gw_sink *sink)
 	mt = cJSON_GetObjectItemCaseSensitive(req, "max_completion_tokens");
 	if (!cJSON_IsNumber(mt))
 		mt = cJSON_GetObjectItemCaseSensitive(req, "max_tokens");
-	if (cJSON_IsNumber(mt) && mt->valuedouble >= 1)
+	if (cJSON_IsNumber(mt) && mt->valuedouble >= 1 && mt->valuedouble <= 1e9)
 		max_tokens = (int64_t)mt->valuedouble;
 	cJSON_ArrayForEach(m, messages) {
 		const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");

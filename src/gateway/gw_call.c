@@ -12,9 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alerts/alerts.h"
 #include "core/log.h"
 #include "core/timeutil.h"
 #include "gateway/gw.h"
+#include "gateway/metrics.h"
 #include "gateway/ratelimit.h"
 #include "gateway/sse.h"
 #include "store/db.h"
@@ -278,6 +280,8 @@ static int call_finish(struct call *c, int status, int billed, int64_t *balance_
 		log_error("request %s: could not record the request", c->r->request_id);
 		known = 0;
 	}
+	if (known)
+		alerts_after_debit(c->key->org_id, c->key->id, cost, balance); /* queued, cheap */
 out:
 	ledger_release(&c->hold);
 	if (c->admitted) {
@@ -292,6 +296,7 @@ out:
 				rl_adjust(c->asks[i].scope, c->asks[i].id, c->asks[i].limit_per_min,
 					  c->tpm_cost - actual, time_mono_us());
 	}
+	metrics_gw_call(c->endpoint, c->model.name, status, c->usage.prompt, c->usage.cached, c->usage.completion, known ? cost : 0, source, time_mono_us() - c->r->start_us, c->up_start_us ? c->up_us : -1);
 	if (balance_out)
 		*balance_out = balance;
 	return known;
@@ -316,7 +321,10 @@ static int get_int(const cJSON *o, const char *name, int64_t *out, int *present)
 	*present = v && !cJSON_IsNull(v);
 	if (!*present)
 		return TG_OK;
-	if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int64_t)v->valuedouble)
+	/* Range first: converting an out-of-range double to int64 is undefined. */
+	if (!cJSON_IsNumber(v) || !(v->valuedouble >= -9007199254740992.0 &&
+				     v->valuedouble <= 9007199254740992.0) ||
+	    v->valuedouble != (double)(int64_t)v->valuedouble)
 		return TG_EINVAL;
 	*out = (int64_t)v->valuedouble;
 	return TG_OK;
@@ -529,6 +537,7 @@ static int sink_status(void *ud, int status, const char *ctype)
 			return 1;
 		}
 		c->relaying = 1;
+		metrics_stream_start();
 	}
 	return 0;
 }
@@ -628,6 +637,7 @@ static int answer_stream_end(struct call *c, int fwd)
 	if (c->client_gone && !c->err[0])
 		snprintf(c->err, sizeof(c->err), "the client went away mid-stream");
 	call_finish(c, 200, 1, NULL);
+	metrics_stream_end();
 	if (!c->client_gone)
 		resp_stream_end(c->r);
 	return TG_OK;

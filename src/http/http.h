@@ -76,7 +76,11 @@ int req_content_type_is(const tg_req_t *r, const char *type);
  * urlencoded string of n bytes). Returns a heap string (caller frees) or NULL
  * if absent. Invalid %-escapes make the value absent. */
 char *req_form_get(const char *src, size_t n, const char *name);
+/* Every value of `name` (a repeated field, e.g. checkboxes), joined with
+ * commas; NULL when absent. Caller frees. */
+char *req_form_get_all(const char *src, size_t n, const char *name);
 /* Shorthands over the body / the query string. */
+char *req_post_all(tg_req_t *r, const char *name);
 char *req_post(tg_req_t *r, const char *name);
 char *req_query(const tg_req_t *r, const char *name);
 /* The value of cookie `name` from the Cookie header (caller frees), or NULL. */

@@ -86,6 +86,10 @@ static char *url_decode(const char *s, size_t n)
 	if (!out)
 		return NULL;
 	for (i = 0; i < n; i++) {
+		/* A NUL byte, raw or %00, is never legitimate in a form value or name:
+		 * it would let two parsers read different things. */
+		if (s[i] == '\0')
+			goto bad;
 		if (s[i] == '+') {
 			*o++ = ' ';
 		} else if (s[i] == '%') {
@@ -137,6 +141,52 @@ char *req_form_get(const char *src, size_t n, const char *name)
 		i = end + 1;
 	}
 	return NULL;
+}
+
+char *req_form_get_all(const char *src, size_t n, const char *name)
+{
+	size_t nl = strlen(name), i = 0;
+	buf_t out;
+	int found = 0;
+
+	if (!src)
+		return NULL;
+	buf_init(&out, n + 1);
+	while (i < n) {
+		size_t end = i, eq;
+		char *key, *val;
+
+		while (end < n && src[end] != '&')
+			end++;
+		eq = i;
+		while (eq < end && src[eq] != '=')
+			eq++;
+		key = url_decode(src + i, eq - i);
+		if (key && strlen(key) == nl && memcmp(key, name, nl) == 0) {
+			val = eq < end ? url_decode(src + eq + 1, end - eq - 1) : strdup("");
+			if (val && *val) {
+				if (found)
+					buf_putc(&out, ',');
+				buf_puts(&out, val);
+				found = 1;
+			}
+			free(val);
+		}
+		free(key);
+		i = end + 1;
+	}
+	if (!found) {
+		buf_free(&out);
+		return NULL;
+	}
+	return buf_detach(&out);
+}
+
+char *req_post_all(tg_req_t *r, const char *name)
+{
+	if (!r->body_read || !r->body.data)
+		return NULL;
+	return req_form_get_all(r->body.data, r->body.len, name);
 }
 
 char *req_post(tg_req_t *r, const char *name)

@@ -9,6 +9,7 @@
 
 #include "core/log.h"
 #include "core/timeutil.h"
+#include "gateway/metrics.h"
 #include "store/db.h"
 
 static struct mg_context *ctx;
@@ -166,6 +167,7 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
 	} else {
 		dispatch_route(&r);
 	}
+	metrics_http_request(r.method, r.path, r.status);
 
 	log_request(r.method, r.path, r.status, time_mono_us() - r.start_us, r.request_id);
 	for (k = 0; k < r.nparams; k++)

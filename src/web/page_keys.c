@@ -246,7 +246,7 @@ static void form_read(tg_req_t *r, struct key_form *f, int with_name, int with_l
 		f->tpm = req_post(r, "tpm");
 		f->limit = req_post(r, "limit");
 		f->period = req_post(r, "period");
-		f->models = req_post(r, "models");
+		f->models = req_post_all(r, "models"); /* checked boxes and typed names */
 	}
 	trim(f->name);
 	trim(f->expires);
@@ -300,6 +300,83 @@ static int form_limits(const struct key_form *f, int with_limits, struct apikey_
 	return TG_OK;
 }
 
+/* 1 when `name` is one of the comma-separated names in list (spaces ignored). */
+static int in_list(const char *list, const char *name)
+{
+	size_t nl = strlen(name);
+	const char *p = list;
+
+	while (p && *p) {
+		const char *end;
+		size_t len;
+
+		while (*p == ' ' || *p == ',')
+			p++;
+		end = p;
+		while (*end && *end != ',')
+			end++;
+		len = (size_t)(end - p);
+		while (len && p[len - 1] == ' ')
+			len--;
+		if (len == nl && len && strncmp(p, name, len) == 0)
+			return 1;
+		p = end;
+	}
+	return 0;
+}
+
+/* The priced models as checkboxes (checked when in `allowed`); names in
+ * `allowed` that the catalog does not list stay in the free-text field. */
+static void add_model_choices(cJSON *form, const char *allowed)
+{
+	cJSON *list = cJSON_AddArrayToObject(form, "model_choices"), *it;
+	sqlite3_stmt *st = db_stmt("SELECT name FROM models WHERE enabled = 1 ORDER BY name LIMIT 500");
+	const char *p = allowed ? allowed : "";
+	buf_t other;
+
+	while (st && sqlite3_step(st) == SQLITE_ROW) {
+		cJSON *m = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(m, "name", db_col_text(st, 0));
+		cJSON_AddBoolToObject(m, "checked", in_list(p, db_col_text(st, 0)));
+		cJSON_AddItemToArray(list, m);
+	}
+	db_done(st);
+	buf_init(&other, APIKEY_MODELS_MAX * 2);
+	buf_puts(&other, "");
+	while (*p) {
+		const char *end;
+		char name[256];
+		size_t len;
+		int listed = 0;
+
+		while (*p == ' ' || *p == ',')
+			p++;
+		end = p;
+		while (*end && *end != ',')
+			end++;
+		len = (size_t)(end - p);
+		while (len && p[len - 1] == ' ')
+			len--;
+		if (len && len < sizeof(name)) {
+			memcpy(name, p, len);
+			name[len] = '\0';
+			cJSON_ArrayForEach(it, list)
+				if (strcmp(cJSON_GetObjectItem(it, "name")->valuestring, name) == 0)
+					listed = 1;
+			if (!listed && !in_list(buf_cstr(&other), name)) {
+				if (other.len)
+					buf_puts(&other, ", ");
+				buf_puts(&other, name);
+			}
+		}
+		p = end;
+	}
+	cJSON_AddStringToObject(form, "models", buf_cstr(&other));
+	cJSON_AddBoolToObject(form, "has_model_choices", cJSON_GetArraySize(list) > 0);
+	buf_free(&other);
+}
+
 /* Form values for the template, from a submitted form. */
 static void add_form(cJSON *d, const struct key_form *f)
 {
@@ -310,7 +387,7 @@ static void add_form(cJSON *d, const struct key_form *f)
 	cJSON_AddStringToObject(o, "rpm", f->rpm ? f->rpm : "");
 	cJSON_AddStringToObject(o, "tpm", f->tpm ? f->tpm : "");
 	cJSON_AddStringToObject(o, "limit", f->limit ? f->limit : "");
-	cJSON_AddStringToObject(o, "models", f->models ? f->models : "");
+	add_model_choices(o, f->models);
 	cJSON_AddItemToObject(o, "periods", period_options(f->period ? f->period : "monthly"));
 }
 
@@ -327,19 +404,7 @@ static void add_form_from_key(cJSON *d, const struct apikey *k)
 	cJSON_AddStringToObject(o, "tpm", k->tpm ? n : "");
 	money_format_short(k->spend_limit, money);
 	cJSON_AddStringToObject(o, "limit", k->spend_limit ? money : "");
-	/* "a,b" is shown as "a, b": easier to read and edit. */
-	{
-		char models[APIKEY_MODELS_MAX * 2];
-		size_t i, j = 0;
-
-		for (i = 0; k->allowed_models[i] && j + 2 < sizeof(models); i++) {
-			models[j++] = k->allowed_models[i];
-			if (k->allowed_models[i] == ',')
-				models[j++] = ' ';
-		}
-		models[j] = '\0';
-		cJSON_AddStringToObject(o, "models", models);
-	}
+	add_model_choices(o, k->allowed_models);
 	cJSON_AddItemToObject(o, "periods", period_options(k->spend_limit ?
 								    apikey_period_name(k->period) :
 								    "monthly"));
@@ -647,6 +712,7 @@ static int detail_render(tg_req_t *r, int status, const struct apikey *k,
 			cJSON_AddItemToArray(g, x);
 		}
 	}
+	cJSON_AddItemToObject(d, "spend_chart", web_usage_chart(k->org_id, k->id, 0, 30));
 	if (error)
 		add_flash_error(d, error);
 	return web_render(r, status, "keys_detail", d);

@@ -132,6 +132,7 @@ static int org_render(tg_req_t *r, int status, const struct org *o, enum role my
 		cJSON_AddStringToObject(f, "kind", "error");
 		cJSON_AddStringToObject(f, "message", error);
 	}
+	cJSON_AddItemToObject(d, "spend_chart", web_usage_chart(o->id, 0, my >= ROLE_ADMIN ? 0 : s->user.id, 30));
 	return web_render(r, status, "org", d);
 }
 

@@ -377,10 +377,13 @@ static const struct nav_item {
 	{ "/", "Overview", NAV_ANY },
 	{ "/keys", "API keys", NAV_ANY },
 	{ "/credits", "Credits", NAV_ANY },
+	{ "/usage", "Usage", NAV_ANY },
+	{ "/requests", "Requests", NAV_ANY },
 	{ "/pricing", "Pricing", NAV_ANY },
 	{ "/providers", "Providers", NAV_INSTANCE_ADMIN },
 	{ "/orgs", "Organizations", NAV_ANY },
 	{ "/users", "Users", NAV_INSTANCE_ADMIN },
+	{ "/alerts", "Alerts", NAV_ORG_ADMIN },
 	{ "/audit", "Audit log", NAV_ORG_ADMIN },
 };
 
@@ -435,6 +438,7 @@ static void add_layout(tg_req_t *r, cJSON *data)
 		cJSON_AddStringToObject(o, "name", s->org.name);
 		cJSON_AddStringToObject(o, "role", role_name(s->role));
 	}
+	web_alerts_layout(r, data); /* budget alert banner (web/page_alerts.c) */
 	/* The org switcher lists the orgs the user belongs to. */
 	orgs = cJSON_CreateArray();
 	{

@@ -103,9 +103,30 @@ int page_codes_create(tg_req_t *r);
 /* --- end credits --- */
 
 /* --- usage, request log and overview (web/page_usage.c) --- */
+int page_usage(tg_req_t *r);
+int page_usage_csv(tg_req_t *r);
+int page_requests(tg_req_t *r);
+int page_request(tg_req_t *r);
+/* A spend-per-day chart over the last `days` days as data for the
+ * "partials/chart" template (caller frees; NULL when out of memory): the org,
+ * one key of it (key_id), or only the keys user_id created (user_id 0: all). */
+cJSON *web_usage_chart(int64_t org_id, int64_t key_id, int64_t user_id, int days);
+/* Append the newest `limit` request rows of the org (or of user_id's keys)
+ * to list, as the request log shows them. Returns the count or TG_EDB. */
+int web_recent_requests(cJSON *list, int64_t org_id, int64_t user_id, int limit);
 /* --- end usage --- */
 
 /* --- budget alerts (web/page_alerts.c) --- */
+int page_alerts(tg_req_t *r);
+int page_alerts_balance(tg_req_t *r);
+int page_alerts_key(tg_req_t *r);
+int page_alerts_key_remove(tg_req_t *r);
+int page_alerts_webhook(tg_req_t *r);
+int page_alerts_webhook_rotate(tg_req_t *r);
+int page_alerts_webhook_remove(tg_req_t *r);
+/* From add_layout(): the `budget_alert` banner while a threshold's condition
+ * holds, and the "Alerts" navigation entry for org admins. */
+void web_alerts_layout(tg_req_t *r, cJSON *data);
 /* --- end budget alerts --- */
 
 /* --- providers and pricing (web/page_catalog.c) --- */

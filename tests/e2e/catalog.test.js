@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { startServer, startFakeUpstream, cli, tempDir } from './lib/harness.js';
 import { launch, screenshot, submitForm } from './lib/browser.js';
 import { addUser, addOrg, addMember, Client } from './lib/session.js';
+import { runAudit } from './lib/audit.js';
 
 const ADMIN = { email: 'admin@example.com', name: 'Ada Admin', password: 'admin-password-123' };
 const MEMBER = { email: 'mel@example.com', name: 'Mel Member', password: 'member-password-456' };
@@ -89,6 +90,7 @@ after(async () => {
   await browser?.close();
   await fake?.stop();
   keyed?.server.close();
+  runAudit(srv.dataDir);
   assert.equal(await srv.stop(), 0);
   assert.ok(!srv.stdout().includes(KEY) && !srv.stderr().includes(KEY), 'the key never reaches the log');
   srv.cleanup();

@@ -4,10 +4,12 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, cli, tempDir, BIN } from './lib/harness.js';
 import { spawnSync } from 'node:child_process';
+import { runAudit } from './lib/audit.js';
 
 let srv;
 before(async () => { srv = await startServer(); });
 after(async () => {
+  runAudit(srv.dataDir);
   const code = await srv.stop();
   assert.equal(code, 0, 'server exits 0 on SIGTERM');
   assert.match(srv.stderr(), /stopped cleanly/);
@@ -82,6 +84,15 @@ test('a 2 MB body gets 413 in the right envelope, and the server keeps serving',
 
   res = await fetch(`${srv.url}/health`);
   assert.equal(res.status, 200);
+});
+
+test('a form posted with the wrong content type gets an HTML 415', async () => {
+  const res = await fetch(`${srv.url}/login`, {
+    method: 'POST', body: '{"email":"a"}', headers: { 'Content-Type': 'application/json' },
+  });
+  assert.equal(res.status, 415);
+  assert.match(res.headers.get('content-type'), /text\/html/);
+  assert.match(await res.text(), /application\/x-www-form-urlencoded/);
 });
 
 test('static files carry an ETag and revalidate with 304', async () => {

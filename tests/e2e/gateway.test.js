@@ -9,6 +9,7 @@ import OpenAI from 'openai';
 import { cli } from './lib/harness.js';
 import { startGateway, createKey, balance, grant, expectedCost, micro } from './lib/gateway.js';
 import { addOrg, addUser, addMember, Client } from './lib/session.js';
+import { runAudit } from './lib/audit.js';
 
 let gw, key, client;
 
@@ -29,8 +30,7 @@ before(async () => {
 });
 after(async () => {
   // Every suite ends with a clean audit of the ledger.
-  const r = cli(gw.srv.dataDir, ['audit']);
-  assert.equal(r.code, 0, `audit:\n${r.stdout}${r.stderr}`);
+  runAudit(gw.srv.dataDir);
   await gw.stop();
 });
 
@@ -366,6 +366,12 @@ describe('gateway', () => {
     res = await post(JSON.stringify({ model: 'fake-chat', messages: MESSAGES, max_tokens: 100000 }));
     assert.equal(res.status, 400);
     assert.match((await res.json()).error.message, /at most 4096/);
+    // Out of any integer range: refused cleanly (and without undefined behaviour).
+    for (const bad of ['1e300', '-1e19', '1.5']) {
+      res = await post(`{"model":"fake-chat","messages":[{"role":"user","content":"x"}],"max_tokens":${bad}}`);
+      assert.equal(res.status, 400, bad);
+      assert.match((await res.json()).error.message, /whole number/, bad);
+    }
     res = await post('x', { 'Content-Type': 'text/plain' });
     assert.equal(res.status, 415);
     res = await fetch(`${gw.srv.url}/v1/chat/completions`, { method: 'POST', body: '{}', headers: { 'Content-Type': 'application/json' } });

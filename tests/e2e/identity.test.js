@@ -5,6 +5,7 @@ import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from './lib/harness.js';
 import { launch, screenshot, submitForm } from './lib/browser.js';
+import { runAudit } from './lib/audit.js';
 
 const ADMIN = { email: 'admin@example.com', name: 'Ada Admin', password: 'admin-password-123' };
 const MEMBER = { email: 'mel@example.com', name: 'Mel Member', temp: 'temporary-pass-1', password: 'member-password-456' };
@@ -33,6 +34,7 @@ before(async () => {
 });
 after(async () => {
   await browser?.close();
+  runAudit(srv.dataDir);
   assert.equal(await srv.stop(), 0);
   srv.cleanup();
 });
@@ -260,6 +262,24 @@ describe('identity and access', () => {
     await adminPage.goto(`${srv.url}/users`);
     assert.match(await adminPage.textContent('table.data'), /mel@example.com/);
     await screenshot(adminPage, '10-users');
+  });
+
+  test('a hostile user name renders escaped on every page that shows it', async () => {
+    await adminPage.goto(`${srv.url}/users`);
+    await submitForm(adminPage, 'form[action="/users"]', {
+      email: 'xss@example.com', name: XSS, password: 'temporary-pass-2',
+    });
+    assert.match(await adminPage.textContent('.flash-ok'), /Created xss@example.com/);
+    await adminPage.goto(`${srv.url}/orgs/${ids.acme}`);
+    await submitForm(adminPage, `form[action="/orgs/${ids.acme}/members"]`, { email: 'xss@example.com', role: 'member' });
+    for (const path of ['/users', `/orgs/${ids.acme}`, '/audit']) {
+      await adminPage.goto(`${srv.url}${path}`);
+      const html = await adminPage.content();
+      assert.ok(!html.includes(XSS), `${path}: the raw name never reaches the page`);
+      assert.equal(await adminPage.locator('script:not([src])').count(), 0, `${path}: no injected script`);
+    }
+    await adminPage.goto(`${srv.url}/users`);
+    assert.ok((await adminPage.textContent('table.data')).includes(XSS), 'shown as text');
   });
 
   test('admin disables the member: their session ends and sign-in fails', async () => {

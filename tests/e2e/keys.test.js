@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { startServer, cli } from './lib/harness.js';
 import { addUser, addOrg, addMember, Client } from './lib/session.js';
 import { launch, screenshot, submitForm } from './lib/browser.js';
+import { runAudit } from './lib/audit.js';
 import {
   KEY_RE, keyInfo, wellFormedKey, badChecksum, signIn, createInBrowser, rotateInBrowser,
   revokeInBrowser, createWithClient,
@@ -74,6 +75,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
+  runAudit(srv.dataDir);
   assert.equal(await srv.stop(), 0);
   srv.cleanup();
 });
@@ -434,5 +436,26 @@ describe('API keys', () => {
     await page.goto(`${srv.url}/keys/${ids.rotating}`);
     await screenshot(page, 'keys-06-phone-detail');
     await ctx.close();
+  });
+
+  test('the create form offers the priced models; ticking one restricts the key', async () => {
+    await ownerPage.goto(`${srv.url}/keys/new`);
+    const offered = await ownerPage.locator('form[action="/keys"] input[type="checkbox"][name="models"]')
+      .evaluateAll((els) => els.map((e) => e.value));
+    for (const m of ['echo-embed', 'echo-large', 'echo-small']) assert.ok(offered.includes(m), m);
+    await ownerPage.locator('form[action="/keys"] input[type="checkbox"][value="echo-small"]').check();
+    await submitForm(ownerPage, 'form[action="/keys"]', { name: 'Only small' });
+    const made = {
+      key: (await ownerPage.textContent('.reveal #new-key')).trim(),
+      id: Number((await ownerPage.getAttribute('a.btn-primary[href^="/keys/"]', 'href')).split('/').pop()),
+    };
+    const info = await keyInfo(srv.url, made.key);
+    assert.equal(info.status, 200);
+    assert.deepEqual(info.body.data.limits.allowed_models, ['echo-small']);
+    // The detail page shows it ticked, and the free-text field holds only unpriced names.
+    await ownerPage.goto(`${srv.url}/keys/${made.id}`);
+    assert.equal(await ownerPage.locator('input[type="checkbox"][value="echo-small"]').isChecked(), true);
+    assert.equal(await ownerPage.locator('input[type="checkbox"][value="echo-large"]').isChecked(), false);
+    assert.equal(await ownerPage.locator('input#k-models').inputValue(), '');
   });
 });

@@ -11,6 +11,7 @@ import OpenAI from 'openai';
 import { startServer, cli } from './lib/harness.js';
 import { addUser, addOrg } from './lib/session.js';
 import { createKey, grant, balance } from './lib/gateway.js';
+import { runAudit } from './lib/audit.js';
 
 const require = createRequire(import.meta.url);
 const MOCK_MAIN = join(dirname(require.resolve('@dwmkerr/mock-llm/package.json')), 'dist/main.js');
@@ -47,8 +48,7 @@ before(async () => {
 });
 
 after(async () => {
-  const r = cli(srv.dataDir, ['audit']);
-  assert.equal(r.code, 0, r.stdout + r.stderr);
+  runAudit(srv.dataDir);
   await srv.stop();
   srv.cleanup();
   mock.kill('SIGTERM');

@@ -152,6 +152,42 @@ static void test_router_match(void **state)
 	assert_false(router_match("/", "/x", p, &n));
 }
 
+static void test_form_parsing(void **state)
+{
+	static const char body[] = "email=a%40b.c&name=Ada+L&empty=&flag&x=%2";
+	static const char nul_value[] = "email=abc\0evil";
+	static const char nul_key[] = "email\0x=attacker@example.com&email=user@example.com";
+	static const char repeated[] = "models=a&other=1&models=b&models=&models=c";
+	char *v;
+
+	(void)state;
+	v = req_form_get(body, strlen(body), "email");
+	assert_string_equal(v, "a@b.c");
+	free(v);
+	v = req_form_get(body, strlen(body), "name");
+	assert_string_equal(v, "Ada L");
+	free(v);
+	v = req_form_get(body, strlen(body), "empty");
+	assert_string_equal(v, "");
+	free(v);
+	v = req_form_get(body, strlen(body), "flag");
+	assert_string_equal(v, "");
+	free(v);
+	assert_null(req_form_get(body, strlen(body), "x"));       /* truncated %-escape */
+	assert_null(req_form_get(body, strlen(body), "missing"));
+	assert_null(req_form_get("a=%00b", 6, "a"));              /* %00 */
+	/* A raw NUL byte neither truncates a value nor lets a key stand in for another. */
+	assert_null(req_form_get(nul_value, sizeof(nul_value) - 1, "email"));
+	v = req_form_get(nul_key, sizeof(nul_key) - 1, "email");
+	assert_string_equal(v, "user@example.com");
+	free(v);
+	/* Repeated fields (checkboxes) join with commas; empty values are skipped. */
+	v = req_form_get_all(repeated, strlen(repeated), "models");
+	assert_string_equal(v, "a,b,c");
+	free(v);
+	assert_null(req_form_get_all(repeated, strlen(repeated), "none"));
+}
+
 static void test_time_parse(void **state)
 {
 	int64_t t;
@@ -181,6 +217,7 @@ int main(void)
 		cmocka_unit_test(test_config_precedence_file_env_flag),
 		cmocka_unit_test(test_config_errors_are_precise),
 		cmocka_unit_test(test_router_match),
+		cmocka_unit_test(test_form_parsing),
 		cmocka_unit_test(test_time_parse),
 	};
 	return cmocka_run_group_tests_name("core", tests, NULL, NULL);

@@ -29,7 +29,11 @@ export async function submitForm(page, selector, fields) {
   const form = page.locator(selector);
   await form.evaluate((f) => { f.noValidate = true; });
   for (const [name, value] of Object.entries(fields)) {
-    const input = form.locator(`[name="${name}"]`);
+    // Booleans tick a checkbox; other values go to the field that takes text
+    // (a name may be shared by checkboxes and a text input, e.g. models).
+    const input = typeof value === 'boolean'
+      ? form.locator(`input[type="checkbox"][name="${name}"]`).first()
+      : form.locator(`[name="${name}"]:not([type="checkbox"])`).first();
     const tag = await input.evaluate((el) => el.tagName.toLowerCase() + ':' + (el.type || ''));
     if (tag.startsWith('select')) await input.selectOption(String(value));
     else if (tag.endsWith('checkbox')) { if (value) await input.check(); else await input.uncheck(); }

@@ -62,6 +62,8 @@ static long ref_decode(const unsigned char *s, size_t n, char *out)
 				return -1;
 			out[o++] = (char)(hi << 4 | lo);
 			i += 3;
+		} else if (s[i] == '\0') {
+			return -1; /* a raw NUL byte makes the field invalid, like %00 */
 		} else {
 			out[o++] = s[i] == '+' ? ' ' : (char)s[i];
 			i++;

@@ -27,22 +27,6 @@ static int may_manage(const tg_req_t *r)
 	return r->session->org.id != 0 && r->session->role >= ROLE_ADMIN;
 }
 
-static void trim(char *s)
-{
-	size_t n;
-	char *p = s;
-
-	if (!s)
-		return;
-	while (*p == ' ' || *p == '\t')
-		p++;
-	if (p != s)
-		memmove(s, p, strlen(p) + 1);
-	n = strlen(s);
-	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
-		s[--n] = '\0';
-}
-
 static const char *period_words(int p)
 {
 	switch (p) {
@@ -239,12 +223,7 @@ static int render(tg_req_t *r, int status, const struct alerts_form *f, const ch
 	if (secret)
 		cJSON_AddStringToObject(d, "secret", secret);
 	add_deliveries(d, s->org.id);
-	if (error) {
-		cJSON *e = cJSON_AddObjectToObject(d, "flash");
-
-		cJSON_AddStringToObject(e, "kind", "error");
-		cJSON_AddStringToObject(e, "message", error);
-	}
+	web_flash_now(d, "error", error);
 	return web_render(r, status, "alerts", d);
 }
 
@@ -282,7 +261,7 @@ int page_alerts_balance(tg_req_t *r)
 		goto out;
 	}
 	value = req_post(r, "balance");
-	trim(value);
+	web_trim(value);
 	f.balance = value ? value : "";
 	if (!value || !*value)
 		why = "Enter the balance, in credits, below which to alert (e.g. 5.00).";
@@ -321,7 +300,7 @@ int page_alerts_key(tg_req_t *r)
 		return web_not_found(r);
 	key_s = req_post(r, "key_id");
 	pct_s = req_post(r, "percent");
-	trim(pct_s);
+	web_trim(pct_s);
 	key_id = web_parse_id(key_s);
 	f.key_id = key_id;
 	f.percent = pct_s ? pct_s : "";
@@ -377,7 +356,7 @@ int page_alerts_webhook(tg_req_t *r)
 	if (!may_manage(r))
 		return web_not_found(r);
 	url = req_post(r, "url");
-	trim(url);
+	web_trim(url);
 	f.url = url ? url : "";
 	rc = alerts_webhook_set(r->session->org.id, url ? url : "", secret, &made, &why);
 	if (rc) {

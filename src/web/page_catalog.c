@@ -14,17 +14,6 @@
 
 /* ------------------------------------------------------------ helpers */
 
-static void add_flash(cJSON *d, const char *kind, const char *msg)
-{
-	cJSON *f;
-
-	if (!msg)
-		return;
-	f = cJSON_AddObjectToObject(d, "flash");
-	cJSON_AddStringToObject(f, "kind", kind);
-	cJSON_AddStringToObject(f, "message", msg);
-}
-
 /* A whole number of at most 12 digits; -1 when s is anything else. */
 static int64_t parse_count(const char *s)
 {
@@ -182,9 +171,9 @@ static int providers_render(tg_req_t *r, int status, const struct provider *edit
 	cJSON_AddBoolToObject(form, "enabled", f->enabled);
 	add_form_err(form, e);
 	if (e)
-		add_flash(d, "error", e->msg);
+		web_flash_now(d, "error", e->msg);
 	else
-		add_flash(d, flash_kind, flash);
+		web_flash_now(d, flash_kind, flash);
 	return web_render(r, status, "providers", d);
 }
 
@@ -433,7 +422,7 @@ static int pricing_render(tg_req_t *r, int status, const struct model *editing,
 		add_form_err(form, e);
 	}
 	if (e)
-		add_flash(d, "error", e->msg);
+		web_flash_now(d, "error", e->msg);
 	return web_render(r, status, "pricing", d);
 }
 

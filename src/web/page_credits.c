@@ -49,29 +49,6 @@ static void add_through(cJSON *o, const char *key, int64_t t)
 	cJSON_AddStringToObject(o, key, s);
 }
 
-static void add_flash(cJSON *d, const char *kind, const char *msg)
-{
-	cJSON *f = cJSON_AddObjectToObject(d, "flash");
-
-	cJSON_AddStringToObject(f, "kind", kind);
-	cJSON_AddStringToObject(f, "message", msg);
-}
-
-/* Trim surrounding spaces in place. */
-static char *trim(char *s)
-{
-	size_t n;
-
-	if (!s)
-		return NULL;
-	while (*s && isspace((unsigned char)*s))
-		s++;
-	n = strlen(s);
-	while (n && isspace((unsigned char)s[n - 1]))
-		s[--n] = '\0';
-	return s;
-}
-
 /* ------------------------------------------------------------- filters */
 
 struct ledger_filter {
@@ -96,7 +73,7 @@ static void filter_parse(tg_req_t *r, struct ledger_filter *f)
 	static const char *const kinds[] = { "grant", "adjust", "redeem", "usage" };
 	char *kind = req_query(r, "kind"), *from = req_query(r, "from"), *to = req_query(r, "to");
 	char *before = req_query(r, "before"), *after = req_query(r, "after");
-	const char *k = trim(kind), *fr = trim(from), *t = trim(to);
+	const char *k = web_trim(kind), *fr = web_trim(from), *t = web_trim(to);
 	buf_t qs;
 	size_t i;
 
@@ -319,9 +296,9 @@ static int credits_render(tg_req_t *r, int status, const struct grant_form *g, c
 	}
 	add_entries(d, s->org.id, &f);
 	if (error)
-		add_flash(d, "error", error);
+		web_flash_now(d, "error", error);
 	else if (f.error) {
-		add_flash(d, "error", f.error);
+		web_flash_now(d, "error", f.error);
 		if (status == 200)
 			status = 400;
 	}
@@ -438,8 +415,8 @@ int page_credits_grant(tg_req_t *r)
 	action = req_post(r, "action");
 	amount_s = req_post(r, "amount");
 	memo = req_post(r, "memo");
-	g.action = trim(action);
-	g.amount = trim(amount_s);
+	g.action = web_trim(action);
+	g.amount = web_trim(amount_s);
 	g.memo = memo;
 	deduct = g.action && strcmp(g.action, "deduct") == 0;
 	if (!g.action || (!deduct && strcmp(g.action, "grant") != 0)) {
@@ -459,12 +436,12 @@ int page_credits_grant(tg_req_t *r)
 				    "Enter an amount above zero; choose Deduct to take credits away.");
 		goto out;
 	}
-	if (!memo || !*trim(memo)) {
+	if (!memo || !*web_trim(memo)) {
 		rc = credits_render(r, 422, &g, NULL,
 				    "A memo is required: say why, it is shown in the ledger and the audit log.");
 		goto out;
 	}
-	g.memo = trim(memo);
+	g.memo = web_trim(memo);
 	rc = ledger_grant(s->org.id, deduct ? LEDGER_ADJUST : LEDGER_GRANT, deduct ? -amount : amount,
 			  g.memo, &a, NULL);
 	money_format_short(amount, amt);
@@ -509,7 +486,7 @@ int page_credits_redeem(tg_req_t *r)
 	if (!s->org.id || s->role < ROLE_ADMIN)
 		return web_not_found(r);
 	raw = req_post(r, "code");
-	code = trim(raw);
+	code = web_trim(raw);
 	if (!code || !*code) {
 		rc = credits_render(r, 422, NULL, NULL, "Enter a redemption code.");
 		goto out;
@@ -668,7 +645,7 @@ static int codes_render(tg_req_t *r, int status, const struct codes_form *form, 
 	add_batches(d);
 	add_codes(d, before);
 	if (error)
-		add_flash(d, "error", error);
+		web_flash_now(d, "error", error);
 	return web_render(r, status, "codes", d);
 }
 
@@ -712,10 +689,10 @@ int page_codes_create(tg_req_t *r)
 	amount_s = req_post(r, "amount");
 	expires_s = req_post(r, "expires");
 	batch_s = req_post(r, "batch");
-	form.count = trim(count_s);
-	form.amount = trim(amount_s);
-	form.expires = trim(expires_s);
-	form.batch = trim(batch_s);
+	form.count = web_trim(count_s);
+	form.amount = web_trim(amount_s);
+	form.expires = web_trim(expires_s);
+	form.batch = web_trim(batch_s);
 	if (parse_count(form.count, &n)) {
 		snprintf(msg, sizeof(msg), "Enter how many codes to make: a whole number from 1 to %d.",
 			 LEDGER_CODES_MAX);

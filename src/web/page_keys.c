@@ -87,22 +87,6 @@ static void key_label(const char *prefix, const char *name, char *out, size_t n)
 	snprintf(out, n, "%s %s", prefix, name);
 }
 
-static void trim(char *s)
-{
-	size_t n;
-	char *p = s;
-
-	if (!s)
-		return;
-	while (*p == ' ' || *p == '\t')
-		p++;
-	if (p != s)
-		memmove(s, p, strlen(p) + 1);
-	n = strlen(s);
-	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
-		s[--n] = '\0';
-}
-
 /* A whole number >= 0; "" is 0. */
 static int parse_count(const char *s, int64_t *out)
 {
@@ -129,14 +113,6 @@ static void fmt_count(int64_t v, char out[32])
 		out[j++] = digits[i];
 	}
 	out[j] = '\0';
-}
-
-static void add_flash_error(cJSON *d, const char *msg)
-{
-	cJSON *f = cJSON_AddObjectToObject(d, "flash");
-
-	cJSON_AddStringToObject(f, "kind", "error");
-	cJSON_AddStringToObject(f, "message", msg);
 }
 
 static void add_date(cJSON *o, const char *key, int64_t t)
@@ -248,11 +224,11 @@ static void form_read(tg_req_t *r, struct key_form *f, int with_name, int with_l
 		f->period = req_post(r, "period");
 		f->models = req_post_all(r, "models"); /* checked boxes and typed names */
 	}
-	trim(f->name);
-	trim(f->expires);
-	trim(f->rpm);
-	trim(f->tpm);
-	trim(f->limit);
+	web_trim(f->name);
+	web_trim(f->expires);
+	web_trim(f->rpm);
+	web_trim(f->tpm);
+	web_trim(f->limit);
 }
 
 static void form_free(struct key_form *f)
@@ -529,7 +505,7 @@ static int new_render(tg_req_t *r, int status, const struct key_form *f, const c
 	cJSON_AddBoolToObject(d, "can_limits", is_org_admin(r));
 	add_form(d, f ? f : &empty);
 	if (error)
-		add_flash_error(d, error);
+		web_flash_now(d, "error", error);
 	return web_render(r, status, "keys_new", d);
 }
 
@@ -714,7 +690,7 @@ static int detail_render(tg_req_t *r, int status, const struct apikey *k,
 	}
 	cJSON_AddItemToObject(d, "spend_chart", web_usage_chart(k->org_id, k->id, 0, 30));
 	if (error)
-		add_flash_error(d, error);
+		web_flash_now(d, "error", error);
 	return web_render(r, status, "keys_detail", d);
 }
 

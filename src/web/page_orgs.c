@@ -36,12 +36,7 @@ static int orgs_render(tg_req_t *r, int status, const char *form_name, const cha
 	cJSON_AddBoolToObject(d, "has_orgs", cJSON_GetArraySize(list) > 0);
 	if (form_name)
 		cJSON_AddStringToObject(d, "form_name", form_name);
-	if (error) {
-		cJSON *f = cJSON_AddObjectToObject(d, "flash");
-
-		cJSON_AddStringToObject(f, "kind", "error");
-		cJSON_AddStringToObject(f, "message", error);
-	}
+	web_flash_now(d, "error", error);
 	return web_render(r, status, "orgs", d);
 }
 
@@ -126,12 +121,7 @@ static int org_render(tg_req_t *r, int status, const struct org *o, enum role my
 	form = cJSON_AddObjectToObject(d, "form");
 	cJSON_AddStringToObject(form, "email", email ? email : "");
 	cJSON_AddStringToObject(form, "name", name ? name : "");
-	if (error) {
-		cJSON *f = cJSON_AddObjectToObject(d, "flash");
-
-		cJSON_AddStringToObject(f, "kind", "error");
-		cJSON_AddStringToObject(f, "message", error);
-	}
+	web_flash_now(d, "error", error);
 	cJSON_AddItemToObject(d, "spend_chart", web_usage_chart(o->id, 0, my >= ROLE_ADMIN ? 0 : s->user.id, 30));
 	return web_render(r, status, "org", d);
 }

@@ -67,28 +67,6 @@ static void add_count(cJSON *o, const char *key, int64_t v)
 	cJSON_AddStringToObject(o, key, s);
 }
 
-static void add_flash(cJSON *d, const char *kind, const char *msg)
-{
-	cJSON *f = cJSON_AddObjectToObject(d, "flash");
-
-	cJSON_AddStringToObject(f, "kind", kind);
-	cJSON_AddStringToObject(f, "message", msg);
-}
-
-static char *trim(char *s)
-{
-	size_t n;
-
-	if (!s)
-		return NULL;
-	while (*s && isspace((unsigned char)*s))
-		s++;
-	n = strlen(s);
-	while (n && isspace((unsigned char)s[n - 1]))
-		s[--n] = '\0';
-	return s;
-}
-
 static int parse_day(const char *s, int64_t *t)
 {
 	return strlen(s) == 10 && time_parse(s, t) == TG_OK ? TG_OK : TG_EINVAL;
@@ -167,8 +145,8 @@ static void usage_filter_parse(tg_req_t *r, struct usage_filter *f)
 {
 	char *bucket = req_query(r, "bucket"), *split = req_query(r, "split"), *key = req_query(r, "key");
 	char *model = req_query(r, "model"), *from = req_query(r, "from"), *to = req_query(r, "to");
-	const char *b = trim(bucket), *sp = trim(split), *k = trim(key), *m = trim(model);
-	const char *fr = trim(from), *t = trim(to);
+	const char *b = web_trim(bucket), *sp = web_trim(split), *k = web_trim(key), *m = web_trim(model);
+	const char *fr = web_trim(from), *t = web_trim(to);
 	int64_t now = time_now(), span;
 	buf_t qs;
 
@@ -621,7 +599,7 @@ int page_usage(tg_req_t *r)
 	scope_get(r, &sc);
 	usage_filter_parse(r, &f);
 	if (f.error) {
-		add_flash(d, "error", f.error);
+		web_flash_now(d, "error", f.error);
 		status = 400;
 	}
 	cJSON_AddBoolToObject(d, "has_org", 1);
@@ -797,7 +775,7 @@ static void log_filter_parse(tg_req_t *r, struct log_filter *f)
 {
 	char *status = req_query(r, "status"), *key = req_query(r, "key"), *model = req_query(r, "model");
 	char *from = req_query(r, "from"), *to = req_query(r, "to"), *before = req_query(r, "before");
-	const char *st = trim(status), *k = trim(key), *m = trim(model), *fr = trim(from), *t = trim(to);
+	const char *st = web_trim(status), *k = web_trim(key), *m = web_trim(model), *fr = web_trim(from), *t = web_trim(to);
 	buf_t qs;
 
 	memset(f, 0, sizeof(*f));
@@ -956,7 +934,7 @@ int page_requests(tg_req_t *r)
 	scope_get(r, &sc);
 	log_filter_parse(r, &f);
 	if (f.error) {
-		add_flash(d, "error", f.error);
+		web_flash_now(d, "error", f.error);
 		status = 400;
 	}
 	cJSON_AddBoolToObject(d, "has_org", 1);

@@ -32,12 +32,7 @@ static int users_render(tg_req_t *r, int status, const char *email, const char *
 	form = cJSON_AddObjectToObject(d, "form");
 	cJSON_AddStringToObject(form, "email", email ? email : "");
 	cJSON_AddStringToObject(form, "name", name ? name : "");
-	if (error) {
-		cJSON *f = cJSON_AddObjectToObject(d, "flash");
-
-		cJSON_AddStringToObject(f, "kind", "error");
-		cJSON_AddStringToObject(f, "message", error);
-	}
+	web_flash_now(d, "error", error);
 	return web_render(r, status, "users", d);
 }
 

@@ -352,6 +352,35 @@ struct audit_actor web_actor(const tg_req_t *r)
 	return a;
 }
 
+char *web_trim(char *s)
+{
+	size_t n;
+	char *p = s;
+
+	if (!s)
+		return NULL;
+	while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
+		p++;
+	if (p != s)
+		memmove(s, p, strlen(p) + 1);
+	n = strlen(s);
+	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
+		s[--n] = '\0';
+	return s;
+}
+
+void web_flash_now(cJSON *d, const char *kind, const char *msg)
+{
+	cJSON *f;
+
+	if (!msg)
+		return;
+	cJSON_DeleteItemFromObject(d, "flash");
+	f = cJSON_AddObjectToObject(d, "flash");
+	cJSON_AddStringToObject(f, "kind", kind);
+	cJSON_AddStringToObject(f, "message", msg);
+}
+
 void web_add_time(cJSON *obj, const char *key, int64_t t)
 {
 	char s[20];

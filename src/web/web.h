@@ -57,6 +57,11 @@ void web_cookie_name(const tg_req_t *r, const char *base, char *out, size_t n);
 
 /* Append s percent-encoded for a URL query value (unreserved characters kept). */
 void web_urlencode(buf_t *b, const char *s);
+/* Trim spaces, tabs and line ends around s in place; returns s (NULL-safe). */
+char *web_trim(char *s);
+/* Show a message on the page being rendered (not a redirect): page data
+ * key "flash" with kind "ok" | "error" | "warn". msg NULL: nothing. */
+void web_flash_now(cJSON *d, const char *kind, const char *msg);
 /* Small cJSON helpers for page data. */
 void web_add_time(cJSON *obj, const char *key, int64_t t);
 

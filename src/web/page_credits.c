@@ -63,11 +63,6 @@ struct ledger_filter {
 	char qs[96];    /* the filters as a query string, for links */
 };
 
-static int parse_day(const char *s, int64_t *t)
-{
-	return strlen(s) == 10 && time_parse(s, t) == TG_OK ? TG_OK : TG_EINVAL;
-}
-
 static void filter_parse(tg_req_t *r, struct ledger_filter *f)
 {
 	static const char *const kinds[] = { "grant", "adjust", "redeem", "usage" };
@@ -88,24 +83,7 @@ static void filter_parse(tg_req_t *r, struct ledger_filter *f)
 		if (!f->kind[0])
 			f->error = "Choose a kind from the list: grant, adjust, redeem or usage.";
 	}
-	if (fr && *fr) {
-		snprintf(f->from, sizeof(f->from), "%s", fr);
-		if (parse_day(fr, &f->from_t)) {
-			f->error = "The dates must be real days written YYYY-MM-DD, for example 2026-01-31.";
-			f->from_t = 0;
-			f->from[0] = '\0';
-		}
-	}
-	if (t && *t) {
-		snprintf(f->to, sizeof(f->to), "%s", t);
-		if (parse_day(t, &f->to_t)) {
-			f->error = "The dates must be real days written YYYY-MM-DD, for example 2026-01-31.";
-			f->to_t = INT64_MAX;
-			f->to[0] = '\0';
-		} else {
-			f->to_t += 86400; /* the whole "to" day is included */
-		}
-	}
+	web_day_range(fr, t, f->from, f->to, &f->from_t, &f->to_t, &f->error);
 	if (!f->error && f->from_t >= f->to_t)
 		f->error = "The start date is after the end date.";
 	buf_init(&qs, sizeof(f->qs) - 1);
@@ -713,7 +691,7 @@ int page_codes_create(tg_req_t *r)
 		goto out;
 	}
 	if (form.expires && *form.expires) {
-		if (parse_day(form.expires, &expires)) {
+		if (web_parse_day(form.expires, &expires)) {
 			rc = codes_render(r, 422, &form,
 					  "The expiry must be a real day written YYYY-MM-DD, for example "
 					  "2026-12-31.");

@@ -67,11 +67,6 @@ static void add_count(cJSON *o, const char *key, int64_t v)
 	cJSON_AddStringToObject(o, key, s);
 }
 
-static int parse_day(const char *s, int64_t *t)
-{
-	return strlen(s) == 10 && time_parse(s, t) == TG_OK ? TG_OK : TG_EINVAL;
-}
-
 static void qs_add(buf_t *qs, const char *name, const char *value)
 {
 	if (!value || !*value)
@@ -175,24 +170,9 @@ static void usage_filter_parse(tg_req_t *r, struct usage_filter *f)
 	}
 	range_default(f, now);
 	span = f->to_t - f->from_t;
-	if (fr && *fr) {
-		snprintf(f->from, sizeof(f->from), "%s", fr);
-		if (parse_day(fr, &f->from_t)) {
-			f->error = "The dates must be real days written YYYY-MM-DD, for example 2026-01-31.";
-			f->from[0] = '\0';
-		}
-	}
-	if (t && *t) {
-		snprintf(f->to, sizeof(f->to), "%s", t);
-		if (parse_day(t, &f->to_t)) {
-			f->error = "The dates must be real days written YYYY-MM-DD, for example 2026-01-31.";
-			f->to[0] = '\0';
-		} else {
-			f->to_t += DAY; /* the whole "to" day is included */
-			if (!f->from[0])
-				f->from_t = f->to_t - span;
-		}
-	}
+	/* Only a "to" day: keep the default span, ending there. */
+	if (web_day_range(fr, t, f->from, f->to, &f->from_t, &f->to_t, &f->error) == 2)
+		f->from_t = f->to_t - span;
 	if (!f->error && f->from_t >= f->to_t)
 		f->error = "The start date is after the end date.";
 	if (!f->error) {
@@ -806,24 +786,7 @@ static void log_filter_parse(tg_req_t *r, struct log_filter *f)
 		else
 			snprintf(f->model, sizeof(f->model), "%s", m);
 	}
-	if (fr && *fr) {
-		snprintf(f->from, sizeof(f->from), "%s", fr);
-		if (parse_day(fr, &f->from_t)) {
-			f->error = "The dates must be real days written YYYY-MM-DD, for example 2026-01-31.";
-			f->from_t = 0;
-			f->from[0] = '\0';
-		}
-	}
-	if (t && *t) {
-		snprintf(f->to, sizeof(f->to), "%s", t);
-		if (parse_day(t, &f->to_t)) {
-			f->error = "The dates must be real days written YYYY-MM-DD, for example 2026-01-31.";
-			f->to_t = INT64_MAX;
-			f->to[0] = '\0';
-		} else {
-			f->to_t += DAY;
-		}
-	}
+	web_day_range(fr, t, f->from, f->to, &f->from_t, &f->to_t, &f->error);
 	if (!f->error && f->from_t >= f->to_t)
 		f->error = "The start date is after the end date.";
 	buf_init(&qs, sizeof(f->qs) - 1);

@@ -381,6 +381,46 @@ void web_flash_now(cJSON *d, const char *kind, const char *msg)
 	cJSON_AddStringToObject(f, "message", msg);
 }
 
+int web_parse_day(const char *s, int64_t *t)
+{
+	int64_t v;
+
+	/* Parse into a local: time_parse may write before it rejects a date. */
+	if (!s || strlen(s) != 10 || time_parse(s, &v) != TG_OK)
+		return TG_EINVAL;
+	*t = v;
+	return TG_OK;
+}
+
+int web_day_range(const char *from, const char *to, char from_txt[24], char to_txt[24],
+		  int64_t *from_t, int64_t *to_t, const char **error)
+{
+	static const char bad[] = "The dates must be real days written YYYY-MM-DD, for example "
+				  "2026-01-31.";
+	int given = 0;
+
+	if (from && *from) {
+		snprintf(from_txt, 24, "%s", from);
+		if (web_parse_day(from, from_t) == TG_OK) {
+			given |= 1;
+		} else {
+			*error = bad;
+			from_txt[0] = '\0';
+		}
+	}
+	if (to && *to) {
+		snprintf(to_txt, 24, "%s", to);
+		if (web_parse_day(to, to_t) == TG_OK) {
+			*to_t += 86400; /* the whole "to" day is included */
+			given |= 2;
+		} else {
+			*error = bad;
+			to_txt[0] = '\0';
+		}
+	}
+	return given;
+}
+
 void web_add_time(cJSON *obj, const char *key, int64_t t)
 {
 	char s[20];

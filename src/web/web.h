@@ -62,6 +62,15 @@ char *web_trim(char *s);
 /* Show a message on the page being rendered (not a redirect): page data
  * key "flash" with kind "ok" | "error" | "warn". msg NULL: nothing. */
 void web_flash_now(cJSON *d, const char *kind, const char *msg);
+/* A day "YYYY-MM-DD" (exactly) to its UTC midnight; TG_EINVAL otherwise. */
+int web_parse_day(const char *s, int64_t *t);
+/* The ?from= / ?to= day range of list and chart filters. A given day
+ * replaces *from_t, and *to_t becomes the end of the "to" day (the whole day
+ * is included); its text goes to from_txt / to_txt (24 bytes) for the form.
+ * A bad day keeps the caller's default, blanks its text and sets *error.
+ * Returns which days were given and valid: 1 = from, 2 = to. */
+int web_day_range(const char *from, const char *to, char from_txt[24], char to_txt[24],
+		  int64_t *from_t, int64_t *to_t, const char **error);
 /* Small cJSON helpers for page data. */
 void web_add_time(cJSON *obj, const char *key, int64_t t);
 

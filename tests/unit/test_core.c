@@ -12,6 +12,7 @@
 #include "config.h"
 #include "core/timeutil.h"
 #include "http/http.h"
+#include "web/web.h"
 
 static void test_config_defaults(void **state)
 {
@@ -188,6 +189,33 @@ static void test_form_parsing(void **state)
 	assert_null(req_form_get_all(repeated, strlen(repeated), "none"));
 }
 
+static void test_day_range(void **state)
+{
+	char from[24] = "", to[24] = "";
+	int64_t from_t = 111, to_t = 222;
+	const char *err = NULL;
+
+	(void)state;
+	/* Nothing given: defaults stay, no error. */
+	assert_int_equal(web_day_range(NULL, "", from, to, &from_t, &to_t, &err), 0);
+	assert_int_equal(from_t, 111);
+	assert_int_equal(to_t, 222);
+	assert_null(err);
+	/* Both: the "to" day is included whole. */
+	assert_int_equal(web_day_range("2026-11-01", "2026-11-23", from, to, &from_t, &to_t, &err), 3);
+	assert_int_equal(from_t, 1793491200);
+	assert_int_equal(to_t, 1795392000 + 86400);
+	assert_string_equal(from, "2026-11-01");
+	assert_null(err);
+	/* A bad day (Feb 30 normalises in timegm) keeps the default and blanks its text. */
+	from_t = 111;
+	assert_int_equal(web_day_range("2026-02-30", "2026-11-23", from, to, &from_t, &to_t, &err), 2);
+	assert_int_equal(from_t, 111);
+	assert_string_equal(from, "");
+	assert_non_null(strstr(err, "YYYY-MM-DD"));
+	assert_int_equal(web_parse_day("2026-11-23 10:00", &from_t), TG_EINVAL);
+}
+
 static void test_time_parse(void **state)
 {
 	int64_t t;
@@ -218,6 +246,7 @@ int main(void)
 		cmocka_unit_test(test_config_errors_are_precise),
 		cmocka_unit_test(test_router_match),
 		cmocka_unit_test(test_form_parsing),
+		cmocka_unit_test(test_day_range),
 		cmocka_unit_test(test_time_parse),
 	};
 	return cmocka_run_group_tests_name("core", tests, NULL, NULL);

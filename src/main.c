@@ -16,6 +16,7 @@
 #include "crypto/password.h"
 #include "crypto/secrets.h"
 #include "gateway/gw.h"
+#include "gateway/journal.h"
 #include "identity/identity.h"
 #include "http/server.h"
 #include "store/db.h"
@@ -127,6 +128,11 @@ static int cmd_serve(struct cli_args *a)
 		fprintf(stderr, "tollgate: cannot initialise the HTTP client library\n");
 		goto out;
 	}
+	if (journal_start(a->cfg.data_dir, strcmp(a->cfg.synchronous, "full") == 0, err,
+			  sizeof(err))) {
+		fprintf(stderr, "tollgate: %s\n", err);
+		goto out;
+	}
 	server_on_thread_exit(gw_thread_cleanup);
 	if (db_checkpointer_start())
 		log_warn("could not start the WAL checkpointer; relying on automatic checkpoints");
@@ -143,9 +149,11 @@ static int cmd_serve(struct cli_args *a)
 	sigwait(&set, &sig);
 	log_info("received %s: finishing in-flight requests", sig == SIGINT ? "SIGINT" : "SIGTERM");
 	server_stop();
+	journal_stop(); /* the last calls' debits and request rows */
 	db_checkpointer_stop();
 	alerts_worker_stop();
 	gw_shutdown();
+	catalog_forget(); /* wipes the opened provider keys */
 	rc = 0;
 out:
 	web_shutdown();

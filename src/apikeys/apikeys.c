@@ -574,16 +574,11 @@ static void cache_forget(const unsigned char h[KEYS_HASH_LEN])
 	pthread_rwlock_unlock(&cache_lock);
 }
 
-/* Map the change counter shared by every process using this database: a
- * file named after the database with "-keys" appended. */
+/* Map the change counter shared by every process using this database (the
+ * file "<database>-keys"). */
 static void shared_gen_open(void)
 {
-	char path[4200];
-	const char *file;
-	struct stat st;
-	sqlite3 *db;
-	void *p;
-	int fd;
+	uint64_t *p;
 
 	pthread_rwlock_wrlock(&cache_lock);
 	if (change_gen != &local_gen) {
@@ -591,26 +586,10 @@ static void shared_gen_open(void)
 		change_gen = &local_gen;
 	}
 	pthread_rwlock_unlock(&cache_lock);
-	db = db_get();
-	file = db ? sqlite3_db_filename(db, "main") : NULL;
-	if (!file || !*file || snprintf(path, sizeof(path), "%s-keys", file) >= (int)sizeof(path))
-		return;
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		log_warn("apikeys: cannot open the key change counter; other processes' key "
+	p = db_shared_counter("keys");
+	if (!p) {
+		log_warn("apikeys: cannot map the key change counter; other processes' key "
 			 "changes reach this one within %d seconds", APIKEY_CACHE_TTL_S);
-		return;
-	}
-	/* Extending to 8 bytes is idempotent, so processes racing here agree. */
-	if (fstat(fd, &st) == 0 && st.st_size < (off_t)sizeof(uint64_t) &&
-	    ftruncate(fd, sizeof(uint64_t)) != 0) {
-		close(fd);
-		return;
-	}
-	p = mmap(NULL, sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	close(fd);
-	if (p == MAP_FAILED) {
-		log_warn("apikeys: cannot map the key change counter");
 		return;
 	}
 	pthread_rwlock_wrlock(&cache_lock);

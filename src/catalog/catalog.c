@@ -3,6 +3,7 @@
 #include "catalog/catalog.h"
 
 #include <curl/curl.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,14 +14,27 @@
 #include "store/db.h"
 
 /* Only the box key is kept; the pepper belongs to the API-key module. */
+#define SNAPSHOT_TTL_S 5
+
 static tg_secrets_t box;
 static int have_box;
+static uint64_t local_gen;
+static uint64_t *catalog_gen = &local_gen; /* shared with other processes when mapped */
 
 void catalog_init(const tg_secrets_t *secrets)
 {
 	sodium_memzero(&box, sizeof(box));
 	memcpy(box.box_key, secrets->box_key, sizeof(box.box_key));
 	have_box = 1;
+	if (catalog_gen == &local_gen) {
+		uint64_t *p = db_shared_counter("catalog");
+
+		if (p)
+			catalog_gen = p;
+		else
+			log_warn("catalog: cannot map the change counter; changes made by other "
+				 "processes reach the gateway within %d seconds", SNAPSHOT_TTL_S);
+	}
 	/* Reference counted by libcurl, so other modules may call it too. */
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		log_error("catalog: libcurl could not be initialised");
@@ -335,29 +349,34 @@ int catalog_model_get_by_id(int64_t id, struct model *out)
 	return model_fetch(st, out);
 }
 
-static int provider_fetch(sqlite3_stmt *st, struct provider *out)
+static int provider_row(sqlite3_stmt *st, struct provider *out)
 {
 	struct provider p;
+
+	memset(&p, 0, sizeof(p));
+	p.id = sqlite3_column_int64(st, 0);
+	if (!col_copy(st, 1, p.name, sizeof(p.name)) || !col_copy(st, 3, p.base_url, sizeof(p.base_url)))
+		return TG_ETOOBIG;
+	p.kind = strcmp(db_col_text(st, 2), "echo") == 0 ? PROVIDER_ECHO : PROVIDER_OPENAI;
+	p.has_api_key = sqlite3_column_int(st, 4);
+	p.timeout_s = sqlite3_column_int64(st, 5);
+	p.enabled = sqlite3_column_int(st, 6);
+	*out = p;
+	return TG_OK;
+}
+
+static int provider_fetch(sqlite3_stmt *st, struct provider *out)
+{
 	int rc;
 
 	if (!st)
 		return TG_EDB;
 	rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW) {
-		db_done(st);
-		return rc == SQLITE_DONE ? TG_ENOTFOUND : TG_EDB;
-	}
-	memset(&p, 0, sizeof(p));
-	p.id = sqlite3_column_int64(st, 0);
-	rc = col_copy(st, 1, p.name, sizeof(p.name)) && col_copy(st, 3, p.base_url, sizeof(p.base_url)) ?
-		     TG_OK : TG_ETOOBIG;
-	p.kind = strcmp(db_col_text(st, 2), "echo") == 0 ? PROVIDER_ECHO : PROVIDER_OPENAI;
-	p.has_api_key = sqlite3_column_int(st, 4);
-	p.timeout_s = sqlite3_column_int64(st, 5);
-	p.enabled = sqlite3_column_int(st, 6);
+	if (rc == SQLITE_ROW)
+		rc = provider_row(st, out);
+	else
+		rc = rc == SQLITE_DONE ? TG_ENOTFOUND : TG_EDB;
 	db_done(st);
-	if (rc == TG_OK)
-		*out = p;
 	return rc;
 }
 
@@ -381,7 +400,7 @@ int catalog_provider_get_by_name(const char *name, struct provider *out)
 	return provider_fetch(st, out);
 }
 
-int catalog_provider_api_key(int64_t id, char **key_out, size_t *len_out)
+static int provider_api_key_db(int64_t id, char **key_out, size_t *len_out)
 {
 	sqlite3_stmt *st = db_stmt("SELECT api_key_sealed FROM providers WHERE id = :id");
 	char *sealed = NULL, *plain = NULL;
@@ -414,6 +433,238 @@ out:
 		*len_out = n;
 	}
 	return rc;
+}
+
+/* ------------------------------------------------- the gateway's copy
+ *
+ * The gateway looks a model, its provider and the provider's opened API key
+ * up on every call. It reads them from a snapshot of both tables in memory,
+ * rebuilt whole when the change counter moved: every upsert bumps it (after
+ * its commit too, see db_changed), and it is shared with the CLI through a
+ * file next to the database. Without the shared file, a snapshot lives
+ * SNAPSHOT_TTL_S seconds. Catalogs are small: a rebuild reads every row.
+ */
+
+struct snap_provider {
+	struct provider p;
+	char *key; /* opened API key (NULL: none); wiped when the snapshot goes */
+	size_t keylen;
+};
+
+struct snapshot {
+	uint64_t gen;
+	int64_t loaded_at;
+	struct model *models; /* sorted by name */
+	size_t n_models;
+	struct snap_provider *provs; /* sorted by id */
+	size_t n_provs;
+};
+
+static pthread_rwlock_t snap_lock = PTHREAD_RWLOCK_INITIALIZER;
+static struct snapshot *snap;
+
+static void snapshot_free(struct snapshot *sn)
+{
+	size_t i;
+
+	if (!sn)
+		return;
+	for (i = 0; i < sn->n_provs; i++)
+		if (sn->provs[i].key)
+			secrets_plain_free(sn->provs[i].key, sn->provs[i].keylen);
+	free(sn->provs);
+	free(sn->models);
+	free(sn);
+}
+
+static int snapshot_load(struct snapshot *sn)
+{
+	sqlite3_stmt *st;
+	size_t cap = 0;
+	int rc;
+
+	st = db_stmt("SELECT id, name, upstream_model, kind, provider_id, price_in,"
+		     " price_cached_in, price_out, max_output_tokens, context_window,"
+		     " enabled FROM models ORDER BY name");
+	if (!st)
+		return TG_EDB;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (sn->n_models == cap) {
+			struct model *g = realloc(sn->models, (cap ? cap * 2 : 32) * sizeof(*g));
+
+			if (!g) {
+				db_done(st);
+				return TG_ENOMEM;
+			}
+			sn->models = g;
+			cap = cap ? cap * 2 : 32;
+		}
+		if (model_row(st, &sn->models[sn->n_models]) == TG_OK)
+			sn->n_models++;
+	}
+	db_done(st);
+	if (rc != SQLITE_DONE)
+		return TG_EDB;
+
+	cap = 0;
+	st = db_stmt("SELECT id, name, kind, base_url, api_key_sealed != '', timeout_s,"
+		     " enabled FROM providers ORDER BY id");
+	if (!st)
+		return TG_EDB;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct provider p;
+
+		if (provider_row(st, &p) != TG_OK)
+			continue;
+		if (sn->n_provs == cap) {
+			struct snap_provider *g = realloc(sn->provs, (cap ? cap * 2 : 8) * sizeof(*g));
+
+			if (!g) {
+				db_done(st);
+				return TG_ENOMEM;
+			}
+			sn->provs = g;
+			cap = cap ? cap * 2 : 8;
+		}
+		sn->provs[sn->n_provs].p = p;
+		sn->provs[sn->n_provs].key = NULL;
+		sn->provs[sn->n_provs].keylen = 0;
+		sn->n_provs++;
+	}
+	db_done(st);
+	if (rc != SQLITE_DONE)
+		return TG_EDB;
+	for (cap = 0; cap < sn->n_provs; cap++)
+		if (sn->provs[cap].p.has_api_key &&
+		    provider_api_key_db(sn->provs[cap].p.id, &sn->provs[cap].key,
+					&sn->provs[cap].keylen) != TG_OK)
+			sn->provs[cap].key = NULL; /* logged; calls fail as before */
+	return TG_OK;
+}
+
+static int snapshot_fresh(const struct snapshot *sn, uint64_t gen, int64_t now)
+{
+	return sn && sn->gen == gen &&
+	       (catalog_gen != &local_gen || (now >= sn->loaded_at && now - sn->loaded_at < SNAPSHOT_TTL_S));
+}
+
+/* Take the read lock on a fresh snapshot (rebuilding it first when needed).
+ * TG_OK with the lock held; otherwise no lock and the caller reads SQL. */
+static int snapshot_acquire(void)
+{
+	int64_t now = time_now();
+	uint64_t gen = __atomic_load_n(catalog_gen, __ATOMIC_ACQUIRE);
+	struct snapshot *sn;
+
+	pthread_rwlock_rdlock(&snap_lock);
+	if (snapshot_fresh(snap, gen, now))
+		return TG_OK;
+	pthread_rwlock_unlock(&snap_lock);
+
+	/* Read the counter before the rows: a change committed meanwhile bumps
+	 * it again and the next call rebuilds. */
+	sn = calloc(1, sizeof(*sn));
+	if (!sn)
+		return TG_ENOMEM;
+	sn->gen = gen;
+	sn->loaded_at = now;
+	if (snapshot_load(sn) != TG_OK) {
+		snapshot_free(sn);
+		return TG_EDB;
+	}
+	pthread_rwlock_wrlock(&snap_lock);
+	if (!snap || snap->gen != gen || !snapshot_fresh(snap, gen, now)) {
+		snapshot_free(snap);
+		snap = sn;
+	} else {
+		snapshot_free(sn);
+	}
+	pthread_rwlock_unlock(&snap_lock);
+	pthread_rwlock_rdlock(&snap_lock);
+	if (snap)
+		return TG_OK;
+	pthread_rwlock_unlock(&snap_lock);
+	return TG_EDB;
+}
+
+static int model_cmp(const void *key, const void *elem)
+{
+	return strcmp(key, ((const struct model *)elem)->name);
+}
+
+static int prov_cmp(const void *key, const void *elem)
+{
+	int64_t a = *(const int64_t *)key, b = ((const struct snap_provider *)elem)->p.id;
+
+	return a < b ? -1 : a > b;
+}
+
+int catalog_gw_model(const char *name, struct model *out)
+{
+	const struct model *m;
+
+	if (!name)
+		return TG_ENOTFOUND;
+	if (snapshot_acquire() != TG_OK)
+		return catalog_model_get(name, out);
+	m = bsearch(name, snap->models, snap->n_models, sizeof(*m), model_cmp);
+	if (m)
+		*out = *m;
+	pthread_rwlock_unlock(&snap_lock);
+	return m ? TG_OK : TG_ENOTFOUND;
+}
+
+int catalog_gw_provider(int64_t id, struct provider *out)
+{
+	const struct snap_provider *sp;
+
+	if (snapshot_acquire() != TG_OK)
+		return catalog_provider_get(id, out);
+	sp = bsearch(&id, snap->provs, snap->n_provs, sizeof(*sp), prov_cmp);
+	if (sp)
+		*out = sp->p;
+	pthread_rwlock_unlock(&snap_lock);
+	return sp ? TG_OK : TG_ENOTFOUND;
+}
+
+int catalog_provider_api_key(int64_t id, char **key_out, size_t *len_out)
+{
+	const struct snap_provider *sp;
+	int rc = TG_OK;
+
+	if (!have_box)
+		return TG_EPERM;
+	if (snapshot_acquire() != TG_OK)
+		return provider_api_key_db(id, key_out, len_out);
+	sp = bsearch(&id, snap->provs, snap->n_provs, sizeof(*sp), prov_cmp);
+	*key_out = NULL;
+	*len_out = 0;
+	if (!sp) {
+		rc = TG_ENOTFOUND;
+	} else if (sp->p.has_api_key && !sp->key) {
+		rc = TG_EINVAL; /* could not be opened; logged at load */
+	} else if (sp->key) {
+		char *copy = malloc(sp->keylen + 1);
+
+		if (!copy) {
+			rc = TG_ENOMEM;
+		} else {
+			memcpy(copy, sp->key, sp->keylen);
+			copy[sp->keylen] = '\0';
+			*key_out = copy;
+			*len_out = sp->keylen;
+		}
+	}
+	pthread_rwlock_unlock(&snap_lock);
+	return rc;
+}
+
+void catalog_forget(void)
+{
+	pthread_rwlock_wrlock(&snap_lock);
+	snapshot_free(snap);
+	snap = NULL;
+	pthread_rwlock_unlock(&snap_lock);
 }
 
 /* ------------------------------------------------------------ upserts */
@@ -469,6 +720,8 @@ int catalog_provider_upsert(const char *name, enum provider_kind kind, const cha
 		rc = (rc & 0xff) == SQLITE_CONSTRAINT ? TG_ECONFLICT : TG_EDB;
 	}
 	db_done(st);
+	if (rc == TG_OK)
+		db_changed(catalog_gen);
 out:
 	free(sealed);
 	return rc;
@@ -515,6 +768,8 @@ int catalog_model_upsert(const struct model *m, int64_t *id_out, const char **wh
 		rc = TG_EDB;
 	}
 	db_done(st);
+	if (rc == TG_OK)
+		db_changed(catalog_gen);
 	return rc;
 }
 

@@ -54,7 +54,14 @@ void catalog_init(const tg_secrets_t *secrets);
  * return disabled models and providers too; check `enabled`. */
 int catalog_model_get(const char *name, struct model *out);      /* TG_ENOTFOUND */
 int catalog_provider_get(int64_t id, struct provider *out);       /* TG_ENOTFOUND */
-/* The provider's API key, opened; caller frees with secrets_plain_free.
+/* The same two lookups from an in-memory snapshot of the catalog, rebuilt
+ * when any process changed it (the gateway's per-call path). */
+int catalog_gw_model(const char *name, struct model *out);    /* TG_ENOTFOUND */
+int catalog_gw_provider(int64_t id, struct provider *out);    /* TG_ENOTFOUND */
+/* Drop the snapshot (tests, shutdown). */
+void catalog_forget(void);
+/* The provider's API key, opened (from the snapshot when it is fresh);
+ * caller frees with secrets_plain_free.
  * *key_out is NULL (TG_OK) when none is set. TG_EPERM before catalog_init. */
 int catalog_provider_api_key(int64_t id, char **key_out, size_t *len_out);
 

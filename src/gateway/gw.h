@@ -39,7 +39,11 @@ int gw_models(tg_req_t *r);
 int gw_key_info(tg_req_t *r);
 int gw_providers(tg_req_t *r);
 
-/* --- internal: shared by gw_call.c, upstream.c and echo.c --- */
+/* --- internal: shared by gw_call.c, journal.c, upstream.c and echo.c --- */
+
+/* Forget a client request id claimed by a call (the journal calls this once
+ * the call's debit is committed). */
+void gw_inflight_drop(const char *id);
 
 struct gw_usage {
 	int64_t prompt, cached, completion;

@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "core/timeutil.h"
 #include "gateway/gw.h"
+#include "gateway/journal.h"
 #include "gateway/metrics.h"
 #include "gateway/ratelimit.h"
 #include "gateway/sse.h"
@@ -101,7 +102,7 @@ static int inflight_claim(const char *id)
 	return ok;
 }
 
-static void inflight_drop(const char *id)
+void gw_inflight_drop(const char *id)
 {
 	size_t h = id_hash(id), i, j;
 
@@ -190,29 +191,6 @@ static void add_ratelimit_headers(struct call *c)
 
 /* -------------------------------------------------------- request log */
 
-static int insert_request_row(struct call *c, int status, int64_t cost, const char *source)
-{
-	sqlite3_stmt *st = db_stmt(
-		"INSERT INTO requests(request_id, created_at, org_id, key_id, endpoint, model,"
-		" provider_id, stream, status, prompt_tokens, cached_tokens, completion_tokens, cost,"
-		" usage_source, upstream_ms, total_ms, error) VALUES (:rid, :at, :org, :key, :ep,"
-		" :model, :prov, :stream, :status, :pt, :ct, :cpt, :cost, :src, :up, :total, :err)");
-	int64_t total_ms = (time_mono_us() - c->r->start_us) / 1000;
-
-	if (!st || db_bind_text(st, ":rid", c->r->request_id) || db_bind_int64(st, ":at", time_now()) ||
-	    db_bind_int64(st, ":org", c->key->org_id) || db_bind_int64(st, ":key", c->key->id) ||
-	    db_bind_text(st, ":ep", c->endpoint) || db_bind_text(st, ":model", c->model_name) ||
-	    db_bind_int64(st, ":stream", c->stream) || db_bind_int64(st, ":status", status) ||
-	    db_bind_int64(st, ":pt", c->usage.prompt) || db_bind_int64(st, ":ct", c->usage.cached) ||
-	    db_bind_int64(st, ":cpt", c->usage.completion) || db_bind_int64(st, ":cost", cost) ||
-	    db_bind_text(st, ":src", source) || db_bind_int64(st, ":up", c->up_us / 1000) ||
-	    db_bind_int64(st, ":total", total_ms) || db_bind_text(st, ":err", c->err))
-		return TG_EDB;
-	if (c->have_model ? db_bind_int64(st, ":prov", c->prov.id) : db_bind_null(st, ":prov"))
-		return TG_EDB;
-	return db_exec_stmt(st);
-}
-
 /* Estimated usage when the provider reported none: bytes / 4. */
 static void estimate_usage(struct call *c)
 {
@@ -242,46 +220,64 @@ static void compute_cost(struct call *c)
 	c->cost_known = 1;
 }
 
-/* Debit (when billed) and log in one transaction, then release the hold.
- * Returns 1 when *balance_out holds the balance after the debit. */
+/* Hand the call to the journal: its debit (when billed) and its request row
+ * are durable when this returns and reach the database in the writer's next
+ * batch; the hold goes with the record and counts the cost until then.
+ * Returns 1 when *balance_out holds the org's balance after the debit. */
 static int call_finish(struct call *c, int status, int billed, int64_t *balance_out)
 {
 	const char *source = !billed ? "none" : c->usage.have ? "reported" : "estimated";
-	int64_t balance = 0, cost = 0;
-	int rc, known = 0;
+	int64_t balance = 0, cost = 0, now = time_now();
+	struct gw_record *rec;
+	int known = 0;
 
 	c->up_us = c->up_start_us ? time_mono_us() - c->up_start_us : 0;
 	if (billed) {
 		compute_cost(c);
 		cost = c->cost;
 	}
-	if (db_begin() != TG_OK) {
-		log_error("request %s: could not open the settle transaction", c->r->request_id);
+	rec = calloc(1, sizeof(*rec));
+	if (!rec) {
+		log_error("request %s: out of memory recording the call; not billed", c->r->request_id);
 		goto out;
 	}
-	if (billed) {
-		rc = ledger_settle_tx(&c->hold, c->r->request_id, cost, &balance);
-		if (rc == TG_ECONFLICT) {
-			log_warn("request %s: already settled; not debiting again", c->r->request_id);
-			cost = 0;
-			source = "none";
-		} else if (rc != TG_OK) {
-			db_rollback();
-			log_error("request %s: settle failed (%s)", c->r->request_id, tg_strerror(rc));
-			goto out;
-		}
-		known = rc == TG_OK;
-		/* last_used_at is shown in minutes: one write a minute is enough. */
-		if (time_now() - c->key->last_used_at >= 60)
-			apikey_mark_used(c->key->id, time_now());
+	rec->created_at = now;
+	rec->org_id = c->key->org_id;
+	rec->key_id = c->key->id;
+	rec->provider_id = c->have_model ? c->prov.id : 0;
+	rec->stream = c->stream;
+	rec->status = status;
+	rec->prompt = c->usage.prompt;
+	rec->cached = c->usage.cached;
+	rec->completion = c->usage.completion;
+	rec->cost = cost;
+	rec->upstream_ms = c->up_us / 1000;
+	rec->total_ms = (time_mono_us() - c->r->start_us) / 1000;
+	rec->billed = billed && c->hold.active;
+	/* last_used_at is shown in minutes: one write a minute is enough. */
+	rec->mark_used = billed && now - c->key->last_used_at >= 60;
+	snprintf(rec->request_id, sizeof(rec->request_id), "%s", c->r->request_id);
+	snprintf(rec->endpoint, sizeof(rec->endpoint), "%s", c->endpoint);
+	snprintf(rec->model, sizeof(rec->model), "%s", c->model_name);
+	snprintf(rec->source, sizeof(rec->source), "%s", rec->billed ? source : "none");
+	snprintf(rec->err, sizeof(rec->err), "%s", c->err);
+	if (rec->billed) {
+		ledger_hold_settling(&c->hold, cost);
+		rec->hold = c->hold;
+		c->hold.active = 0; /* the record releases it after its commit */
 	}
-	if (insert_request_row(c, status, cost, source) != TG_OK || db_commit() != TG_OK) {
-		db_rollback();
-		log_error("request %s: could not record the request", c->r->request_id);
+	/* A client's request id stays claimed until its debit is committed. */
+	if (c->inflight && rec->billed) {
+		rec->inflight = 1;
+		c->inflight = 0;
+	}
+	known = rec->billed;
+	if (journal_submit(rec) != TG_OK)
 		known = 0;
-	}
-	if (known)
-		alerts_after_debit(c->key->org_id, c->key->id, cost, balance); /* queued, cheap */
+	else if (known && balance_out && ledger_balance_projected(c->key->org_id, &balance) != TG_OK)
+		known = 0;
+	if (!known)
+		cost = 0;
 out:
 	ledger_release(&c->hold);
 	if (c->admitted) {
@@ -296,7 +292,9 @@ out:
 				rl_adjust(c->asks[i].scope, c->asks[i].id, c->asks[i].limit_per_min,
 					  c->tpm_cost - actual, time_mono_us());
 	}
-	metrics_gw_call(c->endpoint, c->model.name, status, c->usage.prompt, c->usage.cached, c->usage.completion, known ? cost : 0, source, time_mono_us() - c->r->start_us, c->up_start_us ? c->up_us : -1);
+	metrics_gw_call(c->endpoint, c->model.name, status, c->usage.prompt, c->usage.cached,
+			c->usage.completion, cost, known ? source : "none",
+			time_mono_us() - c->r->start_us, c->up_start_us ? c->up_us : -1);
 	if (balance_out)
 		*balance_out = balance;
 	return known;
@@ -744,7 +742,7 @@ static int run_call(tg_req_t *r, const char *endpoint, const char *path, int emb
 	}
 	snprintf(c.model_name, sizeof(c.model_name), "%s", model->valuestring);
 	if (strlen(model->valuestring) > CATALOG_NAME_MAX ||
-	    catalog_model_get(model->valuestring, &c.model) != TG_OK || !c.model.enabled) {
+	    catalog_gw_model(model->valuestring, &c.model) != TG_OK || !c.model.enabled) {
 		char msg[300];
 
 		snprintf(msg, sizeof(msg), "The model '%.128s' does not exist. See GET /v1/models.",
@@ -765,7 +763,7 @@ static int run_call(tg_req_t *r, const char *endpoint, const char *path, int emb
 					    "This is an embedding model; use /v1/embeddings.");
 		goto out;
 	}
-	if (catalog_provider_get(c.model.provider_id, &c.prov) != TG_OK || !c.prov.enabled) {
+	if (catalog_gw_provider(c.model.provider_id, &c.prov) != TG_OK || !c.prov.enabled) {
 		rc = call_fail(&c, 503, "upstream_error", "provider_unavailable",
 			       "The provider for this model is disabled. Try again later.");
 		goto out;
@@ -875,7 +873,7 @@ static int run_call(tg_req_t *r, const char *endpoint, const char *path, int emb
 out:
 	ledger_release(&c.hold);
 	if (c.inflight)
-		inflight_drop(r->request_id);
+		gw_inflight_drop(r->request_id);
 	sse_free(c.sse);
 	cJSON_Delete(c.req);
 	cJSON_free(body);

@@ -7,6 +7,7 @@
 #include "apikeys/apikeys.h"
 #include "core/timeutil.h"
 #include "gateway/gw.h"
+#include "gateway/journal.h"
 #include "identity/identity.h"
 #include "ledger/ledger.h"
 #include "ledger/money.h"
@@ -60,7 +61,9 @@ int gw_key_info(tg_req_t *r)
 	add_limit(data, "expires_at", k.expires_at);
 	cJSON_AddNumberToObject(data, "created_at", (double)k.created_at);
 
-	/* Spend in the current period (the whole life of the key without one). */
+	/* Spend in the current period (the whole life of the key without one),
+	 * including the caller's calls whose debits are still in the journal. */
+	journal_flush();
 	since = k.period != PERIOD_NONE ? apikey_period_start(k.period, now) : 0;
 	spent = ledger_key_spend(k.id, since);
 	usage = cJSON_AddObjectToObject(data, "usage");

@@ -172,6 +172,7 @@ struct new_entry {
 	const struct audit_actor *actor;
 	const char *memo;
 	int no_negative;        /* refuse (TG_EFUNDS) a result below zero */
+	int64_t created_at;     /* 0 = now */
 };
 
 static int bind_id_or_null(sqlite3_stmt *st, const char *name, int64_t v)
@@ -229,7 +230,7 @@ static int append_entry(const struct new_entry *ne, int64_t *entry_id, int64_t *
 	memset(&f, 0, sizeof(f));
 	f.id = id;
 	f.org_id = ne->org_id;
-	f.created_at = time_now();
+	f.created_at = ne->created_at > 0 ? ne->created_at : time_now();
 	f.kind = ledger_kind_name(ne->kind);
 	f.amount = ne->amount;
 	f.balance_after = after;
@@ -533,10 +534,13 @@ out:
  * between, so concurrent holds never exceed the balance and a request that
  * fits is never refused because a cost was counted twice.
  *
- * If the caller's transaction rolls back after a settle, the entry id is
- * either reused by a later commit (the hold then counts nothing, which is
- * right: the rolled-back cost will never be debited) or not (it counts its
- * cost until released: conservative for the moment until the release).
+ * A hold can also be marked settled before its entry exists
+ * (ledger_hold_settling: the gateway's call journal writes the entry a
+ * moment later, in a batch). It then counts its cost until an entry id is
+ * set and committed. If a batch rolls back, the writer marks its holds
+ * settling again before it retries, so a cost that is still owed never stops
+ * counting; a rolled-back entry id that a later commit reuses could
+ * otherwise make it count nothing.
  */
 
 struct hold_rec {
@@ -559,13 +563,18 @@ static __int128 hold_weight(const struct hold_rec *rec, int64_t max_committed)
 {
 	if (!rec->settled)
 		return rec->amount;
-	return rec->entry_id <= max_committed ? 0 : rec->cost;
+	return rec->entry_id > 0 && rec->entry_id <= max_committed ? 0 : rec->cost;
 }
 
-static struct hold_rec *hold_find(uint64_t serial)
+/* The hold named by h: its slot hint first (right unless a release moved
+ * it), else a scan. */
+static struct hold_rec *hold_find(const struct ledger_hold *h)
 {
+	uint64_t serial = h->serial;
 	size_t i;
 
+	if (h->slot < holds_len && holds[h->slot].serial == serial)
+		return &holds[h->slot];
 	for (i = 0; i < holds_len; i++)
 		if (holds[i].serial == serial)
 			return &holds[i];
@@ -681,6 +690,7 @@ static int hold_common(int64_t org_id, int64_t key_id, int64_t amount, int64_t k
 	rec->key_id = h->key_id;
 	rec->amount = amount;
 	h->serial = rec->serial;
+	h->slot = holds_len - 1;
 	h->active = 1;
 out:
 	pthread_mutex_unlock(&hold_mu);
@@ -708,7 +718,7 @@ void ledger_release(struct ledger_hold *h)
 	if (!h || !h->active)
 		return;
 	pthread_mutex_lock(&hold_mu);
-	rec = hold_find(h->serial);
+	rec = hold_find(h);
 	if (rec)
 		*rec = holds[--holds_len];
 	pthread_mutex_unlock(&hold_mu);
@@ -727,8 +737,44 @@ int64_t ledger_held_total(void)
 	return clamp_i64(total);
 }
 
-int ledger_settle_tx(struct ledger_hold *h, const char *request_id, int64_t cost,
-		     int64_t *balance_after)
+void ledger_hold_settling(struct ledger_hold *h, int64_t cost)
+{
+	struct hold_rec *rec;
+
+	if (!h || !h->active || cost < 0)
+		return;
+	pthread_mutex_lock(&hold_mu);
+	rec = hold_find(h);
+	if (rec) {
+		rec->settled = 1;
+		rec->cost = cost;
+		rec->entry_id = 0;
+	}
+	pthread_mutex_unlock(&hold_mu);
+}
+
+int ledger_balance_projected(int64_t org_id, int64_t *balance)
+{
+	__int128 pending = 0;
+	int64_t max_id = 0, unused = 0;
+	size_t i;
+	int rc;
+
+	pthread_mutex_lock(&hold_mu);
+	rc = hold_snapshot(org_id, 0, -1, balance, &max_id, &unused);
+	if (rc == TG_OK) {
+		for (i = 0; i < holds_len; i++)
+			if (holds[i].org_id == org_id && holds[i].settled)
+				pending += hold_weight(&holds[i], max_id);
+		pending = (__int128)*balance - pending;
+		*balance = pending < INT64_MIN ? INT64_MIN : (int64_t)(pending > INT64_MAX ? INT64_MAX : pending);
+	}
+	pthread_mutex_unlock(&hold_mu);
+	return rc;
+}
+
+int ledger_settle_at_tx(struct ledger_hold *h, const char *request_id, int64_t cost,
+			int64_t created_at, int64_t *balance_after)
 {
 	struct new_entry ne;
 	struct hold_rec *rec;
@@ -737,8 +783,8 @@ int ledger_settle_tx(struct ledger_hold *h, const char *request_id, int64_t cost
 	int64_t id = 0, after = 0;
 	int rc, found;
 
-	if (!h || !h->active || !request_id || !*request_id ||
-	    strlen(request_id) > LEDGER_REQUEST_ID_MAX || cost < 0 || !db)
+	if (!h || !h->active || h->org_id <= 0 || !request_id || !*request_id ||
+	    strlen(request_id) > LEDGER_REQUEST_ID_MAX || cost < 0 || created_at < 0 || !db)
 		return TG_EINVAL;
 	if (sqlite3_get_autocommit(db)) {
 		log_error("ledger: settle called outside a transaction");
@@ -765,6 +811,7 @@ int ledger_settle_tx(struct ledger_hold *h, const char *request_id, int64_t cost
 	ne.key_id = h->key_id;
 	ne.actor = &(const struct audit_actor){ 0, "gateway", "" };
 	ne.memo = "";
+	ne.created_at = created_at;
 	rc = append_entry(&ne, &id, &after);
 	if (rc) {
 		if (rc == TG_ECONFLICT)
@@ -780,7 +827,7 @@ int ledger_settle_tx(struct ledger_hold *h, const char *request_id, int64_t cost
 		return rc;
 
 	pthread_mutex_lock(&hold_mu);
-	rec = hold_find(h->serial);
+	rec = h->serial ? hold_find(h) : NULL;
 	if (rec) {
 		rec->settled = 1;
 		rec->cost = cost;
@@ -790,6 +837,12 @@ int ledger_settle_tx(struct ledger_hold *h, const char *request_id, int64_t cost
 	if (balance_after)
 		*balance_after = after;
 	return TG_OK;
+}
+
+int ledger_settle_tx(struct ledger_hold *h, const char *request_id, int64_t cost,
+		     int64_t *balance_after)
+{
+	return ledger_settle_at_tx(h, request_id, cost, 0, balance_after);
 }
 
 /* ----------------------------------------------------------------- audit */

@@ -65,6 +65,7 @@ struct ledger_hold {
 	int64_t amount;
 	int active;
 	uint64_t serial; /* internal: names the hold in the in-memory table */
+	size_t slot;     /* internal: where it probably is in that table */
 };
 /* Reserve `amount` for a call by key_id of org_id. Fits when
  *   balance - org_held >= amount, and, when key_limit > 0,
@@ -101,6 +102,19 @@ int64_t ledger_held_total(void);
  * caller's transaction is left as it was (a savepoint undoes partial work). */
 int ledger_settle_tx(struct ledger_hold *h, const char *request_id, int64_t cost,
 		     int64_t *balance_after);
+/* The same with the entry's created_at given (0 = now): the gateway's call
+ * journal writes entries a moment after the call, or after a restart. A hold
+ * with serial 0 (rebuilt from the journal, not in the in-memory table) only
+ * names the org and key. */
+int ledger_settle_at_tx(struct ledger_hold *h, const char *request_id, int64_t cost,
+			int64_t created_at, int64_t *balance_after);
+/* Mark a hold settled at `cost` before its entry is written: from now on it
+ * counts `cost` (not its reserve) until ledger_settle_at_tx's entry commits,
+ * and nothing after. Also used to re-arm holds whose batch rolled back. */
+void ledger_hold_settling(struct ledger_hold *h, int64_t cost);
+/* The org's balance once every settled hold's entry is committed: the
+ * committed balance minus the costs still on their way. */
+int ledger_balance_projected(int64_t org_id, int64_t *balance);
 
 /* Re-derive every balance from the entries and check every invariant
  * (balance = sum, balance_after chain, hash chain, unique request ids,

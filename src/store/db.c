@@ -1,12 +1,15 @@
 /* db.c - per-thread SQLite connections and statement cache; see db.h. */
 #include "store/db.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/log.h"
 
@@ -18,10 +21,14 @@ struct stmt_slot {
 	sqlite3_stmt *st;
 };
 
+#define AFTER_COMMIT_MAX 8
+
 struct db_thread {
 	sqlite3 *db;
 	struct stmt_slot slots[STMT_SLOTS];
 	int in_tx;
+	uint64_t *after_commit[AFTER_COMMIT_MAX]; /* counters to bump once the transaction ends */
+	int n_after;
 };
 
 static char db_path[4096];
@@ -238,6 +245,55 @@ int db_exec(const char *sql)
 	return TG_OK;
 }
 
+/* ------------------------------------------------------ change counters */
+
+static void bump_after(struct db_thread *t)
+{
+	int i;
+
+	for (i = 0; i < t->n_after; i++)
+		__atomic_add_fetch(t->after_commit[i], 1, __ATOMIC_ACQ_REL);
+	t->n_after = 0;
+}
+
+uint64_t *db_shared_counter(const char *suffix)
+{
+	char path[sizeof(db_path) + 32];
+	struct stat st;
+	void *p;
+	int fd;
+
+	if (!db_path[0] || snprintf(path, sizeof(path), "%s-%s", db_path, suffix) >= (int)sizeof(path))
+		return NULL;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return NULL;
+	/* Extending to 8 bytes is idempotent, so processes racing here agree. */
+	if (fstat(fd, &st) != 0 ||
+	    (st.st_size < (off_t)sizeof(uint64_t) && ftruncate(fd, sizeof(uint64_t)) != 0)) {
+		close(fd);
+		return NULL;
+	}
+	p = mmap(NULL, sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+void db_changed(uint64_t *counter)
+{
+	struct db_thread *t = db_thread();
+
+	if (!counter)
+		return;
+	__atomic_add_fetch(counter, 1, __ATOMIC_ACQ_REL);
+	if (t && !sqlite3_get_autocommit(t->db)) {
+		if (t->n_after < AFTER_COMMIT_MAX)
+			t->after_commit[t->n_after++] = counter;
+		else
+			log_warn("db: too many change counters in one transaction");
+	}
+}
+
 int db_begin(void)
 {
 	struct db_thread *t = db_thread();
@@ -278,6 +334,7 @@ int db_commit(void)
 		t->in_tx = 0;
 		pthread_mutex_unlock(&db_write_mu);
 	}
+	bump_after(t);
 	return TG_OK;
 }
 
@@ -293,6 +350,7 @@ void db_rollback(void)
 		t->in_tx = 0;
 		pthread_mutex_unlock(&db_write_mu);
 	}
+	bump_after(t);
 }
 
 const char *db_col_text(sqlite3_stmt *st, int col)

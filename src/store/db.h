@@ -51,6 +51,15 @@ int db_checkpoint(void);
 /* A background thread that checkpoints once the WAL passes 16 MiB. */
 int db_checkpointer_start(void);
 void db_checkpointer_stop(void);
+/* Change counters for in-memory caches of tables (API keys, the catalog):
+ * a 64-bit counter in the file "<database>-<suffix>", mapped shared so every
+ * process using the database sees a bump at once. NULL when it cannot be
+ * mapped (the cache then needs a time limit). */
+uint64_t *db_shared_counter(const char *suffix);
+/* Bump counter now and, inside a transaction, again when it commits or rolls
+ * back: a reader that refilled its cache from the not yet committed state in
+ * between sees the second bump. */
+void db_changed(uint64_t *counter);
 /* 1 when a simple query works, for /health. */
 int db_healthy(void);
 

@@ -1,0 +1,673 @@
+/* journal.c - the gateway's call journal; see journal.h for the design. */
+#include "gateway/journal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "alerts/alerts.h"
+#include "apikeys/apikeys.h"
+#include "core/buf.h"
+#include "core/log.h"
+#include "gateway/gw.h"
+#include "config.h"
+#include "store/db.h"
+
+#define MAGIC "TGJ1"
+#define SUM_LEN 16
+#define HEAD_LEN 8 /* magic + payload length */
+#define PAYLOAD_MAX 4096
+#define NFILES 2
+#define FLUSH_WAIT_MS 5000
+#define RETRY_MS 200
+#define STOP_RETRIES 10
+/* Records queued for the writer before callers wait for it: bounds the
+ * memory, the holds waiting for their entries and the lag of the pages. */
+#define QUEUE_MAX 512
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t work_cv = PTHREAD_COND_INITIALIZER;    /* the writer waits for records */
+static pthread_cond_t applied_cv = PTHREAD_COND_INITIALIZER; /* callers wait for commits */
+static pthread_cond_t space_cv = PTHREAD_COND_INITIALIZER;   /* callers wait for queue room */
+static pthread_t writer;
+static int running, stopping, wait_commit;
+static int fds[NFILES] = { -1, -1 };
+static char paths[NFILES][CONFIG_STR_MAX + 32];
+static int cur;                          /* the file appends go to */
+static struct gw_record *head, **tail = &head;
+static uint64_t next_seq, applied_seq, n_records, n_batches, n_queued;
+
+/* ------------------------------------------------------------ encoding */
+
+static int put_i64(buf_t *b, int64_t v)
+{
+	return buf_append(b, &v, sizeof(v));
+}
+
+static int put_str(buf_t *b, const char *s)
+{
+	size_t n = strlen(s);
+	uint16_t len = (uint16_t)n;
+
+	if (n > 0xffff)
+		return TG_EINVAL;
+	return buf_append(b, &len, sizeof(len)) || buf_append(b, s, n) ? TG_ENOMEM : TG_OK;
+}
+
+int journal_encode(const struct gw_record *r, buf_t *out)
+{
+	unsigned char sum[SUM_LEN];
+	buf_t p;
+	uint32_t len;
+	unsigned char flags = (unsigned char)((r->billed ? 1 : 0) | (r->mark_used ? 2 : 0));
+	uint64_t seq = r->seq;
+	int rc = TG_ENOMEM;
+
+	/* Native byte order: the file is read back only by this binary on this
+	 * machine, and only to finish what a crash interrupted. */
+	buf_init(&p, PAYLOAD_MAX);
+	if (buf_append(&p, &seq, sizeof(seq)) || put_i64(&p, r->created_at) ||
+	    put_i64(&p, r->org_id) || put_i64(&p, r->key_id) || put_i64(&p, r->provider_id) ||
+	    put_i64(&p, r->stream) || put_i64(&p, r->status) || put_i64(&p, r->prompt) ||
+	    put_i64(&p, r->cached) || put_i64(&p, r->completion) || put_i64(&p, r->cost) ||
+	    put_i64(&p, r->upstream_ms) || put_i64(&p, r->total_ms) ||
+	    buf_append(&p, &flags, 1) || put_str(&p, r->request_id) || put_str(&p, r->endpoint) ||
+	    put_str(&p, r->model) || put_str(&p, r->source) || put_str(&p, r->err))
+		goto out;
+	len = (uint32_t)p.len;
+	crypto_generichash(sum, SUM_LEN, (const unsigned char *)p.data, p.len, NULL, 0);
+	if (buf_append(out, MAGIC, 4) || buf_append(out, &len, sizeof(len)) ||
+	    buf_append(out, p.data, p.len) || buf_append(out, sum, SUM_LEN))
+		goto out;
+	rc = TG_OK;
+out:
+	buf_free(&p);
+	return rc;
+}
+
+struct reader {
+	const unsigned char *p;
+	size_t n, off;
+};
+
+static int get_bytes(struct reader *rd, void *dst, size_t n)
+{
+	if (rd->n - rd->off < n)
+		return TG_EINVAL;
+	memcpy(dst, rd->p + rd->off, n);
+	rd->off += n;
+	return TG_OK;
+}
+
+static int get_str(struct reader *rd, char *dst, size_t cap)
+{
+	uint16_t len;
+
+	if (get_bytes(rd, &len, sizeof(len)) || len >= cap || memchr(rd->p + rd->off, 0, len) ||
+	    get_bytes(rd, dst, len))
+		return TG_EINVAL;
+	dst[len] = '\0';
+	return TG_OK;
+}
+
+int journal_decode(const unsigned char *p, size_t n, struct gw_record *r, size_t *used)
+{
+	unsigned char sum[SUM_LEN], flags = 0;
+	struct reader rd;
+	uint32_t len;
+	int64_t *f[] = { &r->created_at, &r->org_id, &r->key_id, &r->provider_id, &r->stream,
+			 &r->status, &r->prompt, &r->cached, &r->completion, &r->cost,
+			 &r->upstream_ms, &r->total_ms };
+	size_t i;
+
+	memset(r, 0, sizeof(*r));
+	if (n < HEAD_LEN || memcmp(p, MAGIC, 4) != 0)
+		return TG_EINVAL;
+	memcpy(&len, p + 4, sizeof(len));
+	if (len > PAYLOAD_MAX || n - HEAD_LEN < (size_t)len + SUM_LEN)
+		return TG_EINVAL;
+	crypto_generichash(sum, SUM_LEN, p + HEAD_LEN, len, NULL, 0);
+	if (sodium_memcmp(sum, p + HEAD_LEN + len, SUM_LEN) != 0)
+		return TG_EINVAL;
+	rd.p = p + HEAD_LEN;
+	rd.n = len;
+	rd.off = 0;
+	if (get_bytes(&rd, &r->seq, sizeof(r->seq)))
+		return TG_EINVAL;
+	for (i = 0; i < TG_ARRAY_LEN(f); i++)
+		if (get_bytes(&rd, f[i], sizeof(int64_t)))
+			return TG_EINVAL;
+	if (get_bytes(&rd, &flags, 1) || get_str(&rd, r->request_id, sizeof(r->request_id)) ||
+	    get_str(&rd, r->endpoint, sizeof(r->endpoint)) ||
+	    get_str(&rd, r->model, sizeof(r->model)) || get_str(&rd, r->source, sizeof(r->source)) ||
+	    get_str(&rd, r->err, sizeof(r->err)) || rd.off != rd.n || r->seq == 0 ||
+	    r->org_id <= 0 || !r->request_id[0] || r->cost < 0)
+		return TG_EINVAL;
+	r->billed = flags & 1;
+	r->mark_used = (flags & 2) != 0;
+	*used = HEAD_LEN + len + SUM_LEN;
+	return TG_OK;
+}
+
+/* ------------------------------------------------------------- applying */
+
+static int insert_request_row(const struct gw_record *r, int64_t cost, const char *source,
+			      const char *err)
+{
+	sqlite3_stmt *st = db_stmt(
+		"INSERT INTO requests(request_id, created_at, org_id, key_id, endpoint, model,"
+		" provider_id, stream, status, prompt_tokens, cached_tokens, completion_tokens, cost,"
+		" usage_source, upstream_ms, total_ms, error) VALUES (:rid, :at, :org, :key, :ep,"
+		" :model, :prov, :stream, :status, :pt, :ct, :cpt, :cost, :src, :up, :total, :err)");
+
+	if (!st || db_bind_text(st, ":rid", r->request_id) || db_bind_int64(st, ":at", r->created_at) ||
+	    db_bind_int64(st, ":org", r->org_id) || db_bind_int64(st, ":key", r->key_id) ||
+	    db_bind_text(st, ":ep", r->endpoint) || db_bind_text(st, ":model", r->model) ||
+	    db_bind_int64(st, ":stream", r->stream) || db_bind_int64(st, ":status", r->status) ||
+	    db_bind_int64(st, ":pt", r->prompt) || db_bind_int64(st, ":ct", r->cached) ||
+	    db_bind_int64(st, ":cpt", r->completion) || db_bind_int64(st, ":cost", cost) ||
+	    db_bind_text(st, ":src", source) || db_bind_int64(st, ":up", r->upstream_ms) ||
+	    db_bind_int64(st, ":total", r->total_ms) || db_bind_text(st, ":err", err))
+		return TG_EDB;
+	if (r->provider_id > 0 ? db_bind_int64(st, ":prov", r->provider_id) :
+				 db_bind_null(st, ":prov"))
+		return TG_EDB;
+	return db_exec_stmt(st);
+}
+
+static int exec_literal(sqlite3_stmt *st)
+{
+	return st ? db_exec_stmt(st) : TG_EDB;
+}
+
+/* One record inside the batch's transaction, under a savepoint: its debit
+ * (when billed) and its request row, or neither. */
+static void apply_one(struct gw_record *r)
+{
+	const char *source = r->source, *err = r->err;
+	int64_t cost = r->billed ? r->cost : 0;
+	int rc = TG_OK;
+
+	if (exec_literal(db_stmt("SAVEPOINT journal_rec"))) {
+		log_error("request %s: could not open a savepoint; not recorded", r->request_id);
+		r->billed = 0;
+		return;
+	}
+	if (r->billed && !r->hold.active) {
+		/* Rebuilt from the file (or handed over without one): the entry
+		 * only needs the org and the key; serial 0 names no in-memory hold. */
+		memset(&r->hold, 0, sizeof(r->hold));
+		r->hold.org_id = r->org_id;
+		r->hold.key_id = r->key_id;
+		r->hold.amount = r->cost;
+		r->hold.active = 1;
+	}
+	if (r->billed) {
+		rc = ledger_settle_at_tx(&r->hold, r->request_id, r->cost, r->created_at,
+					 &r->balance_after);
+		if (rc == TG_ECONFLICT) {
+			log_warn("request %s: already settled; not debiting again", r->request_id);
+			r->billed = 0;
+			cost = 0;
+			source = "none";
+		} else if (rc != TG_OK) {
+			log_error("request %s: the debit of %lld could not be written (%s)",
+				  r->request_id, (long long)r->cost, tg_strerror(rc));
+			r->billed = 0;
+			cost = 0;
+			source = "none";
+			err = "the debit could not be written";
+		}
+	}
+	rc = insert_request_row(r, cost, source, err);
+	if (rc == TG_OK && r->mark_used)
+		rc = apikey_mark_used(r->key_id, r->created_at);
+	if (rc != TG_OK) {
+		log_error("request %s: could not record the request (%s); not debited",
+			  r->request_id, tg_strerror(rc));
+		exec_literal(db_stmt("ROLLBACK TO journal_rec"));
+		r->billed = 0;
+	}
+	exec_literal(db_stmt("RELEASE journal_rec"));
+}
+
+/* Write a batch (in seq order) in one transaction. On failure nothing is
+ * written and the batch's holds count their costs again. */
+static int apply_batch(struct gw_record *list)
+{
+	struct gw_record *r;
+	uint64_t last = 0;
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = db_begin()) != TG_OK)
+		goto fail;
+	for (r = list; r; r = r->next) {
+		apply_one(r);
+		if (r->seq > last)
+			last = r->seq;
+	}
+	st = db_stmt("UPDATE journal_state SET applied_seq = max(applied_seq, :seq) WHERE id = 1");
+	if (!st || db_bind_int64(st, ":seq", (int64_t)last) || (rc = db_exec_stmt(st)) ||
+	    (rc = db_commit())) {
+		db_rollback();
+		rc = rc ? rc : TG_EDB;
+		goto fail;
+	}
+	return TG_OK;
+fail:
+	for (r = list; r; r = r->next)
+		if (r->hold.active && r->billed)
+			ledger_hold_settling(&r->hold, r->cost);
+	return rc;
+}
+
+/* After the commit: alerts, holds, in-flight ids; frees the list. */
+static void finish_batch(struct gw_record *list)
+{
+	struct gw_record *r, *next;
+
+	for (r = list; r; r = next) {
+		next = r->next;
+		if (r->billed && r->hold.serial)
+			alerts_after_debit(r->org_id, r->key_id, r->cost, r->balance_after);
+		ledger_release(&r->hold);
+		if (r->inflight)
+			gw_inflight_drop(r->request_id);
+		free(r);
+	}
+}
+
+/* --------------------------------------------------------------- files */
+
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return TG_EIO;
+		p += w;
+		n -= (size_t)w;
+	}
+	return TG_OK;
+}
+
+static int read_file(const char *path, buf_t *out)
+{
+	char chunk[65536];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return errno == ENOENT ? TG_OK : TG_EIO;
+	while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 || buf_append(out, chunk, (size_t)n)) {
+			close(fd);
+			return TG_EIO;
+		}
+	}
+	close(fd);
+	return TG_OK;
+}
+
+static int seq_cmp(const void *a, const void *b)
+{
+	const struct gw_record *x = *(struct gw_record *const *)a, *y = *(struct gw_record *const *)b;
+
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static int read_applied_seq(uint64_t *out)
+{
+	sqlite3_stmt *st = db_stmt("SELECT applied_seq FROM journal_state WHERE id = 1");
+	int rc = TG_EDB;
+
+	if (st && sqlite3_step(st) == SQLITE_ROW) {
+		*out = (uint64_t)sqlite3_column_int64(st, 0);
+		rc = TG_OK;
+	}
+	db_done(st);
+	return rc;
+}
+
+/* Apply every intact record above applied_seq from both files, in seq order. */
+static int replay(char *err, size_t errlen)
+{
+	struct gw_record **recs = NULL, *list = NULL, **lt = &list;
+	size_t n = 0, cap = 0, i, torn = 0, applied = 0;
+	uint64_t max_seen = 0;
+	int rc = TG_OK, f;
+
+	if (read_applied_seq(&applied_seq)) {
+		snprintf(err, errlen, "cannot read the journal state from the database");
+		return TG_EDB;
+	}
+	for (f = 0; f < NFILES && rc == TG_OK; f++) {
+		buf_t data;
+		size_t off = 0, used;
+
+		buf_init(&data, (size_t)1 << 40);
+		if (read_file(paths[f], &data)) {
+			snprintf(err, errlen, "cannot read the call journal %s: %s", paths[f],
+				 strerror(errno));
+			rc = TG_EIO;
+		}
+		while (rc == TG_OK && off < data.len) {
+			struct gw_record *r;
+
+			if (n == cap) {
+				struct gw_record **grown = realloc(recs, (cap ? cap * 2 : 64) * sizeof(*recs));
+
+				if (!grown) {
+					rc = TG_ENOMEM;
+					break;
+				}
+				recs = grown;
+				cap = cap ? cap * 2 : 64;
+			}
+			if (!(r = malloc(sizeof(*r)))) {
+				rc = TG_ENOMEM;
+				break;
+			}
+			if (journal_decode((const unsigned char *)data.data + off, data.len - off, r,
+					   &used) != TG_OK) {
+				free(r);
+				torn = data.len - off;
+				break;
+			}
+			off += used;
+			if (r->seq > max_seen)
+				max_seen = r->seq;
+			if (r->seq <= applied_seq) {
+				free(r);
+				continue;
+			}
+			recs[n++] = r;
+		}
+		buf_free(&data);
+		if (rc == TG_ENOMEM)
+			snprintf(err, errlen, "out of memory replaying the call journal");
+		if (torn)
+			log_warn("call journal %s: ignoring %zu bytes of a torn or corrupt record at its "
+				 "end (no answer was sent for it)", paths[f], torn);
+		torn = 0;
+	}
+	if (rc == TG_OK && n > 0) {
+		qsort(recs, n, sizeof(*recs), seq_cmp);
+		for (i = 0; i < n; i++) {
+			if (i > 0 && recs[i]->seq == recs[i - 1]->seq) {
+				free(recs[i]);
+				continue;
+			}
+			*lt = recs[i];
+			lt = &recs[i]->next;
+			applied++;
+		}
+		if (apply_batch(list) != TG_OK) {
+			snprintf(err, errlen, "cannot apply the %zu calls left in the call journal "
+				 "(database error); they stay in the journal files", applied);
+			rc = TG_EDB;
+		} else {
+			log_info("call journal: applied %zu calls finished before the last stop", applied);
+			if (read_applied_seq(&applied_seq))
+				rc = TG_EDB;
+		}
+		finish_batch(list);
+	} else {
+		for (i = 0; i < n; i++)
+			free(recs[i]);
+	}
+	free(recs);
+	if (rc == TG_OK) {
+		for (f = 0; f < NFILES; f++)
+			if (ftruncate(fds[f], 0) != 0) {
+				snprintf(err, errlen, "cannot truncate the call journal %s", paths[f]);
+				rc = TG_EIO;
+			}
+		next_seq = max_seen > applied_seq ? max_seen : applied_seq;
+	}
+	return rc;
+}
+
+/* -------------------------------------------------------------- writer */
+
+static void *writer_main(void *arg)
+{
+	struct gw_record *batch = NULL;
+	uint64_t last = 0;
+	int from = 0, failures = 0;
+
+	(void)arg;
+	for (;;) {
+		struct gw_record *r;
+
+		pthread_mutex_lock(&mu);
+		if (!batch) {
+			while (!head && !stopping)
+				pthread_cond_wait(&work_cv, &mu);
+			if (!head) {
+				pthread_mutex_unlock(&mu);
+				break;
+			}
+			batch = head;
+			head = NULL;
+			tail = &head;
+			n_queued = 0;
+			pthread_cond_broadcast(&space_cv);
+			from = cur;
+			cur = (cur + 1) % NFILES;
+		}
+		pthread_mutex_unlock(&mu);
+
+		for (last = 0, r = batch; r; r = r->next)
+			last = r->seq;
+		if (apply_batch(batch) != TG_OK) {
+			failures++;
+			log_error("call journal: could not write a batch to the database (attempt %d); "
+				  "retrying", failures);
+			if (stopping && failures >= STOP_RETRIES) {
+				log_error("call journal: giving up at stop; the calls stay in the journal "
+					  "and are applied at the next start");
+				break;
+			}
+			nanosleep(&(struct timespec){ 0, RETRY_MS * 1000000L }, NULL);
+			continue;
+		}
+		failures = 0;
+		if (ftruncate(fds[from], 0) != 0)
+			log_warn("call journal: cannot truncate %s (%s); replay will skip what is applied",
+				 paths[from], strerror(errno));
+		finish_batch(batch);
+		batch = NULL;
+		pthread_mutex_lock(&mu);
+		applied_seq = last;
+		n_batches++;
+		pthread_cond_broadcast(&applied_cv);
+		pthread_mutex_unlock(&mu);
+	}
+	/* Leftovers after giving up: their holds go, the files keep them. */
+	while (batch) {
+		struct gw_record *next = batch->next;
+
+		ledger_release(&batch->hold);
+		if (batch->inflight)
+			gw_inflight_drop(batch->request_id);
+		free(batch);
+		batch = next;
+	}
+	db_close_thread();
+	return NULL;
+}
+
+/* ---------------------------------------------------------------- public */
+
+int journal_start(const char *data_dir, int wait_for_commit, char *err, size_t errlen)
+{
+	int f, rc;
+
+	for (f = 0; f < NFILES; f++) {
+		if (snprintf(paths[f], sizeof(paths[f]), "%s/calls.journal.%d", data_dir, f) >=
+		    (int)sizeof(paths[f])) {
+			snprintf(err, errlen, "data directory path is too long");
+			return TG_EINVAL;
+		}
+		fds[f] = open(paths[f], O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+		if (fds[f] < 0) {
+			snprintf(err, errlen, "cannot open the call journal %s: %s", paths[f],
+				 strerror(errno));
+			return TG_EIO;
+		}
+	}
+	if ((rc = replay(err, errlen)))
+		return rc;
+	wait_commit = wait_for_commit;
+	stopping = 0;
+	cur = 0;
+	if (pthread_create(&writer, NULL, writer_main, NULL) != 0) {
+		snprintf(err, errlen, "cannot start the call journal's writer thread");
+		return TG_EIO;
+	}
+	running = 1;
+	return TG_OK;
+}
+
+void journal_stop(void)
+{
+	int f;
+
+	if (!running)
+		return;
+	pthread_mutex_lock(&mu);
+	stopping = 1;
+	pthread_cond_broadcast(&work_cv);
+	pthread_cond_broadcast(&space_cv);
+	pthread_mutex_unlock(&mu);
+	pthread_join(writer, NULL);
+	pthread_mutex_lock(&mu);
+	running = 0;
+	pthread_cond_broadcast(&applied_cv);
+	pthread_mutex_unlock(&mu);
+	for (f = 0; f < NFILES; f++) {
+		if (fds[f] >= 0)
+			close(fds[f]);
+		fds[f] = -1;
+	}
+}
+
+/* No writer: apply the record now, in its own transaction. */
+static int submit_inline(struct gw_record *r)
+{
+	int rc;
+
+	r->next = NULL;
+	pthread_mutex_lock(&mu);
+	r->seq = ++next_seq;
+	pthread_mutex_unlock(&mu);
+	rc = apply_batch(r);
+	if (rc != TG_OK)
+		r->billed = 0;
+	finish_batch(r);
+	return rc == TG_OK ? TG_OK : TG_EIO;
+}
+
+static void deadline_after(struct timespec *ts, long ms)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+int journal_submit(struct gw_record *r)
+{
+	char id[REQ_ID_MAX + 1];
+	buf_t enc;
+	uint64_t seq;
+	int rc, billed;
+
+	if (!running)
+		return submit_inline(r);
+	r->next = NULL;
+	buf_init(&enc, PAYLOAD_MAX * 2);
+	pthread_mutex_lock(&mu);
+	while (running && !stopping && n_queued >= QUEUE_MAX)
+		pthread_cond_wait(&space_cv, &mu);
+	if (!running || stopping) {
+		pthread_mutex_unlock(&mu);
+		buf_free(&enc);
+		return submit_inline(r);
+	}
+	seq = r->seq = ++next_seq;
+	snprintf(id, sizeof(id), "%s", r->request_id);
+	billed = r->billed;
+	rc = journal_encode(r, &enc);
+	if (rc == TG_OK)
+		rc = write_all(fds[cur], enc.data, enc.len);
+	if (rc != TG_OK) {
+		/* Nothing durable was written (a partial record fails its checksum
+		 * and is ignored at replay): apply it now instead. */
+		pthread_mutex_unlock(&mu);
+		buf_free(&enc);
+		log_error("request %s: cannot write the call journal; recording it directly",
+			  r->request_id);
+		return submit_inline(r);
+	}
+	*tail = r;
+	tail = &r->next;
+	n_records++;
+	n_queued++;
+	pthread_cond_signal(&work_cv);
+	/* r belongs to the writer from here on (it may already be freed). */
+	if (wait_commit && billed) {
+		struct timespec ts;
+
+		deadline_after(&ts, FLUSH_WAIT_MS * 2);
+		while (running && applied_seq < seq)
+			if (pthread_cond_timedwait(&applied_cv, &mu, &ts) == ETIMEDOUT) {
+				log_error("request %s: its debit is not committed after %d s; answering "
+					  "anyway (it is in the call journal)", id, FLUSH_WAIT_MS * 2 / 1000);
+				break;
+			}
+	}
+	pthread_mutex_unlock(&mu);
+	buf_free(&enc);
+	return TG_OK;
+}
+
+void journal_flush(void)
+{
+	struct timespec ts;
+	uint64_t target;
+
+	pthread_mutex_lock(&mu);
+	target = next_seq;
+	deadline_after(&ts, FLUSH_WAIT_MS);
+	while (running && applied_seq < target)
+		if (pthread_cond_timedwait(&applied_cv, &mu, &ts) == ETIMEDOUT)
+			break;
+	pthread_mutex_unlock(&mu);
+}
+
+void journal_stats(uint64_t *records, uint64_t *batches, uint64_t *queued)
+{
+	pthread_mutex_lock(&mu);
+	*records = n_records;
+	*batches = n_batches;
+	*queued = n_queued;
+	pthread_mutex_unlock(&mu);
+}

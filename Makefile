@@ -1,7 +1,9 @@
 # Tollgate - thin wrapper over CMake, apt and npm.
 #   make run    install what is missing, build, migrate and serve on 127.0.0.1:8081
-#   make test   install what is missing and run every test (unit, e2e, then both under ASan+UBSan)
+#   make test   install what is missing and run every test (unit, e2e, crash, then unit and e2e
+#               under ASan+UBSan, then the fuzz targets)
 #   make bench  benchmarks (not part of make test)
+#   make crash  the full crash test: 20 rounds of kill -9 under load (make test runs 5)
 
 SHELL := /bin/bash
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
@@ -14,7 +16,7 @@ APT_PACKAGES := build-essential cmake pkg-config libcivetweb-dev libsqlite3-dev 
 	clang libclang-rt-14-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps deps-apt deps-npm build build-asan run test test-unit test-e2e test-asan test-fuzz fuzz bench clean
+.PHONY: all deps deps-apt deps-npm build build-asan run test test-unit test-e2e test-crash test-asan test-fuzz fuzz crash bench clean
 
 all: build
 
@@ -60,6 +62,10 @@ test-e2e: build deps-npm
 	cd $(E2E) && TOLLGATE_BIN=$(CURDIR)/$(BUILD)/tollgate FAKE_UPSTREAM_BIN=$(CURDIR)/$(BUILD)/fake_upstream \
 		node --test --test-concurrency=1 --test-reporter=spec .
 
+# kill -9 under load, restart, check the books (tests/crash/README.md); 5 rounds here.
+test-crash: build
+	CRASH_ROUNDS=$${CRASH_ROUNDS:-5} tests/crash/run.sh $(BUILD)
+
 test-asan: build-asan deps-npm
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		ctest --output-on-failure
@@ -78,9 +84,14 @@ fuzz: deps-apt
 test: deps
 	$(MAKE) test-unit
 	$(MAKE) test-e2e
+	$(MAKE) test-crash
 	$(MAKE) test-asan
 	$(MAKE) test-fuzz
 	@echo "make test: all suites passed"
+
+# Every round of the crash test (20 unless CRASH_ROUNDS says otherwise; not part of make test).
+crash: build
+	tests/crash/run.sh $(BUILD)
 
 bench: build
 	tests/bench/run.sh $(BUILD)

@@ -41,6 +41,15 @@ int gw_providers(tg_req_t *r);
 
 /* --- internal: shared by gw_call.c, journal.c, upstream.c and echo.c --- */
 
+/* JSON text (gw_json.c). In the object p[0..n), the value of the top-level
+ * member `name`: 1 and its span [*vs, *ve), 0 when absent, -1 when the text
+ * is not one object (whitespace around it allowed), a key is spelled with
+ * escapes or the name occurs twice: the caller then works on the parsed
+ * document instead. */
+int gw_json_member(const char *p, size_t n, const char *name, size_t *vs, size_t *ve);
+/* Append s as a JSON string literal. */
+int gw_json_put_string(buf_t *b, const char *s);
+
 /* Forget a client request id claimed by a call (the journal calls this once
  * the call's debit is committed). */
 void gw_inflight_drop(const char *id);

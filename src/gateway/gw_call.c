@@ -55,6 +55,7 @@ struct call {
 	int relaying;     /* our 200 event-stream head is sent */
 	int client_gone;
 	int done_seen;
+	char *usage_event; /* the final usage chunk, held back until the debit is recorded */
 	int64_t content_bytes;
 	struct gw_usage usage;
 	int64_t cost;
@@ -389,10 +390,109 @@ bad:
 			 "'input' must be a string or a non-empty array of strings."), TG_EINVAL;
 }
 
+/* Text edits: replace [start, end) of the source with text (end == start
+ * inserts); applied in order of start, which must not overlap. */
+struct edit {
+	size_t start, end;
+	buf_t text;
+};
+
+/* The source with the edits applied, in memory from cJSON_malloc (callers
+ * free both kinds of answer with cJSON_free). */
+static char *apply_edits(const char *src, size_t n, struct edit *e, int ne, size_t *len)
+{
+	size_t at = 0, total = n;
+	char *out, *w;
+	int i;
+
+	if (ne == 2 && e[1].start < e[0].start) {
+		struct edit t = e[0];
+
+		e[0] = e[1];
+		e[1] = t;
+	}
+	for (i = 0; i < ne; i++) {
+		if (e[i].start < at || e[i].end < e[i].start || e[i].end > n)
+			return NULL;
+		at = e[i].end;
+		total += e[i].text.len - (e[i].end - e[i].start);
+	}
+	if (!(out = w = cJSON_malloc(total + 1)))
+		return NULL;
+	for (at = 0, i = 0; i < ne; i++) {
+		memcpy(w, src + at, e[i].start - at);
+		w += e[i].start - at;
+		memcpy(w, e[i].text.data, e[i].text.len);
+		w += e[i].text.len;
+		at = e[i].end;
+	}
+	memcpy(w, src + at, n - at);
+	w += n - at;
+	*w = '\0';
+	*len = total;
+	return out;
+}
+
+static void edits_free(struct edit *e, int ne)
+{
+	int i;
+
+	for (i = 0; i < ne; i++)
+		buf_free(&e[i].text);
+}
+
+/* The client's body with only the model's value replaced (and usage asked
+ * for in streams), byte for byte otherwise; NULL when the text is not simple
+ * enough to edit safely (the caller prints the parsed document instead). */
+static char *upstream_body_edited(struct call *c, const char *raw, size_t n, size_t *len)
+{
+	static const char usage_on[] = "{\"include_usage\":true}";
+	struct edit e[2];
+	size_t ms, me, os = 0, oe = 0, close;
+	int ne = 0, so = 0;
+	char *out = NULL;
+
+	if (!raw || gw_json_member(raw, n, "model", &ms, &me) != 1 || raw[ms] != '"')
+		return NULL;
+	if (c->stream) {
+		so = gw_json_member(raw, n, "stream_options", &os, &oe);
+		if (so < 0 || (so == 1 && (oe - os != sizeof(usage_on) - 1 ||
+					   memcmp(raw + os, usage_on, oe - os) != 0)))
+			return NULL;
+	}
+	memset(e, 0, sizeof(e));
+	buf_init(&e[0].text, 2 * CATALOG_NAME_MAX + 8);
+	e[0].start = ms;
+	e[0].end = me;
+	ne = 1;
+	if (gw_json_put_string(&e[0].text, c->model.upstream_model))
+		goto out;
+	if (c->stream && so == 0) {
+		/* The object ends at its last '}' (only whitespace may follow). */
+		for (close = n; close > 0 && raw[close - 1] != '}'; close--)
+			;
+		if (close == 0)
+			goto out;
+		buf_init(&e[1].text, 64);
+		e[1].start = e[1].end = close - 1;
+		ne = 2;
+		if (buf_puts(&e[1].text, ",\"stream_options\":") || buf_puts(&e[1].text, usage_on))
+			goto out;
+	}
+	out = apply_edits(raw, n, e, ne, len);
+out:
+	edits_free(e, ne);
+	return out;
+}
+
 /* Rewrite the body for the provider: the upstream model name, and usage
  * reporting for streams. Everything else passes through untouched. */
-static char *upstream_body(struct call *c, size_t *len)
+static char *upstream_body(struct call *c, const char *raw, size_t raw_len, size_t *len)
 {
+	char *edited = upstream_body_edited(c, raw, raw_len, len);
+
+	if (edited)
+		return edited;
 	cJSON *m = cJSON_GetObjectItemCaseSensitive(c->req, "model");
 	char *s;
 
@@ -489,8 +589,11 @@ static int on_event(void *ud, const char *event, const char *data, size_t len)
 
 	(void)event;
 	if (strcmp(data, "[DONE]") == 0) {
+		/* Held back with the usage chunk: a client that saw the end of the
+		 * stream (and its cost) must find the debit recorded, even if the
+		 * server dies right after. answer_stream_end sends both. */
 		c->done_seen = 1;
-		return relay_write(c, data, len);
+		return 0;
 	}
 	obj = cJSON_ParseWithLength(data, len);
 	if (!obj)
@@ -517,6 +620,13 @@ static int on_event(void *ud, const char *event, const char *data, size_t len)
 	cJSON_Delete(obj);
 	if (!out)
 		return 1;
+	if (cJSON_IsObject(usage) && c->want_usage) {
+		/* Usage in more than one chunk: only the latest one waits. */
+		rc = c->usage_event ? relay_write(c, c->usage_event, strlen(c->usage_event)) : 0;
+		cJSON_free(c->usage_event);
+		c->usage_event = out;
+		return rc;
+	}
 	rc = relay_write(c, out, strlen(out));
 	cJSON_free(out);
 	return rc;
@@ -556,12 +666,62 @@ static int sink_body(void *ud, const char *p, size_t n)
 
 /* ------------------------------------------------------------- answers */
 
+/* The provider's JSON answer with the public model name and usage.cost put
+ * in by editing its text (see upstream_body_edited); NULL when the caller
+ * must print the parsed document instead. */
+static char *answer_edited(struct call *c, int usage_is_object, size_t *len)
+{
+	const char *raw = buf_cstr(&c->up_body);
+	size_t n = c->up_body.len, ms, me, us, ue, cs, ce;
+	char cost[MONEY_FMT_LEN];
+	struct edit e[2];
+	int ne = 0, hm;
+	char *out = NULL;
+
+	hm = gw_json_member(raw, n, "model", &ms, &me);
+	if (hm < 0 || (hm == 1 && raw[ms] != '"'))
+		return NULL;
+	memset(e, 0, sizeof(e));
+	if (hm == 1) {
+		buf_init(&e[ne].text, 2 * CATALOG_NAME_MAX + 8);
+		e[ne].start = ms;
+		e[ne].end = me;
+		if (gw_json_put_string(&e[ne++].text, c->model_name))
+			goto out;
+	}
+	if (usage_is_object) {
+		size_t in;
+
+		/* usage must be an object with no cost of its own yet. */
+		if (gw_json_member(raw, n, "usage", &us, &ue) != 1 || raw[us] != '{' ||
+		    gw_json_member(raw + us, ue - us, "cost", &cs, &ce) != 0)
+			goto out;
+		for (in = us + 1; in < ue && (raw[in] == ' ' || raw[in] == '\t' || raw[in] == '\r' ||
+					     raw[in] == '\n'); in++)
+			;
+		money_format(c->cost, cost);
+		buf_init(&e[ne].text, 64);
+		e[ne].start = e[ne].end = ue - 1;
+		if ((raw[in] != '}' && buf_putc(&e[ne].text, ',')) ||
+		    buf_puts(&e[ne].text, "\"cost\":") || buf_puts(&e[ne].text, cost)) {
+			ne++;
+			goto out;
+		}
+		ne++;
+	}
+	out = apply_edits(raw, n, e, ne, len);
+out:
+	edits_free(e, ne);
+	return out;
+}
+
 static int answer_json(struct call *c)
 {
 	char charged[MONEY_FMT_LEN], remaining[MONEY_FMT_LEN];
 	cJSON *obj = cJSON_ParseWithLength(buf_cstr(&c->up_body), c->up_body.len), *usage, *m;
 	int64_t balance = 0;
 	char *out;
+	size_t out_len = 0;
 	int rc, known;
 
 	if (!cJSON_IsObject(obj)) {
@@ -579,12 +739,15 @@ static int answer_json(struct call *c)
 		count_content(c, obj);
 		estimate_usage(c);
 	}
-	m = cJSON_GetObjectItemCaseSensitive(obj, "model");
-	if (cJSON_IsString(m))
-		cJSON_SetValuestring(m, c->model_name);
 	compute_cost(c);
-	if (cJSON_IsObject(usage))
-		add_cost(c, usage);
+	out = answer_edited(c, cJSON_IsObject(usage), &out_len);
+	if (!out) {
+		m = cJSON_GetObjectItemCaseSensitive(obj, "model");
+		if (cJSON_IsString(m))
+			cJSON_SetValuestring(m, c->model_name);
+		if (cJSON_IsObject(usage))
+			add_cost(c, usage);
+	}
 	known = call_finish(c, 200, 1, &balance);
 	money_format(c->cost, charged);
 	resp_header(c->r, "x-credits-charged", charged);
@@ -593,11 +756,12 @@ static int answer_json(struct call *c)
 		resp_header(c->r, "x-credits-remaining", remaining);
 	}
 	add_ratelimit_headers(c);
-	out = cJSON_PrintUnformatted(obj);
+	if (!out && (out = cJSON_PrintUnformatted(obj)))
+		out_len = strlen(out);
 	cJSON_Delete(obj);
 	if (!out)
 		return resp_error(c->r, 500, "server_error", NULL, "Out of memory.");
-	rc = resp_send(c->r, 200, "application/json", out, strlen(out));
+	rc = resp_send(c->r, 200, "application/json", out, out_len);
 	cJSON_free(out);
 	return rc;
 }
@@ -636,6 +800,10 @@ static int answer_stream_end(struct call *c, int fwd)
 		snprintf(c->err, sizeof(c->err), "the client went away mid-stream");
 	call_finish(c, 200, 1, NULL);
 	metrics_stream_end();
+	if (c->usage_event)
+		relay_write(c, c->usage_event, strlen(c->usage_event));
+	if (c->done_seen)
+		relay_write(c, "[DONE]", 6);
 	if (!c->client_gone)
 		resp_stream_end(c->r);
 	return TG_OK;
@@ -827,7 +995,7 @@ static int run_call(tg_req_t *r, const char *endpoint, const char *path, int emb
 	}
 
 	/* Forward. */
-	body = upstream_body(&c, &body_len);
+	body = upstream_body(&c, r->body.data, r->body.len, &body_len);
 	if (!body) {
 		rc = call_fail(&c, 500, "server_error", NULL, "Out of memory.");
 		goto out;
@@ -875,6 +1043,7 @@ out:
 	if (c.inflight)
 		gw_inflight_drop(r->request_id);
 	sse_free(c.sse);
+	cJSON_free(c.usage_event);
 	cJSON_Delete(c.req);
 	cJSON_free(body);
 	buf_free(&c.up_body);

@@ -102,11 +102,23 @@ int upstream_post(const struct provider *prov, const char *path, const char *bod
 	x.sink = sink;
 	x.start_us = time_mono_us();
 	x.first_byte_us = first_byte_us;
-	if (!tls_curl && !(tls_curl = curl_easy_init())) {
-		snprintf(err, errlen, "could not create an HTTP client");
-		return GW_FWD_CONNECT;
+	if (!tls_curl) {
+		if (!(tls_curl = curl_easy_init())) {
+			snprintf(err, errlen, "could not create an HTTP client");
+			return GW_FWD_CONNECT;
+		}
+		/* What is the same for every call, set once per handle. */
+		curl_easy_setopt(tls_curl, CURLOPT_POST, 1L);
+		curl_easy_setopt(tls_curl, CURLOPT_HEADERFUNCTION, on_header);
+		curl_easy_setopt(tls_curl, CURLOPT_WRITEFUNCTION, on_body);
+		curl_easy_setopt(tls_curl, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+		curl_easy_setopt(tls_curl, CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(tls_curl, CURLOPT_TCP_NODELAY, 1L);
+		curl_easy_setopt(tls_curl, CURLOPT_TCP_KEEPALIVE, 1L);
+		curl_easy_setopt(tls_curl, CURLOPT_FOLLOWLOCATION, 0L);
+		curl_easy_setopt(tls_curl, CURLOPT_PROTOCOLS_STR, "http,https");
+		curl_easy_setopt(tls_curl, CURLOPT_USERAGENT, "tollgate/" TG_VERSION);
 	}
-	curl_easy_reset(tls_curl);
 	snprintf(url, sizeof(url), "%s%s", prov->base_url, path);
 	if (catalog_provider_api_key(prov->id, &key, &keylen) != TG_OK) {
 		snprintf(err, errlen, "the provider's API key could not be opened");
@@ -130,22 +142,12 @@ int upstream_post(const struct provider *prov, const char *path, const char *bod
 	if (key)
 		secrets_plain_free(key, keylen);
 	curl_easy_setopt(tls_curl, CURLOPT_URL, url);
-	curl_easy_setopt(tls_curl, CURLOPT_POST, 1L);
 	curl_easy_setopt(tls_curl, CURLOPT_POSTFIELDS, body);
 	curl_easy_setopt(tls_curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
 	curl_easy_setopt(tls_curl, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(tls_curl, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(tls_curl, CURLOPT_HEADERDATA, &x);
-	curl_easy_setopt(tls_curl, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(tls_curl, CURLOPT_WRITEDATA, &x);
-	curl_easy_setopt(tls_curl, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
 	curl_easy_setopt(tls_curl, CURLOPT_TIMEOUT_MS, (long)(prov->timeout_s * 1000));
-	curl_easy_setopt(tls_curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(tls_curl, CURLOPT_TCP_NODELAY, 1L);
-	curl_easy_setopt(tls_curl, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(tls_curl, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(tls_curl, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(tls_curl, CURLOPT_USERAGENT, "tollgate/" TG_VERSION);
 
 	cc = curl_easy_perform(tls_curl);
 	curl_slist_free_all(hdrs);

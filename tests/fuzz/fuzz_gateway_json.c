@@ -272,7 +272,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* the reservation input: never overflows for an accepted body */
 	CHECK(c.max_out * c.n <= (int64_t)MODEL_MAX_OUT * MAX_N);
 
-	body = upstream_body(&c, &len);
+	body = upstream_body(&c, copy, size, &len);
 	CHECK(body != NULL && len == strlen(body));
 	{
 		cJSON *j = cJSON_ParseWithLength(body, len);

@@ -1,0 +1,208 @@
+/* Unit tests for the store's connection set-up: the durability setting goes
+ * from the configuration (flag or environment) through app_open_store to the
+ * pragmas of every connection, on every thread, and the other per-connection
+ * pragmas (WAL, foreign keys) hold in both modes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include "app.h"
+#include "config.h"
+#include "core/log.h"
+#include "store/db.h"
+
+#define NTHREADS 4
+
+struct pragmas {
+	int64_t synchronous; /* 1 NORMAL, 2 FULL */
+	int64_t foreign_keys;
+	char journal_mode[16];
+};
+
+static int64_t pragma_int(const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t v = -1;
+
+	if (sqlite3_prepare_v2(db_get(), sql, -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* This thread's connection (opened on first use), as SQLite reports it. */
+static void read_pragmas(struct pragmas *p)
+{
+	sqlite3_stmt *st = NULL;
+
+	assert_non_null(db_get());
+	p->synchronous = pragma_int("PRAGMA synchronous");
+	p->foreign_keys = pragma_int("PRAGMA foreign_keys");
+	p->journal_mode[0] = '\0';
+	if (sqlite3_prepare_v2(db_get(), "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		snprintf(p->journal_mode, sizeof(p->journal_mode), "%s",
+			 (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+}
+
+static void *thread_pragmas(void *arg)
+{
+	struct pragmas *p = arg;
+	sqlite3_stmt *st;
+
+	/* Each worker opens its own connection, as a server thread does; a
+	 * write proves it is a working connection, not just an open handle. */
+	read_pragmas(p);
+	st = db_stmt("INSERT INTO schema_probe(v) VALUES (1)");
+	if (!st || db_exec_stmt(st) != TG_OK)
+		p->synchronous = -2;
+	db_close_thread();
+	return NULL;
+}
+
+struct fixture {
+	char dir[256];
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return -1;
+	log_set_level(LOG_WARN);
+	snprintf(f->dir, sizeof(f->dir), "%s/tg-db-XXXXXX",
+		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	if (!mkdtemp(f->dir))
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const files[] = { "tollgate.db", "tollgate.db-wal", "tollgate.db-shm" };
+	char p[300];
+	size_t i;
+
+	db_close_thread();
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(p, sizeof(p), "%s/%s", f->dir, files[i]);
+		unlink(p);
+	}
+	rmdir(f->dir);
+	free(f);
+	return 0;
+}
+
+/* Open the store as the server and the CLI do, then check the pragmas on this
+ * thread's connection and on NTHREADS new ones opened at the same time. */
+static void check_store(const tg_config_t *c, int64_t want_sync)
+{
+	struct pragmas main_p, p[NTHREADS];
+	pthread_t th[NTHREADS];
+	char err[256] = "";
+	int64_t rows;
+	int i;
+
+	db_close_thread();
+	assert_int_equal(config_validate(c, err, sizeof(err)), TG_OK);
+	assert_int_equal(app_open_store(c, err, sizeof(err)), TG_OK);
+	assert_int_equal(db_exec("CREATE TABLE IF NOT EXISTS schema_probe(v INTEGER)"), TG_OK);
+	rows = pragma_int("SELECT COUNT(*) FROM schema_probe");
+	read_pragmas(&main_p);
+	assert_int_equal(main_p.synchronous, want_sync);
+	assert_int_equal(main_p.foreign_keys, 1);
+	assert_string_equal(main_p.journal_mode, "wal");
+
+	memset(p, 0, sizeof(p));
+	for (i = 0; i < NTHREADS; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, thread_pragmas, &p[i]), 0);
+	for (i = 0; i < NTHREADS; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(p[i].synchronous, want_sync);
+		assert_int_equal(p[i].foreign_keys, 1);
+		assert_string_equal(p[i].journal_mode, "wal");
+	}
+	assert_int_equal(pragma_int("SELECT COUNT(*) FROM schema_probe"), rows + NTHREADS);
+}
+
+static void config_for(tg_config_t *c, const struct fixture *f)
+{
+	config_defaults(c);
+	snprintf(c->data_dir, sizeof(c->data_dir), "%s", f->dir);
+}
+
+static void test_default_is_normal(void **state)
+{
+	tg_config_t c;
+
+	config_for(&c, *state);
+	assert_string_equal(c.synchronous, "normal");
+	check_store(&c, 1);
+}
+
+static void test_flag_full(void **state)
+{
+	char *argv[] = { "--synchronous", "full" };
+	char err[256];
+	tg_config_t c;
+	int i = 0;
+
+	config_for(&c, *state);
+	assert_int_equal(config_apply_flag(&c, 2, argv, &i, err, sizeof(err)), 1);
+	assert_string_equal(c.synchronous, "full");
+	check_store(&c, 2);
+}
+
+static void test_env_full(void **state)
+{
+	char err[256];
+	tg_config_t c;
+
+	config_for(&c, *state);
+	setenv("TOLLGATE_SYNCHRONOUS", "full", 1);
+	assert_int_equal(config_load_env(&c, err, sizeof(err)), TG_OK);
+	unsetenv("TOLLGATE_SYNCHRONOUS");
+	check_store(&c, 2);
+}
+
+/* The same database reopened with the other setting: the pragma is per
+ * connection, never left over in the file. */
+static void test_full_then_normal(void **state)
+{
+	char *argv[] = { "--synchronous=normal" };
+	char err[256];
+	tg_config_t c;
+	int i = 0;
+
+	config_for(&c, *state);
+	snprintf(c.synchronous, sizeof(c.synchronous), "full");
+	check_store(&c, 2);
+	assert_int_equal(config_apply_flag(&c, 1, argv, &i, err, sizeof(err)), 1);
+	check_store(&c, 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_default_is_normal, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flag_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_env_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_full_then_normal, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -34,7 +34,16 @@ static const struct opt opts[] = {
 	S(password_hashing, "Argon2id cost: interactive | moderate (interactive)"),
 	S(public_url, "base URL browsers use, for printed links (http://LISTEN)"),
 	S(metrics_token, "Bearer token GET /metrics requires (empty: no token)"),
-	I(threads, 2, 4096, "worker threads; each open stream holds one (64)"),
+	I(threads, 2, 4096, "worker threads; each open connection holds one (64)"),
+	I(max_connections, 0, 4095,
+	  "connections served at once, below threads; more get a fast 503 (0: threads - threads/8)"),
+	I(max_streams, 0, 4095, "streams open at once; more get 503 (0: 3/4 of max_connections)"),
+	I(auth_fail_limit, 0, 1000000,
+	  "failed gateway key checks per address before it is blocked (20; 0: off)"),
+	I(auth_fail_window_s, 1, 86400, "window and block time for auth_fail_limit (60)"),
+	I(login_fail_limit, 0, 1000000,
+	  "failed sign-ins per address before it is blocked (20; 0: off)"),
+	I(login_fail_window_s, 1, 86400, "window and block time for login_fail_limit (300)"),
 	I(max_body_bytes, 1024, 64 << 20, "largest accepted request body (1048576)"),
 	I(session_idle_s, 60, 365 * 86400, "dashboard session idle timeout in seconds (7200)"),
 	I(session_absolute_s, 300, 365 * 86400, "dashboard session absolute lifetime (604800)"),
@@ -51,6 +60,10 @@ void config_defaults(tg_config_t *c)
 	snprintf(c->synchronous, sizeof(c->synchronous), "normal");
 	snprintf(c->password_hashing, sizeof(c->password_hashing), "interactive");
 	c->threads = 64;
+	c->auth_fail_limit = 20;
+	c->auth_fail_window_s = 60;
+	c->login_fail_limit = 20;
+	c->login_fail_window_s = 300;
 	c->max_body_bytes = 1 << 20;
 	c->session_idle_s = 2 * 3600;
 	c->session_absolute_s = 7 * 86400;
@@ -257,6 +270,20 @@ int config_validate(const tg_config_t *c, char *err, size_t errlen)
 			 c->password_hashing);
 		return TG_EINVAL;
 	}
+	if (c->max_connections >= c->threads) {
+		snprintf(err, errlen,
+			 "max_connections (%lld) must be below threads (%lld): the spare threads answer "
+			 "connections over the limit with a 503",
+			 (long long)c->max_connections, (long long)c->threads);
+		return TG_EINVAL;
+	}
+	if (config_max_streams(c) > config_max_connections(c)) {
+		snprintf(err, errlen,
+			 "max_streams (%lld) must not be above max_connections (%lld): each stream "
+			 "holds a connection",
+			 (long long)config_max_streams(c), (long long)config_max_connections(c));
+		return TG_EINVAL;
+	}
 	if (c->data_dir[0] == '\0') {
 		snprintf(err, errlen, "data_dir must not be empty");
 		return TG_EINVAL;
@@ -280,6 +307,22 @@ void config_print_help(void)
 	}
 	printf("  --%-20s %s\n", "data DIR", "same as --data-dir (env TOLLGATE_DATA)");
 	printf("  --%-20s %s\n", "config FILE", "read settings from FILE (key = value lines)");
+}
+
+int64_t config_max_connections(const tg_config_t *c)
+{
+	int64_t spare = c->threads / 8 > 1 ? c->threads / 8 : 1;
+
+	return c->max_connections > 0 ? c->max_connections : c->threads - spare;
+}
+
+int64_t config_max_streams(const tg_config_t *c)
+{
+	int64_t conns = config_max_connections(c);
+
+	if (c->max_streams > 0)
+		return c->max_streams;
+	return conns * 3 / 4 > 1 ? conns * 3 / 4 : 1;
 }
 
 int config_data_path(const tg_config_t *c, const char *name, char *out, size_t n)

@@ -22,7 +22,13 @@ typedef struct tg_config {
 	char password_hashing[16];       /* "interactive", "moderate" or "min" (tests only) */
 	char public_url[CONFIG_STR_MAX]; /* how browsers reach us; default http://LISTEN */
 	char metrics_token[256];         /* Bearer token for GET /metrics; empty = none */
-	int64_t threads;
+	int64_t threads;                 /* CivetWeb workers: one per open connection */
+	int64_t max_connections;         /* 0: derived, see config_max_connections */
+	int64_t max_streams;             /* 0: derived, see config_max_streams */
+	int64_t auth_fail_limit;         /* per client address; 0 = no throttle */
+	int64_t auth_fail_window_s;
+	int64_t login_fail_limit;        /* per client address; 0 = no throttle */
+	int64_t login_fail_window_s;
 	int64_t max_body_bytes;
 	int64_t session_idle_s;
 	int64_t session_absolute_s;
@@ -43,6 +49,13 @@ int config_load_env(tg_config_t *c, char *err, size_t errlen);
 int config_apply_flag(tg_config_t *c, int argc, char **argv, int *i, char *err, size_t errlen);
 /* Check cross-field rules after loading (ranges, enums). */
 int config_validate(const tg_config_t *c, char *err, size_t errlen);
+/* Connections served at once: max_connections, or by default threads less
+ * one eighth (at least one) kept spare to refuse the connections over it. */
+int64_t config_max_connections(const tg_config_t *c);
+/* Gateway streams open at once: max_streams, or by default three quarters of
+ * the connections (at least one), so streams cannot take every connection
+ * from short calls and the dashboard. */
+int64_t config_max_streams(const tg_config_t *c);
 /* Print the flag list for --help. */
 void config_print_help(void);
 /* Full path of a file in the data directory. */

@@ -1,17 +1,32 @@
 /* gw_auth.c - API key authentication for every AUTH_APIKEY route: the key
  * comes as `Authorization: Bearer tg_...` or in `x-api-key`; each way it can
- * fail gets its own 401 message in the OpenAI envelope. */
+ * fail gets its own 401 message in the OpenAI envelope.
+ *
+ * Every 401 counts against the client's address (http/ipthrottle.h); after
+ * auth_fail_limit of them within auth_fail_window_s the address gets 429
+ * with Retry-After for that long, before its key is even parsed, so a valid
+ * key from a blocked address is refused too. */
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
+#include "core/log.h"
 #include "core/timeutil.h"
 #include "gateway/gw.h"
+#include "http/ipthrottle.h"
+#include "http/server.h"
 
 /* One request is served by one thread: the key lives in thread-local storage. */
 static __thread struct gw_key tls_key;
 
 static int unauthorized(tg_req_t *r, const char *msg)
 {
+	struct ipthrottle *t = server_throttle(THROTTLE_GATEWAY_AUTH);
+
+	if (ipthrottle_fail(t, req_ip(r), time_mono_us() / 1000))
+		log_warn("gateway: %s blocked for %lld s after %lld failed API key checks",
+			 req_ip(r), (long long)(ipthrottle_window_ms(t) / 1000),
+			 (long long)ipthrottle_limit(t));
 	resp_header(r, "WWW-Authenticate", "Bearer");
 	resp_error(r, 401, "invalid_request_error", "invalid_api_key", msg);
 	return TG_EPERM;
@@ -21,9 +36,21 @@ int gw_authenticate(tg_req_t *r)
 {
 	const char *auth = req_header(r, "Authorization");
 	const char *tok = NULL;
+	int64_t retry_ms;
 	size_t len;
 	int rc;
 
+	if (ipthrottle_blocked(server_throttle(THROTTLE_GATEWAY_AUTH), req_ip(r),
+			       time_mono_us() / 1000, &retry_ms)) {
+		char msg[200], v[24];
+
+		snprintf(v, sizeof(v), "%lld", (long long)((retry_ms + 999) / 1000));
+		snprintf(msg, sizeof(msg), "Too many failed API key checks from this address. Retry "
+			 "after %s s.", v);
+		resp_header(r, "Retry-After", v);
+		resp_error(r, 429, "rate_limit_exceeded", "too_many_auth_failures", msg);
+		return TG_EPERM;
+	}
 	if (req_header_count(r, "Authorization") > 1 || req_header_count(r, "x-api-key") > 1)
 		return unauthorized(r, "Send the API key once: several Authorization or x-api-key "
 				       "headers were given.");

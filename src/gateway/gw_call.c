@@ -20,6 +20,7 @@
 #include "gateway/metrics.h"
 #include "gateway/ratelimit.h"
 #include "gateway/sse.h"
+#include "gateway/streams.h"
 #include "store/db.h"
 
 #define UPSTREAM_BODY_MAX ((size_t)32 << 20) /* a non-stream answer or an error body */
@@ -41,6 +42,7 @@ struct call {
 	int64_t reserve;
 	struct ledger_hold hold;
 	int inflight;
+	int stream_slot; /* a max_streams slot is held (gateway/streams.c) */
 	/* rate limits */
 	struct rl_ask asks[4];
 	struct rl_state rl[4];
@@ -945,6 +947,20 @@ static int run_call(tg_req_t *r, const char *endpoint, const char *path, int emb
 		c.max_out = 0;
 		c.n = 1;
 	}
+	/* Limits: a stream over max_streams is refused here, before any hold is
+	 * taken or the provider called (logged, never billed). */
+	if (c.stream) {
+		if (!gw_stream_begin()) {
+			char msg[200];
+
+			snprintf(msg, sizeof(msg), "The gateway is at its limit of %lld open streams. "
+				 "Retry in a moment.", (long long)gw_streams_max());
+			resp_header(r, "Retry-After", "1");
+			rc = call_fail(&c, 503, "server_error", "server_busy", msg);
+			goto out;
+		}
+		c.stream_slot = 1;
+	}
 
 	/* A client's request id that already has a debit, or is in flight, is a
 	 * retry. (Ids we generate are random and cannot collide.) */
@@ -1040,6 +1056,8 @@ static int run_call(tg_req_t *r, const char *endpoint, const char *path, int emb
 	}
 out:
 	ledger_release(&c.hold);
+	if (c.stream_slot)
+		gw_stream_end();
 	if (c.inflight)
 		gw_inflight_drop(r->request_id);
 	sse_free(c.sse);

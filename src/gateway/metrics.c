@@ -18,6 +18,8 @@
 
 #include "config.h"
 #include "core/timeutil.h"
+#include "gateway/streams.h"
+#include "http/ipthrottle.h"
 #include "http/server.h"
 #include "ledger/ledger.h"
 #include "store/db.h"
@@ -572,7 +574,23 @@ int metrics_render(buf_t *out, const struct metrics_process *p)
 				(long long)atomic_load(&active_streams))) ||
 	    (rc = render_scalar(out, "tollgate_ledger_held_micro", "gauge",
 				"Credits reserved by calls in flight, in micro-credits.",
-				(long long)p->held_micro)))
+				(long long)p->held_micro)) ||
+	    (rc = render_scalar(out, "tollgate_http_connections_open", "gauge",
+				"Connections holding one of the max_connections slots now.",
+				(long long)p->connections_open)) ||
+	    (rc = render_scalar(out, "tollgate_http_connections_refused_total", "counter",
+				"Requests answered 503 because every connection slot was taken.",
+				(long long)p->connections_refused)) ||
+	    (rc = render_scalar(out, "tollgate_gateway_streams_refused_total", "counter",
+				"Streaming calls answered 503 because max_streams were open.",
+				(long long)p->streams_refused)))
+		goto out;
+	if ((rc = family(out, "tollgate_auth_throttled_total", "counter",
+			 "Requests refused because their address failed authentication too often.")) ||
+	    (rc = buf_appendf(out, "tollgate_auth_throttled_total{kind=\"gateway\"} %llu\n"
+			      "tollgate_auth_throttled_total{kind=\"login\"} %llu\n",
+			      (unsigned long long)p->auth_throttled_gateway,
+			      (unsigned long long)p->auth_throttled_login)))
 		goto out;
 	if ((rc = family(out, "tollgate_usage_source_total", "counter",
 			 "Gateway calls by where their billed usage came from.")))
@@ -640,6 +658,7 @@ int gw_metrics(tg_req_t *r)
 {
 	const tg_config_t *cfg = server_config();
 	struct metrics_process p;
+	int64_t streams_open;
 	buf_t b;
 	int rc;
 
@@ -652,6 +671,10 @@ int gw_metrics(tg_req_t *r)
 	p.db_up = db_healthy();
 	p.db_size_bytes = p.db_up ? db_size() : -1;
 	p.held_micro = ledger_held_total();
+	server_connection_stats(&p.connections_open, &p.connections_refused);
+	gw_streams_stats(&streams_open, &p.streams_refused);
+	p.auth_throttled_gateway = ipthrottle_refused(server_throttle(THROTTLE_GATEWAY_AUTH));
+	p.auth_throttled_login = ipthrottle_refused(server_throttle(THROTTLE_LOGIN));
 	if ((rc = metrics_render(&b, &p))) {
 		rc = resp_text(r, 500, "The metrics could not be rendered.\n");
 		goto out;

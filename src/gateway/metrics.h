@@ -42,6 +42,11 @@ struct metrics_process {
 	int db_up;
 	int64_t db_size_bytes; /* < 0: unknown, the sample is left out */
 	int64_t held_micro;
+	/* limits (http/server.c, gateway/streams.c, http/ipthrottle.c) */
+	int64_t connections_open;
+	uint64_t connections_refused;
+	uint64_t streams_refused;
+	uint64_t auth_throttled_gateway, auth_throttled_login;
 };
 /* Append the whole exposition to out. */
 int metrics_render(buf_t *out, const struct metrics_process *p);

@@ -8,11 +8,17 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/slots.h"
 #include "core/timeutil.h"
 #include "gateway/metrics.h"
+#include "http/ipthrottle.h"
 #include "store/db.h"
 
+/* Addresses remembered per authentication throttle table (fixed memory). */
+#define THROTTLE_CAPACITY 4096
+
 static struct mg_context *ctx;
+static struct ipthrottle *throttles[THROTTLE_COUNT];
 static void (*thread_exit_fn)(void);
 
 void server_on_thread_exit(void (*fn)(void))
@@ -57,6 +63,88 @@ static void request_id_init(tg_req_t *r)
 		r->request_id[5 + 2 * i] = hex[rnd[i] & 15];
 	}
 	r->request_id[4 + 2 * sizeof(rnd)] = '\0';
+}
+
+/* ---------------------------------------------------- connection limit
+ *
+ * CivetWeb serves a connection on one worker thread for the connection's
+ * whole life (keep-alive included) and queues accepted connections while all
+ * workers are busy. A limit made of the thread count alone would leave the
+ * excess waiting silently in that queue until a worker frees up, or until the
+ * client times out. So `threads` workers run but only max_connections of them
+ * (fewer, see config_max_connections) serve admitted connections; the spare
+ * workers exist to answer each connection over the limit at once with a 503,
+ * Retry-After and Connection: close, so it is never queued behind the
+ * long-running calls. (A burst of more refused connections than spare
+ * workers still queues, but only behind refusals, which take microseconds.
+ * A client that ignores Connection: close keeps its spare worker until the
+ * keep-alive timeout, getting a 503 per request unless a slot frees up.)
+ *
+ * A connection takes its slot at its first request (a socket that never
+ * sends one holds no slot) and gives it back when CivetWeb closes it; a
+ * refused connection tries again at its next request. Idle keep-alive
+ * connections keep their slot, so while every slot is taken each answer
+ * carries Connection: close and clients give their idle slots back.
+ * /health and /metrics take no slot and are answered even over the limit
+ * (they are cheap, and monitoring should see an overloaded server, not a
+ * failing one); a connection that only polls them runs on a spare worker.
+ */
+static struct slots conn_slots;
+static int64_t conn_max;
+static char conn_admitted; /* its address marks an admitted connection */
+
+static int is_monitoring_path(const char *path)
+{
+	return strcmp(path, "/health") == 0 || strcmp(path, "/metrics") == 0;
+}
+
+/* 1 when the request may be served; 0 when it must get the 503. */
+static int connection_admit(tg_req_t *r)
+{
+	if (mg_get_user_connection_data(r->conn) != &conn_admitted) {
+		if (is_monitoring_path(r->path))
+			return 1;
+		if (!slots_take(&conn_slots, conn_max)) {
+			slots_refuse(&conn_slots);
+			return 0;
+		}
+		mg_set_user_connection_data(r->conn, &conn_admitted);
+	}
+	/* Every slot taken: ask this keep-alive client to give its slot back. */
+	if (slots_used(&conn_slots) >= conn_max)
+		resp_header(r, "Connection", "close");
+	return 1;
+}
+
+static void on_connection_close(const struct mg_connection *conn)
+{
+	if (mg_get_user_connection_data(conn) == &conn_admitted) {
+		mg_set_user_connection_data(conn, NULL);
+		slots_give(&conn_slots);
+	}
+}
+
+static void connection_refuse(tg_req_t *r)
+{
+	char msg[200];
+
+	snprintf(msg, sizeof(msg),
+		 "The server is at its limit of %lld open connections. Retry in a moment.",
+		 (long long)conn_max);
+	resp_header(r, "Retry-After", "1");
+	resp_header(r, "Connection", "close");
+	resp_error(r, 503, "server_error", "server_busy", msg);
+}
+
+void server_connection_stats(int64_t *open, uint64_t *refused)
+{
+	*open = slots_used(&conn_slots);
+	*refused = slots_refused(&conn_slots);
+}
+
+struct ipthrottle *server_throttle(enum server_throttle which)
+{
+	return which < THROTTLE_COUNT ? throttles[which] : NULL;
 }
 
 static int is_api_path(const char *path)
@@ -158,9 +246,12 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
 	buf_init(&r.headers, 16384);
 	request_id_init(&r);
 
-	if (r.ri->content_length > r.max_body) {
+	if (!connection_admit(&r)) {
+		connection_refuse(&r);
+	} else if (r.ri->content_length > r.max_body) {
 		/* Refuse before reading a byte of it; the connection cannot be reused. */
-		resp_header(&r, "Connection", "close");
+		if (!strstr(buf_cstr(&r.headers), "Connection:"))
+			resp_header(&r, "Connection", "close");
 		resp_error(&r, 413, "invalid_request_error", "request_too_large",
 			   r.api ? "Request body is too large." :
 				   "The submitted form is too large.");
@@ -194,6 +285,16 @@ static void thread_exit(const struct mg_context *c, int thread_type, void *user)
 	db_close_thread();
 }
 
+static void throttles_free(void)
+{
+	size_t i;
+
+	for (i = 0; i < THROTTLE_COUNT; i++) {
+		ipthrottle_free(throttles[i]);
+		throttles[i] = NULL;
+	}
+}
+
 int server_start(const tg_config_t *cfg, char *err, size_t errlen)
 {
 	struct mg_callbacks cb;
@@ -212,16 +313,29 @@ int server_start(const tg_config_t *cfg, char *err, size_t errlen)
 	};
 
 	cfg_cur = cfg;
+	conn_max = config_max_connections(cfg);
 	snprintf(threads, sizeof(threads), "%lld", (long long)cfg->threads);
+	if ((cfg->auth_fail_limit > 0 &&
+	     !(throttles[THROTTLE_GATEWAY_AUTH] = ipthrottle_new(THROTTLE_CAPACITY, cfg->auth_fail_limit,
+								  cfg->auth_fail_window_s * 1000))) ||
+	    (cfg->login_fail_limit > 0 &&
+	     !(throttles[THROTTLE_LOGIN] = ipthrottle_new(THROTTLE_CAPACITY, cfg->login_fail_limit,
+							   cfg->login_fail_window_s * 1000)))) {
+		snprintf(err, errlen, "out of memory");
+		throttles_free();
+		return TG_ENOMEM;
+	}
 	memset(&cb, 0, sizeof(cb));
 	cb.log_message = log_civetweb;
 	cb.exit_thread = thread_exit;
+	cb.connection_close = on_connection_close;
 	mg_init_library(0);
 	ctx = mg_start(&cb, NULL, options);
 	if (!ctx) {
 		snprintf(err, errlen, "cannot listen on %s (address in use or not available)",
 			 cfg->listen);
 		mg_exit_library();
+		throttles_free();
 		return TG_EIO;
 	}
 	mg_set_request_handler(ctx, "/", dispatch, NULL);
@@ -246,4 +360,5 @@ void server_stop(void)
 	mg_stop(ctx);
 	ctx = NULL;
 	mg_exit_library();
+	throttles_free();
 }

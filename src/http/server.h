@@ -24,6 +24,16 @@ const tg_config_t *server_config(void);
 /* Port actually bound (useful with port 0). */
 int server_port(void);
 
+/* Connections admitted now and requests refused with 503 for want of a
+ * connection slot so far (see the comment in server.c). */
+void server_connection_stats(int64_t *open, uint64_t *refused);
+
+/* The per-address authentication throttles (http/ipthrottle.h), made by
+ * server_start from the config; NULL when switched off (limit 0) or before
+ * the server starts. */
+enum server_throttle { THROTTLE_GATEWAY_AUTH, THROTTLE_LOGIN, THROTTLE_COUNT };
+struct ipthrottle *server_throttle(enum server_throttle which);
+
 /* Serve /static/NAME from the assets directory (static.c). */
 int static_serve(tg_req_t *r);
 

@@ -4,7 +4,9 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/timeutil.h"
 #include "store/db.h"
+#include "http/ipthrottle.h"
 #include "http/server.h"
 #include "web/web.h"
 
@@ -135,6 +137,7 @@ int page_login_post(tg_req_t *r)
 {
 	char *email = NULL, *password = NULL, *next = NULL, msg[160];
 	struct audit_actor actor = { 0, "", req_ip(r) };
+	struct ipthrottle *ip_throttle = server_throttle(THROTTLE_LOGIN);
 	struct user u;
 	int64_t wait;
 	int rc;
@@ -150,6 +153,19 @@ int page_login_post(tg_req_t *r)
 		goto out;
 	}
 	actor.label = email;
+	/* Per address first (in memory, per process; http/ipthrottle.h): a blocked
+	 * address is refused whatever the email, before any password check. */
+	if (ipthrottle_blocked(ip_throttle, req_ip(r), time_mono_us() / 1000, &wait)) {
+		char v[24];
+
+		wait = (wait + 999) / 1000;
+		snprintf(v, sizeof(v), "%lld", (long long)wait);
+		resp_header(r, "Retry-After", v);
+		snprintf(msg, sizeof(msg),
+			 "Too many failed sign-in attempts. Try again in %lld seconds.", (long long)wait);
+		rc = login_fail(r, 429, email, next, msg);
+		goto out;
+	}
 	wait = throttle_wait(email);
 	if (wait > 0) {
 		snprintf(msg, sizeof(msg),
@@ -160,6 +176,15 @@ int page_login_post(tg_req_t *r)
 	}
 	if (user_check_password(email, password, &u) != TG_OK) {
 		throttle_fail(email);
+		if (ipthrottle_fail(ip_throttle, req_ip(r), time_mono_us() / 1000)) {
+			char detail[96];
+
+			snprintf(detail, sizeof(detail), "%lld failed sign-ins; blocked for %lld s",
+				 (long long)ipthrottle_limit(ip_throttle),
+				 (long long)(ipthrottle_window_ms(ip_throttle) / 1000));
+			audit_add(&actor, 0, "login.ip_blocked", req_ip(r), detail);
+			log_warn("sign-in: %s blocked: %s", req_ip(r), detail);
+		}
 		audit_add(&actor, 0, "login.failed", email, "");
 		rc = login_fail(r, 401, email, next, "Email or password is incorrect.");
 		goto out;

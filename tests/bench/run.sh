@@ -141,8 +141,9 @@ EOF
 tg models import "$WORK/models.json" >/dev/null
 KEY=$(tg keys create --org Bench --name bench 2>/dev/null)
 
+# Room for the K open streams: the default stream cap is 3/4 of the connections.
 (cd "$ROOT" && exec "$TG" serve --listen 127.0.0.1:0 --data-dir "$DATA" --threads "$GW_THREADS" \
-	--log-level warn) >"$WORK/gateway.log" 2>&1 &
+	--max-streams "$((K + 8))" --log-level warn) >"$WORK/gateway.log" 2>&1 &
 GW_PID=$!
 PIDS+=("$GW_PID")
 wait_line "$WORK/gateway.log" 'listening on' 15

@@ -280,13 +280,17 @@ static struct exposition *render(const struct metrics_process *p, buf_t *text)
 	return &e;
 }
 
-static const struct metrics_process proc = { 1, 4096, 77 };
+static const struct metrics_process proc = {
+	.db_up = 1, .db_size_bytes = 4096, .held_micro = 77, .connections_open = 3,
+	.connections_refused = 5, .streams_refused = 7, .auth_throttled_gateway = 11,
+	.auth_throttled_login = 13,
+};
 
 /* ------------------------------------------------------------- tests */
 
 static void test_empty_exposition_is_valid(void **state)
 {
-	struct metrics_process p = { 0, -1, 0 };
+	struct metrics_process p = { .db_up = 0, .db_size_bytes = -1 };
 	struct exposition *e;
 	buf_t t;
 
@@ -304,6 +308,26 @@ static void test_empty_exposition_is_valid(void **state)
 	assert_non_null(strstr(buf_cstr(&t), "# TYPE tollgate_http_requests_total counter\n"));
 	assert_non_null(strstr(buf_cstr(&t),
 			       "# TYPE tollgate_gateway_request_duration_seconds histogram\n"));
+	assert_true(value(e, "tollgate_http_connections_open", "") == 0);
+	assert_true(value(e, "tollgate_auth_throttled_total", "kind=\"login\"") == 0);
+	buf_free(&t);
+}
+
+static void test_limit_values_render(void **state)
+{
+	struct exposition *e;
+	buf_t t;
+
+	(void)state;
+	metrics_reset();
+	e = render(&proc, &t);
+	assert_true(value(e, "tollgate_http_connections_open", "") == 3);
+	assert_true(value(e, "tollgate_http_connections_refused_total", "") == 5);
+	assert_true(value(e, "tollgate_gateway_streams_refused_total", "") == 7);
+	assert_true(value(e, "tollgate_auth_throttled_total", "kind=\"gateway\"") == 11);
+	assert_true(value(e, "tollgate_auth_throttled_total", "kind=\"login\"") == 13);
+	assert_non_null(strstr(buf_cstr(&t), "# TYPE tollgate_http_connections_open gauge\n"));
+	assert_non_null(strstr(buf_cstr(&t), "# TYPE tollgate_auth_throttled_total counter\n"));
 	buf_free(&t);
 }
 
@@ -515,6 +539,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_empty_exposition_is_valid),
+		cmocka_unit_test(test_limit_values_render),
 		cmocka_unit_test(test_recorded_calls_render_exactly),
 		cmocka_unit_test(test_http_routes_use_patterns),
 		cmocka_unit_test(test_label_values_are_escaped),

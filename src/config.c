@@ -48,6 +48,8 @@ static const struct opt opts[] = {
 	I(session_idle_s, 60, 365 * 86400, "dashboard session idle timeout in seconds (7200)"),
 	I(session_absolute_s, 300, 365 * 86400, "dashboard session absolute lifetime (604800)"),
 	I(busy_timeout_ms, 0, 600000, "SQLite busy timeout in milliseconds (5000)"),
+	I(request_timeout_ms, 100, 600000,
+	  "ms a client may take to send a request's head, stall sending its body or reading an answer, or idle on a kept-alive connection (up to 30 s) (30000)"),
 };
 
 void config_defaults(tg_config_t *c)
@@ -68,6 +70,7 @@ void config_defaults(tg_config_t *c)
 	c->session_idle_s = 2 * 3600;
 	c->session_absolute_s = 7 * 86400;
 	c->busy_timeout_ms = 5000;
+	c->request_timeout_ms = 30000;
 }
 
 /* Short names accepted too: --data DIR and TOLLGATE_DATA. */

@@ -33,6 +33,7 @@ typedef struct tg_config {
 	int64_t session_idle_s;
 	int64_t session_absolute_s;
 	int64_t busy_timeout_ms;
+	int64_t request_timeout_ms;
 } tg_config_t;
 
 /* Fill with defaults. */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "catalog/catalog.h"
+#include "core/json.h"
 #include "store/db.h"
 
 #define PROBE_MAX_BODY ((size_t)1 << 20) /* 1 MiB */
@@ -122,7 +123,7 @@ static void headers_free(struct curl_slist *h)
 /* Read an OpenAI model list; the number of models and the first names. */
 static int read_list(const buf_t *body, buf_t *msg, long status)
 {
-	cJSON *root = cJSON_ParseWithLength(buf_cstr(body), body->len), *data, *m;
+	cJSON *root = json_parse(buf_cstr(body), body->len, NULL), *data, *m;
 	const char *names[PROBE_NAMES];
 	int count = 0;
 

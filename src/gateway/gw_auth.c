@@ -19,6 +19,17 @@
 /* One request is served by one thread: the key lives in thread-local storage. */
 static __thread struct gw_key tls_key;
 
+/* The key in a header value: surrounding spaces and tabs skipped. */
+static const char *token_of(const char *v, size_t *len)
+{
+	while (*v == ' ' || *v == '\t')
+		v++;
+	*len = strlen(v);
+	while (*len > 0 && (v[*len - 1] == ' ' || v[*len - 1] == '\t'))
+		(*len)--;
+	return v;
+}
+
 static int unauthorized(tg_req_t *r, const char *msg)
 {
 	struct ipthrottle *t = server_throttle(THROTTLE_GATEWAY_AUTH);
@@ -35,9 +46,10 @@ static int unauthorized(tg_req_t *r, const char *msg)
 int gw_authenticate(tg_req_t *r)
 {
 	const char *auth = req_header(r, "Authorization");
-	const char *tok = NULL;
+	const char *xkey = req_header(r, "x-api-key");
+	const char *tok = NULL, *other;
 	int64_t retry_ms;
-	size_t len;
+	size_t len = 0, olen;
 	int rc;
 
 	if (ipthrottle_blocked(server_throttle(THROTTLE_GATEWAY_AUTH), req_ip(r),
@@ -57,18 +69,21 @@ int gw_authenticate(tg_req_t *r)
 	if (auth) {
 		if (strncasecmp(auth, "Bearer ", 7) != 0)
 			return unauthorized(r, "The Authorization header must be 'Bearer tg_...'.");
-		tok = auth + 7;
-	} else {
-		tok = req_header(r, "x-api-key");
+		tok = token_of(auth + 7, &len);
+		/* Both headers may carry the key, but never two different keys:
+		 * which one pays must not depend on a precedence rule. */
+		if (xkey) {
+			other = token_of(xkey, &olen);
+			if (olen != len || memcmp(other, tok, len) != 0)
+				return unauthorized(r, "The Authorization and x-api-key headers name "
+						       "different keys; send one key.");
+		}
+	} else if (xkey) {
+		tok = token_of(xkey, &len);
 	}
-	while (tok && (*tok == ' ' || *tok == '\t'))
-		tok++;
-	if (!tok || !*tok)
+	if (!tok || !len)
 		return unauthorized(r, "Missing API key. Send it as 'Authorization: Bearer tg_...' or "
 				       "in the x-api-key header.");
-	len = strlen(tok);
-	while (len > 0 && (tok[len - 1] == ' ' || tok[len - 1] == '\t'))
-		len--;
 	rc = apikey_authenticate(tok, len, &tls_key.k);
 	switch (rc) {
 	case TG_OK:

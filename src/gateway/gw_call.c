@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "alerts/alerts.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "core/timeutil.h"
 #include "gateway/gw.h"
@@ -597,7 +598,7 @@ static int on_event(void *ud, const char *event, const char *data, size_t len)
 		c->done_seen = 1;
 		return 0;
 	}
-	obj = cJSON_ParseWithLength(data, len);
+	obj = json_parse(data, len, NULL);
 	if (!obj)
 		return relay_write(c, data, len);
 	usage = cJSON_GetObjectItemCaseSensitive(obj, "usage");
@@ -720,7 +721,7 @@ out:
 static int answer_json(struct call *c)
 {
 	char charged[MONEY_FMT_LEN], remaining[MONEY_FMT_LEN];
-	cJSON *obj = cJSON_ParseWithLength(buf_cstr(&c->up_body), c->up_body.len), *usage, *m;
+	cJSON *obj = json_parse(buf_cstr(&c->up_body), c->up_body.len, NULL), *usage, *m;
 	int64_t balance = 0;
 	char *out;
 	size_t out_len = 0;

@@ -46,6 +46,7 @@ typedef struct tg_req {
 	struct gw_key *key;          /* set for AUTH_APIKEY routes */
 	buf_t headers;     /* extra response header lines "Name: value\r\n" */
 	int status;        /* status sent, for the access log (0 = nothing sent) */
+	int close;         /* 1: close the connection after the answer (set before sending) */
 	int64_t start_us;
 	int64_t max_body;
 } tg_req_t;
@@ -68,8 +69,19 @@ int router_match(const char *pattern, const char *path, char **params, int *npar
 const char *req_header(const tg_req_t *r, const char *name);
 /* Count of headers with this name (duplicate Authorization is an error). */
 int req_header_count(const tg_req_t *r, const char *name);
-/* Read the body into r->body, up to r->max_body. TG_ETOOBIG when larger. */
+/* Read the body into r->body, up to r->max_body. TG_ETOOBIG when larger;
+ * TG_EIO when it ends before its Content-Length, its chunked encoding is
+ * malformed, or it does not arrive within request_timeout_ms. */
 int req_read_body(tg_req_t *r);
+/* Answer a failed req_read_body() (413, 408 or 400 in the route's envelope)
+ * and close the connection after it: what is left of that body cannot be
+ * told apart from a next request. */
+int req_body_fail(tg_req_t *r, int rc);
+/* Decode the %-escapes of a request path (CivetWeb hands it over raw, its dot
+ * segments already removed). NULL for a malformed escape, a control character
+ * (NUL would cut the path short, CR or LF would forge log lines), or a "." or
+ * ".." segment (spelled %2e to slip past that removal). Caller frees. */
+char *req_path_decode(const char *raw);
 /* 1 when the Content-Type's media type equals `type` (parameters ignored). */
 int req_content_type_is(const tg_req_t *r, const char *type);
 /* Decode a form or query string value: the first `name` in `src` (a
@@ -85,7 +97,8 @@ char *req_post(tg_req_t *r, const char *name);
 char *req_query(const tg_req_t *r, const char *name);
 /* The value of cookie `name` from the Cookie header (caller frees), or NULL. */
 char *req_cookie(const tg_req_t *r, const char *name);
-/* Parse the body as JSON; on failure sends a 400 and returns NULL. Caller
+/* Parse the body as JSON; on failure sends a 400 (also for invalid UTF-8 or
+ * nesting deeper than JSON_MAX_DEPTH), 408 or 413 and returns NULL. Caller
  * frees with cJSON_Delete. */
 cJSON *req_json(tg_req_t *r);
 /* Client IP address as text. */

@@ -1,11 +1,15 @@
 /* req.c - request helpers: headers, body, forms, cookies, JSON. */
 #include <civetweb.h>
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "core/json.h"
+#include "core/timeutil.h"
 #include "http/http.h"
+#include "http/server.h"
 
 const char *req_header(const tg_req_t *r, const char *name)
 {
@@ -45,9 +49,30 @@ int req_read_body(tg_req_t *r)
 		if ((rc = buf_append(&r->body, chunk, (size_t)n)))
 			return rc;
 	}
-	if (n < 0)
+	/* mg_read() also ends with 0 when a Content-Length body stops short (the
+	 * client closed, or request_timeout_ms passed): never treat the part
+	 * that came as the whole body. */
+	if (n < 0 || (r->ri->content_length >= 0 && (int64_t)r->body.len < r->ri->content_length))
 		return TG_EIO;
 	return TG_OK;
+}
+
+int req_body_fail(tg_req_t *r, int rc)
+{
+	const tg_config_t *cfg = server_config();
+
+	r->close = 1;
+	if (rc == TG_ETOOBIG)
+		return resp_error(r, 413, "invalid_request_error", "request_too_large",
+				  r->api ? "Request body is too large." :
+					   "The submitted form is too large.");
+	if (cfg && time_mono_us() - r->start_us >= cfg->request_timeout_ms * 1000)
+		return resp_error(r, 408, "invalid_request_error", "request_timeout",
+				  "The request body did not arrive in time.");
+	return resp_error(r, 400, "invalid_request_error", "invalid_body",
+			  r->api ? "Could not read the request body: it ended before its "
+				   "Content-Length, or its chunked encoding is malformed." :
+				   "Could not read the submitted form.");
 }
 
 int req_content_type_is(const tg_req_t *r, const char *type)
@@ -77,8 +102,9 @@ static int hexval(int c)
 	return -1;
 }
 
-/* Decode n bytes of a urlencoded component into a heap string. */
-static char *url_decode(const char *s, size_t n)
+/* Decode n bytes of a urlencoded component into a heap string. A path keeps
+ * '+' and refuses every control character, not only NUL. */
+static char *url_decode(const char *s, size_t n, int path)
 {
 	char *out = malloc(n + 1), *o = out;
 	size_t i;
@@ -88,9 +114,9 @@ static char *url_decode(const char *s, size_t n)
 	for (i = 0; i < n; i++) {
 		/* A NUL byte, raw or %00, is never legitimate in a form value or name:
 		 * it would let two parsers read different things. */
-		if (s[i] == '\0')
+		if (s[i] == '\0' || (path && ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)))
 			goto bad;
-		if (s[i] == '+') {
+		if (s[i] == '+' && !path) {
 			*o++ = ' ';
 		} else if (s[i] == '%') {
 			int hi, lo;
@@ -104,6 +130,8 @@ static char *url_decode(const char *s, size_t n)
 			/* A NUL byte inside a value is never legitimate here. */
 			if (hi == 0 && lo == 0)
 				goto bad;
+			if (path && (hi < 2 || (hi == 7 && lo == 15)))
+				goto bad;
 			*o++ = (char)(hi * 16 + lo);
 			i += 2;
 		} else {
@@ -115,6 +143,26 @@ static char *url_decode(const char *s, size_t n)
 bad:
 	free(out);
 	return NULL;
+}
+
+char *req_path_decode(const char *raw)
+{
+	char *p = url_decode(raw, strlen(raw), 1);
+	const char *seg = p;
+
+	while (seg) {
+		size_t len;
+
+		if (*seg == '/')
+			seg++;
+		len = strcspn(seg, "/");
+		if ((len == 1 && seg[0] == '.') || (len == 2 && seg[0] == '.' && seg[1] == '.')) {
+			free(p);
+			return NULL;
+		}
+		seg = strchr(seg, '/');
+	}
+	return p;
 }
 
 char *req_form_get(const char *src, size_t n, const char *name)
@@ -133,11 +181,11 @@ char *req_form_get(const char *src, size_t n, const char *name)
 		eq = i;
 		while (eq < end && src[eq] != '=')
 			eq++;
-		key = url_decode(src + i, eq - i);
+		key = url_decode(src + i, eq - i, 0);
 		match = key && strlen(key) == nl && memcmp(key, name, nl) == 0;
 		free(key);
 		if (match)
-			return eq < end ? url_decode(src + eq + 1, end - eq - 1) : strdup("");
+			return eq < end ? url_decode(src + eq + 1, end - eq - 1, 0) : strdup("");
 		i = end + 1;
 	}
 	return NULL;
@@ -161,9 +209,9 @@ char *req_form_get_all(const char *src, size_t n, const char *name)
 		eq = i;
 		while (eq < end && src[eq] != '=')
 			eq++;
-		key = url_decode(src + i, eq - i);
+		key = url_decode(src + i, eq - i, 0);
 		if (key && strlen(key) == nl && memcmp(key, name, nl) == 0) {
-			val = eq < end ? url_decode(src + eq + 1, end - eq - 1) : strdup("");
+			val = eq < end ? url_decode(src + eq + 1, end - eq - 1, 0) : strdup("");
 			if (val && *val) {
 				if (found)
 					buf_putc(&out, ',');
@@ -234,16 +282,13 @@ char *req_cookie(const tg_req_t *r, const char *name)
 cJSON *req_json(tg_req_t *r)
 {
 	const char *end = NULL;
+	char msg[160];
+	size_t off;
 	cJSON *j;
 	int rc;
 
 	if ((rc = req_read_body(r))) {
-		if (rc == TG_ETOOBIG)
-			resp_error(r, 413, "invalid_request_error", "request_too_large",
-				   "Request body is too large.");
-		else
-			resp_error(r, 400, "invalid_request_error", "invalid_body",
-				   "Could not read the request body.");
+		req_body_fail(r, rc);
 		return NULL;
 	}
 	if (r->body.len == 0) {
@@ -251,16 +296,26 @@ cJSON *req_json(tg_req_t *r)
 			   "Request body is empty; expected a JSON object.");
 		return NULL;
 	}
+	/* A body that does not parse may be one whose Content-Length was wrong:
+	 * what follows it on the connection is not trusted as a next request. */
+	if ((off = utf8_valid_prefix(r->body.data, r->body.len)) < r->body.len) {
+		snprintf(msg, sizeof(msg),
+			 "The request body is not valid UTF-8 (invalid byte at offset %zu).", off);
+		goto bad;
+	}
+	if ((off = json_depth_exceeded(r->body.data, r->body.len, JSON_MAX_DEPTH)) < r->body.len) {
+		snprintf(msg, sizeof(msg),
+			 "The JSON body nests deeper than %d levels (at byte %zu).", JSON_MAX_DEPTH,
+			 off);
+		goto bad;
+	}
 	j = cJSON_ParseWithLengthOpts(r->body.data, r->body.len, &end, 0);
 	if (!j) {
-		char msg[160];
-		size_t off = end && end >= r->body.data ? (size_t)(end - r->body.data) : 0;
-
+		off = end && end >= r->body.data ? (size_t)(end - r->body.data) : 0;
 		snprintf(msg, sizeof(msg),
 			 "We could not parse the JSON body of your request (error near byte %zu).",
 			 off);
-		resp_error(r, 400, "invalid_request_error", "invalid_json", msg);
-		return NULL;
+		goto bad;
 	}
 	if (!cJSON_IsObject(j)) {
 		cJSON_Delete(j);
@@ -269,6 +324,10 @@ cJSON *req_json(tg_req_t *r)
 		return NULL;
 	}
 	return j;
+bad:
+	r->close = 1;
+	resp_error(r, 400, "invalid_request_error", "invalid_json", msg);
+	return NULL;
 }
 
 const char *req_ip(const tg_req_t *r)

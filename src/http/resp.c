@@ -27,11 +27,13 @@ const char *resp_status_text(int status)
 	case 403: return "Forbidden";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
 	case 409: return "Conflict";
 	case 413: return "Payload Too Large";
 	case 415: return "Unsupported Media Type";
 	case 422: return "Unprocessable Content";
 	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
 	case 500: return "Internal Server Error";
 	case 502: return "Bad Gateway";
 	case 503: return "Service Unavailable";
@@ -60,11 +62,12 @@ static int build_head(tg_req_t *r, buf_t *b, int status, const char *content_typ
 			   "Content-Security-Policy: default-src 'self'; frame-ancestors 'none'; "
 			   "base-uri 'none'; form-action 'self'\r\n"
 			   "%s"
+			   "%s"
 			   "%s",
 			   status, resp_status_text(status), content_type, r->request_id,
 			   strstr(buf_cstr(&r->headers), "Cache-Control:") ? "" :
 									 "Cache-Control: no-store\r\n",
-			   buf_cstr(&r->headers));
+			   r->close ? "Connection: close\r\n" : "", buf_cstr(&r->headers));
 }
 
 int resp_send(tg_req_t *r, int status, const char *content_type, const void *body, size_t len)

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/log.h"
 #include "core/slots.h"
@@ -110,9 +111,10 @@ static int connection_admit(tg_req_t *r)
 		}
 		mg_set_user_connection_data(r->conn, &conn_admitted);
 	}
-	/* Every slot taken: ask this keep-alive client to give its slot back. */
+	/* Every slot taken: this keep-alive connection gives its slot back
+	 * after the answer. */
 	if (slots_used(&conn_slots) >= conn_max)
-		resp_header(r, "Connection", "close");
+		r->close = 1;
 	return 1;
 }
 
@@ -132,7 +134,7 @@ static void connection_refuse(tg_req_t *r)
 		 "The server is at its limit of %lld open connections. Retry in a moment.",
 		 (long long)conn_max);
 	resp_header(r, "Retry-After", "1");
-	resp_header(r, "Connection", "close");
+	r->close = 1;
 	resp_error(r, 503, "server_error", "server_busy", msg);
 }
 
@@ -228,9 +230,30 @@ static void dispatch_route(tg_req_t *r)
 			   "There is no page at this address.");
 }
 
+/* CivetWeb has no call to close a connection after a handler's answer: it
+ * keeps the connection open when the request's Connection header (or its
+ * absence, in HTTP/1.1) allows it. So the header is set to "close" in its
+ * request table, which it reads once the handler returns. */
+static void close_after_answer(tg_req_t *r)
+{
+	struct mg_request_info *ri = (struct mg_request_info *)r->ri;
+	int i;
+
+	for (i = 0; i < ri->num_headers; i++)
+		if (strcasecmp(ri->http_headers[i].name, "Connection") == 0)
+			break;
+	if (i >= MG_MAX_HEADERS)
+		i = MG_MAX_HEADERS - 1; /* a full table: the request is answered already */
+	ri->http_headers[i].name = "Connection";
+	ri->http_headers[i].value = "close";
+	if (i >= ri->num_headers)
+		ri->num_headers = i + 1;
+}
+
 static int dispatch(struct mg_connection *conn, void *cbdata)
 {
 	tg_req_t r;
+	char *path;
 	int k;
 
 	(void)cbdata;
@@ -239,7 +262,12 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
 	r.conn = conn;
 	r.ri = mg_get_request_info(conn);
 	r.method = r.ri->request_method;
+	/* CivetWeb leaves the path encoded (decode_url=no) with its dot segments
+	 * removed; decoding here refuses what it would let through. */
 	r.path = r.ri->local_uri ? r.ri->local_uri : "/";
+	path = req_path_decode(r.path);
+	if (path)
+		r.path = path;
 	r.query = r.ri->query_string;
 	r.api = is_api_path(r.path);
 	r.max_body = cfg_cur->max_body_bytes;
@@ -248,21 +276,34 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
 
 	if (!connection_admit(&r)) {
 		connection_refuse(&r);
+	} else if (!path) {
+		r.close = 1;
+		resp_error(&r, 400, "invalid_request_error", "invalid_path",
+			   "The path has a malformed %-escape, an encoded control character or an "
+			   "encoded dot segment.");
+	} else if (r.ri->num_headers >= MG_MAX_HEADERS) {
+		/* CivetWeb keeps the first MG_MAX_HEADERS and drops the rest unseen:
+		 * a second Authorization there would go unnoticed. */
+		r.close = 1;
+		resp_error(&r, 431, "invalid_request_error", "too_many_headers",
+			   "The request has too many header fields.");
 	} else if (r.ri->content_length > r.max_body) {
 		/* Refuse before reading a byte of it; the connection cannot be reused. */
-		if (!strstr(buf_cstr(&r.headers), "Connection:"))
-			resp_header(&r, "Connection", "close");
+		r.close = 1;
 		resp_error(&r, 413, "invalid_request_error", "request_too_large",
 			   r.api ? "Request body is too large." :
 				   "The submitted form is too large.");
 	} else {
 		dispatch_route(&r);
 	}
+	if (r.close)
+		close_after_answer(&r);
 	metrics_http_request(r.method, r.path, r.status);
 
 	log_request(r.method, r.path, r.status, time_mono_us() - r.start_us, r.request_id);
 	for (k = 0; k < r.nparams; k++)
 		free(r.params[k]);
+	free(path);
 	buf_free(&r.body);
 	buf_free(&r.headers);
 	return r.status ? r.status : 500;
@@ -298,17 +339,17 @@ static void throttles_free(void)
 int server_start(const tg_config_t *cfg, char *err, size_t errlen)
 {
 	struct mg_callbacks cb;
-	char threads[16];
+	char threads[16], timeout[24], keep_alive[24];
 	const char *options[] = {
 		"listening_ports", cfg->listen,
 		"num_threads", threads,
 		"enable_keep_alive", "yes",
-		"keep_alive_timeout_ms", "30000",
+		"keep_alive_timeout_ms", keep_alive,
 		"tcp_nodelay", "1",
-		"request_timeout_ms", "120000",
+		"request_timeout_ms", timeout,
 		"max_request_size", "65536",
 		"enable_directory_listing", "no",
-		"decode_url", "yes",
+		"decode_url", "no", /* dispatch() decodes, refusing what must not pass */
 		NULL,
 	};
 
@@ -325,6 +366,11 @@ int server_start(const tg_config_t *cfg, char *err, size_t errlen)
 		throttles_free();
 		return TG_ENOMEM;
 	}
+	snprintf(timeout, sizeof(timeout), "%lld", (long long)cfg->request_timeout_ms);
+	/* A worker stays with an idle kept-alive connection: no longer than it
+	 * would wait for a slow request head. */
+	snprintf(keep_alive, sizeof(keep_alive), "%lld",
+		 (long long)(cfg->request_timeout_ms < 30000 ? cfg->request_timeout_ms : 30000));
 	memset(&cb, 0, sizeof(cb));
 	cb.log_message = log_civetweb;
 	cb.exit_thread = thread_exit;

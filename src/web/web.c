@@ -157,16 +157,13 @@ static int forbid(tg_req_t *r, const char *msg)
 	return TG_EPERM;
 }
 
-/* Read the form body of a POST, answering 413/400 itself. */
+/* Read the form body of a POST, answering 413/408/400 itself. */
 static int read_form(tg_req_t *r)
 {
 	int rc = req_read_body(r);
 
-	if (rc == TG_ETOOBIG)
-		resp_error(r, 413, "invalid_request_error", "request_too_large",
-			   "The submitted form is too large.");
-	else if (rc)
-		resp_error(r, 400, "invalid_request_error", NULL, "Could not read the submitted form.");
+	if (rc)
+		req_body_fail(r, rc);
 	return rc;
 }
 

@@ -26,6 +26,7 @@ static void test_config_defaults(void **state)
 	assert_int_equal(c.threads, 64);
 	assert_int_equal(c.session_idle_s, 7200);
 	assert_int_equal(c.session_absolute_s, 7 * 86400);
+	assert_int_equal(c.request_timeout_ms, 30000);
 	assert_int_equal(config_validate(&c, err, sizeof(err)), TG_OK);
 }
 
@@ -189,6 +190,44 @@ static void test_form_parsing(void **state)
 	assert_null(req_form_get_all(repeated, strlen(repeated), "none"));
 }
 
+static void test_path_decode(void **state)
+{
+	static const char *const refused[] = {
+		"/static/app.css%00.js", /* NUL would cut the path short */
+		"/x%0d%0aforged: line",  /* CR LF in the log */
+		"/x%1b[31m", "/x%7f", "/x\001",
+		"/static/%2e%2e/README.md", "/static/..%2fMakefile", "/static/%2E%2E%2FMakefile",
+		"/a/%2e/b", "/%2e", "/x/.%2e",
+		"/x%zz", "/x%2", "/x%",
+	};
+	size_t i;
+	char *p;
+
+	(void)state;
+	p = req_path_decode("/keys/12/limits");
+	assert_string_equal(p, "/keys/12/limits");
+	free(p);
+	p = req_path_decode("/static/app%2Ecss");
+	assert_string_equal(p, "/static/app.css");
+	free(p);
+	/* '+' stays in a path; UTF-8 and encoded slashes decode. */
+	p = req_path_decode("/a+b%20c/%C3%A9%2fd");
+	assert_string_equal(p, "/a+b c/\xc3\xa9/d");
+	free(p);
+	/* Dots inside a segment are not dot segments. */
+	p = req_path_decode("/static/...x/.hidden/..y");
+	assert_string_equal(p, "/static/...x/.hidden/..y");
+	free(p);
+	p = req_path_decode("");
+	assert_string_equal(p, "");
+	free(p);
+	for (i = 0; i < TG_ARRAY_LEN(refused); i++) {
+		p = req_path_decode(refused[i]);
+		if (p)
+			fail_msg("accepted %s as %s", refused[i], p);
+	}
+}
+
 static void test_day_range(void **state)
 {
 	char from[24] = "", to[24] = "";
@@ -246,6 +285,7 @@ int main(void)
 		cmocka_unit_test(test_config_errors_are_precise),
 		cmocka_unit_test(test_router_match),
 		cmocka_unit_test(test_form_parsing),
+		cmocka_unit_test(test_path_decode),
 		cmocka_unit_test(test_day_range),
 		cmocka_unit_test(test_time_parse),
 	};

@@ -1,0 +1,109 @@
+/* Unit tests for the checks on untrusted JSON text: UTF-8 and nesting depth. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "core/common.h"
+#include "core/json.h"
+
+#define S(lit) (lit), (sizeof(lit) - 1)
+
+static void test_utf8_valid(void **state)
+{
+	(void)state;
+	assert_int_equal(utf8_valid_prefix(S("")), 0);
+	assert_int_equal(utf8_valid_prefix(S("plain ascii {}")), 14);
+	assert_int_equal(utf8_valid_prefix(S("caf\xc3\xa9")), 5);              /* U+00E9 */
+	assert_int_equal(utf8_valid_prefix(S("\xe2\x82\xac")), 3);             /* U+20AC */
+	assert_int_equal(utf8_valid_prefix(S("\xef\xbf\xbf")), 3);             /* U+FFFF */
+	assert_int_equal(utf8_valid_prefix(S("\xf0\x9f\x98\x80")), 4);         /* U+1F600 */
+	assert_int_equal(utf8_valid_prefix(S("\xf4\x8f\xbf\xbf")), 4);         /* U+10FFFF */
+	assert_int_equal(utf8_valid_prefix(S("a\0b")), 3);                     /* NUL is ASCII */
+}
+
+static void test_utf8_invalid(void **state)
+{
+	(void)state;
+	assert_int_equal(utf8_valid_prefix(S("ab\xff")), 2);
+	assert_int_equal(utf8_valid_prefix(S("ab\x80")), 2);           /* lone continuation */
+	assert_int_equal(utf8_valid_prefix(S("\xc3\x28")), 0);         /* bad continuation */
+	assert_int_equal(utf8_valid_prefix(S("\xc0\xaf")), 0);         /* overlong '/' */
+	assert_int_equal(utf8_valid_prefix(S("\xc1\xbf")), 0);         /* overlong */
+	assert_int_equal(utf8_valid_prefix(S("\xe0\x80\xaf")), 0);     /* overlong, 3 bytes */
+	assert_int_equal(utf8_valid_prefix(S("\xf0\x80\x80\xaf")), 0); /* overlong, 4 bytes */
+	assert_int_equal(utf8_valid_prefix(S("\xed\xa0\x80")), 0);     /* surrogate U+D800 */
+	assert_int_equal(utf8_valid_prefix(S("\xf4\x90\x80\x80")), 0); /* U+110000 */
+	assert_int_equal(utf8_valid_prefix(S("\xf5\x80\x80\x80")), 0);
+	assert_int_equal(utf8_valid_prefix(S("x\xe2\x82")), 1);        /* cut by the end */
+	assert_int_equal(utf8_valid_prefix(S("x\xf0\x9f\x98")), 1);
+	assert_int_equal(utf8_valid_prefix(S("ok\xe2\x82\xac\xe2\x28\xac")), 5);
+}
+
+static void test_json_depth(void **state)
+{
+	char *deep;
+	size_t n = 100000;
+
+	(void)state;
+	assert_int_equal(json_depth_exceeded(S("{}"), 1), 2);
+	assert_int_equal(json_depth_exceeded(S("{\"a\":[1,{\"b\":[]}]}"), 4), 18);
+	assert_int_equal(json_depth_exceeded(S("{\"a\":[1,{\"b\":[]}]}"), 3), 13);
+	/* Brackets in strings (escaped quotes included) do not count. */
+	assert_int_equal(json_depth_exceeded(S("[\"[[[\\\"[[\",\"\\\\\"]"), 1), 16);
+	assert_int_equal(json_depth_exceeded(S("[\"\\\\\",[[]]]"), 2), 7);
+	/* Siblings do not add up. */
+	assert_int_equal(json_depth_exceeded(S("[[],[],[[]]]"), 3), 12);
+	/* Unbalanced closers are ignored, not counted below zero. */
+	assert_int_equal(json_depth_exceeded(S("]]]][["), 1), 5);
+
+	deep = malloc(n);
+	assert_non_null(deep);
+	memset(deep, '[', n);
+	assert_int_equal(json_depth_exceeded(deep, n, JSON_MAX_DEPTH), JSON_MAX_DEPTH);
+	assert_int_equal(json_depth_exceeded(deep, JSON_MAX_DEPTH, JSON_MAX_DEPTH), JSON_MAX_DEPTH);
+	free(deep);
+}
+
+static void test_json_parse(void **state)
+{
+	char text[2 * JSON_MAX_DEPTH + 8];
+	const char *end = NULL;
+	cJSON *j;
+	int d;
+
+	(void)state;
+	j = json_parse(S("{\"model\":\"m\"}"), NULL);
+	assert_non_null(j);
+	assert_string_equal(cJSON_GetObjectItem(j, "model")->valuestring, "m");
+	cJSON_Delete(j);
+	assert_null(json_parse(S("{\"model\":"), &end));
+
+	/* Exactly JSON_MAX_DEPTH levels parse; one more is refused at its bracket. */
+	for (d = 0; d < JSON_MAX_DEPTH; d++) {
+		text[d] = '[';
+		text[2 * JSON_MAX_DEPTH - 1 - d] = ']';
+	}
+	j = json_parse(text, 2 * JSON_MAX_DEPTH, NULL);
+	assert_non_null(j);
+	cJSON_Delete(j);
+	memmove(text + 1, text, 2 * JSON_MAX_DEPTH);
+	text[0] = '[';
+	text[2 * JSON_MAX_DEPTH + 1] = ']';
+	assert_null(json_parse(text, 2 * JSON_MAX_DEPTH + 2, &end));
+	assert_ptr_equal(end, text + JSON_MAX_DEPTH);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_utf8_valid),
+		cmocka_unit_test(test_utf8_invalid),
+		cmocka_unit_test(test_json_depth),
+		cmocka_unit_test(test_json_parse),
+	};
+	return cmocka_run_group_tests_name("json", tests, NULL, NULL);
+}

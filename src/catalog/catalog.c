@@ -32,8 +32,9 @@ void catalog_init(const tg_secrets_t *secrets)
 		if (p)
 			catalog_gen = p;
 		else
-			log_warn("catalog: cannot map the change counter; changes made by other "
-				 "processes reach the gateway within %d seconds", SNAPSHOT_TTL_S);
+			log_warn("catalog: cannot map the change counter; catalog changes made by "
+				 "this process reach a running server within %d seconds",
+				 SNAPSHOT_TTL_S);
 	}
 	/* Reference counted by libcurl, so other modules may call it too. */
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
@@ -441,8 +442,9 @@ out:
  * up on every call. It reads them from a snapshot of both tables in memory,
  * rebuilt whole when the change counter moved: every upsert bumps it (after
  * its commit too, see db_changed), and it is shared with the CLI through a
- * file next to the database. Without the shared file, a snapshot lives
- * SNAPSHOT_TTL_S seconds. Catalogs are small: a rebuild reads every row.
+ * file next to the database. Whatever happens to that file, a snapshot lives
+ * at most SNAPSHOT_TTL_S seconds. Catalogs are small: a rebuild reads every
+ * row.
  */
 
 struct snap_provider {
@@ -542,10 +544,12 @@ static int snapshot_load(struct snapshot *sn)
 	return TG_OK;
 }
 
+/* Fresh: the counter has not moved, and (a backstop for a counter file that
+ * was replaced or that another process cannot map) it is younger than
+ * SNAPSHOT_TTL_S. */
 static int snapshot_fresh(const struct snapshot *sn, uint64_t gen, int64_t now)
 {
-	return sn && sn->gen == gen &&
-	       (catalog_gen != &local_gen || (now >= sn->loaded_at && now - sn->loaded_at < SNAPSHOT_TTL_S));
+	return sn && sn->gen == gen && now >= sn->loaded_at && now - sn->loaded_at < SNAPSHOT_TTL_S;
 }
 
 /* Take the read lock on a fresh snapshot (rebuilding it first when needed).
@@ -573,7 +577,8 @@ static int snapshot_acquire(void)
 		return TG_EDB;
 	}
 	pthread_rwlock_wrlock(&snap_lock);
-	if (!snap || snap->gen != gen || !snapshot_fresh(snap, gen, now)) {
+	/* Another thread may have installed one meanwhile: keep the newer. */
+	if (!snap || snap->gen < gen || (snap->gen == gen && snap->loaded_at <= now)) {
 		snapshot_free(snap);
 		snap = sn;
 	} else {

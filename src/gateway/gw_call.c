@@ -332,6 +332,28 @@ static int get_int(const cJSON *o, const char *name, int64_t *out, int *present)
 	return TG_OK;
 }
 
+/* A key the gateway reads (and bills by) given twice: the provider may read
+ * the other copy (most JSON libraries keep the last, cJSON the first), so
+ * `max_tokens: 1, ..., max_tokens: 4000` would be reserved and capped at 1
+ * but answered with 4000. Only these keys are counted: O(keys x body). */
+static const char *repeated_key(const cJSON *obj)
+{
+	static const char *const watched[] = { "model", "messages", "input", "stream",
+					       "stream_options", "max_tokens",
+					       "max_completion_tokens", "n", "include_usage" };
+	const cJSON *it;
+	size_t i;
+
+	for (i = 0; i < TG_ARRAY_LEN(watched); i++) {
+		int seen = 0;
+
+		for (it = obj ? obj->child : NULL; it; it = it->next)
+			if (it->string && strcmp(it->string, watched[i]) == 0 && ++seen > 1)
+				return watched[i];
+	}
+	return NULL;
+}
+
 static int validate_chat(struct call *c)
 {
 	const cJSON *messages = cJSON_GetObjectItemCaseSensitive(c->req, "messages");
@@ -583,12 +605,25 @@ static int relay_write(struct call *c, const char *data, size_t len)
 	return 0;
 }
 
+/* Send the usage chunk held back, if any. */
+static int relay_held(struct call *c)
+{
+	int rc = 0;
+
+	if (c->usage_event) {
+		rc = relay_write(c, c->usage_event, strlen(c->usage_event));
+		cJSON_free(c->usage_event);
+		c->usage_event = NULL;
+	}
+	return rc;
+}
+
 static int on_event(void *ud, const char *event, const char *data, size_t len)
 {
 	struct call *c = ud;
 	cJSON *obj, *usage, *choices;
 	char *out;
-	int rc;
+	int rc, hold_back;
 
 	(void)event;
 	if (strcmp(data, "[DONE]") == 0) {
@@ -600,7 +635,7 @@ static int on_event(void *ud, const char *event, const char *data, size_t len)
 	}
 	obj = json_parse(data, len, NULL);
 	if (!obj)
-		return relay_write(c, data, len);
+		return relay_held(c) || relay_write(c, data, len);
 	usage = cJSON_GetObjectItemCaseSensitive(obj, "usage");
 	choices = cJSON_GetObjectItemCaseSensitive(obj, "choices");
 	if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(obj, "model")))
@@ -619,18 +654,19 @@ static int on_event(void *ud, const char *event, const char *data, size_t len)
 	} else if (usage && !c->want_usage) {
 		cJSON_DeleteItemFromObjectCaseSensitive(obj, "usage"); /* "usage": null */
 	}
+	hold_back = cJSON_IsObject(usage) && c->want_usage;
 	out = cJSON_PrintUnformatted(obj);
 	cJSON_Delete(obj);
 	if (!out)
 		return 1;
-	if (cJSON_IsObject(usage) && c->want_usage) {
+	/* A chunk held back goes out before anything that came after it. */
+	rc = relay_held(c);
+	if (hold_back) {
 		/* Usage in more than one chunk: only the latest one waits. */
-		rc = c->usage_event ? relay_write(c, c->usage_event, strlen(c->usage_event)) : 0;
-		cJSON_free(c->usage_event);
 		c->usage_event = out;
 		return rc;
 	}
-	rc = relay_write(c, out, strlen(out));
+	rc = rc || relay_write(c, out, strlen(out));
 	cJSON_free(out);
 	return rc;
 }
@@ -803,8 +839,7 @@ static int answer_stream_end(struct call *c, int fwd)
 		snprintf(c->err, sizeof(c->err), "the client went away mid-stream");
 	call_finish(c, 200, 1, NULL);
 	metrics_stream_end();
-	if (c->usage_event)
-		relay_write(c, c->usage_event, strlen(c->usage_event));
+	relay_held(c);
 	if (c->done_seen)
 		relay_write(c, "[DONE]", 6);
 	if (!c->client_gone)
@@ -905,6 +940,20 @@ static int run_call(tg_req_t *r, const char *endpoint, const char *path, int emb
 		goto out;
 	}
 	c.body_bytes = (int64_t)r->body.len;
+	{
+		const char *dup = repeated_key(c.req);
+
+		if (!dup)
+			dup = repeated_key(cJSON_GetObjectItemCaseSensitive(c.req, "stream_options"));
+		if (dup) {
+			char msg[160];
+
+			snprintf(msg, sizeof(msg), "The request gives '%s' more than once; send each "
+				 "key once.", dup);
+			rc = call_fail(&c, 400, "invalid_request_error", "duplicate_key", msg);
+			goto out;
+		}
+	}
 	model = cJSON_GetObjectItemCaseSensitive(c.req, "model");
 	if (!cJSON_IsString(model) || !model->valuestring[0]) {
 		rc = call_fail(&c, 400, "invalid_request_error", "missing_model",

@@ -41,9 +41,10 @@ static pthread_cond_t work_cv = PTHREAD_COND_INITIALIZER;    /* the writer waits
 static pthread_cond_t applied_cv = PTHREAD_COND_INITIALIZER; /* callers wait for commits */
 static pthread_cond_t space_cv = PTHREAD_COND_INITIALIZER;   /* callers wait for queue room */
 static pthread_t writer;
-static int running, stopping, wait_commit;
+static int running, stopping, wait_commit, writer_done, files_broken;
 static int fds[NFILES] = { -1, -1 };
 static char paths[NFILES][CONFIG_STR_MAX + 32];
+static off_t fsize[NFILES];                /* bytes appended to each file since it was emptied */
 static int cur;                          /* the file appends go to */
 static struct gw_record *head, **tail = &head;
 static uint64_t next_seq, applied_seq, n_records, n_batches, n_queued;
@@ -192,18 +193,20 @@ static int exec_literal(sqlite3_stmt *st)
 }
 
 /* One record inside the batch's transaction, under a savepoint: its debit
- * (when billed) and its request row, or neither. */
-static void apply_one(struct gw_record *r)
+ * (when billed) and its request row. r->billed and r->cost never change; what
+ * this attempt did goes to r->debited. A record the ledger refuses for good
+ * (a request id already debited, a key that no longer exists) is recorded
+ * without its debit, logged; a database error fails the whole batch, which is
+ * then retried, so a transient error (disk full, I/O) never drops a debit. */
+static int apply_one(struct gw_record *r)
 {
 	const char *source = r->source, *err = r->err;
 	int64_t cost = r->billed ? r->cost : 0;
-	int rc = TG_OK;
+	int rc;
 
-	if (exec_literal(db_stmt("SAVEPOINT journal_rec"))) {
-		log_error("request %s: could not open a savepoint; not recorded", r->request_id);
-		r->billed = 0;
-		return;
-	}
+	r->debited = 0;
+	if ((rc = exec_literal(db_stmt("SAVEPOINT journal_rec"))))
+		return rc;
 	if (r->billed && !r->hold.active) {
 		/* Rebuilt from the file (or handed over without one): the entry
 		 * only needs the org and the key; serial 0 names no in-memory hold. */
@@ -216,35 +219,59 @@ static void apply_one(struct gw_record *r)
 	if (r->billed) {
 		rc = ledger_settle_at_tx(&r->hold, r->request_id, r->cost, r->created_at,
 					 &r->balance_after);
-		if (rc == TG_ECONFLICT) {
+		if (rc == TG_OK) {
+			r->debited = 1;
+		} else if (rc == TG_ECONFLICT) {
 			log_warn("request %s: already settled; not debiting again", r->request_id);
-			r->billed = 0;
 			cost = 0;
 			source = "none";
-		} else if (rc != TG_OK) {
-			log_error("request %s: the debit of %lld could not be written (%s)",
-				  r->request_id, (long long)r->cost, tg_strerror(rc));
-			r->billed = 0;
+		} else if (rc == TG_EINVAL) {
+			log_error("request %s: the ledger refuses its debit of %lld; recorded unbilled",
+				  r->request_id, (long long)r->cost);
 			cost = 0;
 			source = "none";
 			err = "the debit could not be written";
+		} else {
+			goto fail;
 		}
 	}
+	/* The row under its own savepoint: a row the schema refuses must not
+	 * take the debit with it. */
+	if ((rc = exec_literal(db_stmt("SAVEPOINT journal_row"))))
+		goto fail;
 	rc = insert_request_row(r, cost, source, err);
 	if (rc == TG_OK && r->mark_used)
 		rc = apikey_mark_used(r->key_id, r->created_at);
-	if (rc != TG_OK) {
-		log_error("request %s: could not record the request (%s); not debited",
-			  r->request_id, tg_strerror(rc));
-		exec_literal(db_stmt("ROLLBACK TO journal_rec"));
-		r->billed = 0;
+	if (rc == TG_ECONFLICT) {
+		log_error("request %s: its request row is refused by the schema; the debit stands",
+			  r->request_id);
+		exec_literal(db_stmt("ROLLBACK TO journal_row"));
+	} else if (rc != TG_OK) {
+		goto fail;
 	}
-	exec_literal(db_stmt("RELEASE journal_rec"));
+	exec_literal(db_stmt("RELEASE journal_row"));
+	return exec_literal(db_stmt("RELEASE journal_rec"));
+fail:
+	r->debited = 0;
+	return rc ? rc : TG_EDB;
 }
 
-/* Write a batch (in seq order) in one transaction. On failure nothing is
- * written and the batch's holds count their costs again. */
-static int apply_batch(struct gw_record *list)
+/* Before a batch's transaction ends without its commit: its holds count
+ * their costs again. Done while the write lock is still held, so no other
+ * commit can reuse a rolled-back entry id in between. */
+static void rearm(struct gw_record *list)
+{
+	struct gw_record *r;
+
+	for (r = list; r; r = r->next)
+		if (r->billed && r->hold.active && r->hold.serial)
+			ledger_hold_settling(&r->hold, r->cost);
+}
+
+/* Write a batch (in seq order) in one transaction; update_seq also moves
+ * journal_state.applied_seq (records from the files only: a record applied
+ * directly has no seq). On failure nothing is written. */
+static int apply_batch(struct gw_record *list, int update_seq)
 {
 	struct gw_record *r;
 	uint64_t last = 0;
@@ -252,25 +279,29 @@ static int apply_batch(struct gw_record *list)
 	int rc;
 
 	if ((rc = db_begin()) != TG_OK)
-		goto fail;
+		return rc;
 	for (r = list; r; r = r->next) {
-		apply_one(r);
+		if ((rc = apply_one(r)))
+			goto fail;
 		if (r->seq > last)
 			last = r->seq;
 	}
-	st = db_stmt("UPDATE journal_state SET applied_seq = max(applied_seq, :seq) WHERE id = 1");
-	if (!st || db_bind_int64(st, ":seq", (int64_t)last) || (rc = db_exec_stmt(st)) ||
-	    (rc = db_commit())) {
-		db_rollback();
-		rc = rc ? rc : TG_EDB;
-		goto fail;
+	if (update_seq) {
+		st = db_stmt("UPDATE journal_state SET applied_seq = max(applied_seq, :seq)"
+			     " WHERE id = 1");
+		if (!st || db_bind_int64(st, ":seq", (int64_t)last) || (rc = db_exec_stmt(st)))
+			goto fail;
+	}
+	if ((rc = db_commit())) {
+		/* db_commit rolled back and released the lock already. */
+		rearm(list);
+		return rc;
 	}
 	return TG_OK;
 fail:
-	for (r = list; r; r = r->next)
-		if (r->hold.active && r->billed)
-			ledger_hold_settling(&r->hold, r->cost);
-	return rc;
+	rearm(list);
+	db_rollback();
+	return rc ? rc : TG_EDB;
 }
 
 /* After the commit: alerts, holds, in-flight ids; frees the list. */
@@ -280,7 +311,7 @@ static void finish_batch(struct gw_record *list)
 
 	for (r = list; r; r = next) {
 		next = r->next;
-		if (r->billed && r->hold.serial)
+		if (r->debited && r->hold.serial)
 			alerts_after_debit(r->org_id, r->key_id, r->cost, r->balance_after);
 		ledger_release(&r->hold);
 		if (r->inflight)
@@ -387,9 +418,16 @@ static int replay(char *err, size_t errlen)
 			}
 			if (journal_decode((const unsigned char *)data.data + off, data.len - off, r,
 					   &used) != TG_OK) {
+				/* A torn record (a crash or a short write mid-append):
+				 * look for the next intact one after it, which the
+				 * checksum tells from chance bytes. */
+				const char *next = memmem(data.data + off + 1, data.len - off - 1, MAGIC, 4);
+				size_t skip = next ? (size_t)(next - (data.data + off)) : data.len - off;
+
 				free(r);
-				torn = data.len - off;
-				break;
+				torn += skip;
+				off += skip;
+				continue;
 			}
 			off += used;
 			if (r->seq > max_seen)
@@ -404,8 +442,8 @@ static int replay(char *err, size_t errlen)
 		if (rc == TG_ENOMEM)
 			snprintf(err, errlen, "out of memory replaying the call journal");
 		if (torn)
-			log_warn("call journal %s: ignoring %zu bytes of a torn or corrupt record at its "
-				 "end (no answer was sent for it)", paths[f], torn);
+			log_warn("call journal %s: skipped %zu bytes of torn or corrupt records (no "
+				 "answer was sent for them)", paths[f], torn);
 		torn = 0;
 	}
 	if (rc == TG_OK && n > 0) {
@@ -419,7 +457,7 @@ static int replay(char *err, size_t errlen)
 			lt = &recs[i]->next;
 			applied++;
 		}
-		if (apply_batch(list) != TG_OK) {
+		if (apply_batch(list, 1) != TG_OK) {
 			snprintf(err, errlen, "cannot apply the %zu calls left in the call journal "
 				 "(database error); they stay in the journal files", applied);
 			rc = TG_EDB;
@@ -504,10 +542,12 @@ static void *writer_main(void *arg)
 
 		for (last = 0, r = batch; r; r = r->next)
 			last = r->seq;
-		if (apply_batch(batch) != TG_OK) {
+		if (apply_batch(batch, 1) != TG_OK) {
 			failures++;
-			log_error("call journal: could not write a batch to the database (attempt %d); "
-				  "retrying", failures);
+			/* 1, 2, 4, 8... then every 64 attempts: the log must not flood. */
+			if ((failures & (failures - 1)) == 0 || failures % 64 == 0)
+				log_error("call journal: could not write a batch of calls to the database "
+					  "(attempt %d); retrying every %d ms", failures, RETRY_MS);
 			if (stopping && failures >= STOP_RETRIES) {
 				log_error("call journal: giving up at stop; the calls stay in the journal "
 					  "and are applied at the next start");
@@ -516,6 +556,9 @@ static void *writer_main(void *arg)
 			nanosleep(&(struct timespec){ 0, RETRY_MS * 1000000L }, NULL);
 			continue;
 		}
+		if (failures)
+			log_info("call journal: the database took the waiting calls again after %d "
+				 "attempts", failures);
 		failures = 0;
 		if (ftruncate(fds[from], 0) != 0)
 			log_warn("call journal: cannot truncate %s (%s); replay will skip what is applied",
@@ -523,12 +566,32 @@ static void *writer_main(void *arg)
 		finish_batch(batch);
 		batch = NULL;
 		pthread_mutex_lock(&mu);
+		fsize[from] = 0;
 		applied_seq = last;
 		n_batches++;
 		pthread_cond_broadcast(&applied_cv);
 		pthread_mutex_unlock(&mu);
 	}
 	/* Leftovers after giving up: their holds go, the files keep them. */
+	pthread_mutex_lock(&mu);
+	writer_done = 1;
+	if (head) {
+		*tail = NULL;
+		if (batch) {
+			struct gw_record *t = batch;
+
+			while (t->next)
+				t = t->next;
+			t->next = head;
+		} else {
+			batch = head;
+		}
+		head = NULL;
+		tail = &head;
+	}
+	pthread_cond_broadcast(&applied_cv);
+	pthread_cond_broadcast(&space_cv);
+	pthread_mutex_unlock(&mu);
 	while (batch) {
 		struct gw_record *next = batch->next;
 
@@ -565,7 +628,10 @@ int journal_start(const char *data_dir, int wait_for_commit, char *err, size_t e
 		return rc;
 	wait_commit = wait_for_commit;
 	stopping = 0;
+	writer_done = 0;
+	files_broken = 0;
 	cur = 0;
+	fsize[0] = fsize[1] = 0; /* replay emptied both */
 	if (pthread_create(&writer, NULL, writer_main, NULL) != 0) {
 		snprintf(err, errlen, "cannot start the call journal's writer thread");
 		return TG_EIO;
@@ -597,71 +663,84 @@ void journal_stop(void)
 	}
 }
 
-/* No writer: apply the record now, in its own transaction. */
+/* No writer (the CLI, tests, or after the writer stopped): apply the record
+ * now, in its own transaction. It takes no seq: applied_seq only ever covers
+ * records written to the files. */
 static int submit_inline(struct gw_record *r)
 {
 	int rc;
 
 	r->next = NULL;
-	pthread_mutex_lock(&mu);
-	r->seq = ++next_seq;
-	pthread_mutex_unlock(&mu);
-	rc = apply_batch(r);
-	if (rc != TG_OK)
-		r->billed = 0;
+	r->seq = 0;
+	rc = apply_batch(r, 0);
 	finish_batch(r);
 	return rc == TG_OK ? TG_OK : TG_EIO;
 }
 
+/* Append one encoded record to the active file, under mu. A short or failed
+ * write is cut off again, so no later record sits behind a torn one; if even
+ * that fails the files are not used again until a restart. */
+static int append_record(const buf_t *enc)
+{
+	if (files_broken)
+		return TG_EIO;
+	if (write_all(fds[cur], enc->data, enc->len) == TG_OK) {
+		fsize[cur] += (off_t)enc->len;
+		return TG_OK;
+	}
+	if (ftruncate(fds[cur], fsize[cur]) != 0) {
+		files_broken = 1;
+		log_error("call journal: cannot cut a failed write off %s (%s); calls now wait for "
+			  "the database instead", paths[cur], strerror(errno));
+	}
+	return TG_EIO;
+}
 
 int journal_submit(struct gw_record *r)
 {
 	char id[REQ_ID_MAX + 1];
+	struct timespec ts;
 	buf_t enc;
 	uint64_t seq;
-	int rc, billed;
+	int durable, wait;
 
 	if (!running)
 		return submit_inline(r);
 	r->next = NULL;
 	buf_init(&enc, PAYLOAD_MAX * 2);
 	pthread_mutex_lock(&mu);
-	while (running && !stopping && n_queued >= QUEUE_MAX)
-		pthread_cond_wait(&space_cv, &mu);
-	if (!running || stopping) {
+	/* Back-pressure, bounded: past a second the record is queued anyway (it
+	 * is in the file; only memory grows while the database refuses writes). */
+	deadline_after(&ts, 1000);
+	while (running && !writer_done && n_queued >= QUEUE_MAX &&
+	       pthread_cond_timedwait(&space_cv, &mu, &ts) != ETIMEDOUT)
+		;
+	if (!running || writer_done) {
 		pthread_mutex_unlock(&mu);
 		buf_free(&enc);
 		return submit_inline(r);
 	}
 	seq = r->seq = ++next_seq;
 	snprintf(id, sizeof(id), "%s", r->request_id);
-	billed = r->billed;
-	rc = journal_encode(r, &enc);
-	if (rc == TG_OK)
-		rc = write_all(fds[cur], enc.data, enc.len);
-	if (rc != TG_OK) {
-		/* Nothing durable was written (a partial record fails its checksum
-		 * and is ignored at replay): apply it now instead. */
-		pthread_mutex_unlock(&mu);
-		buf_free(&enc);
-		log_error("request %s: cannot write the call journal; recording it directly",
-			  r->request_id);
-		return submit_inline(r);
-	}
+	durable = journal_encode(r, &enc) == TG_OK && append_record(&enc) == TG_OK;
+	if (!durable)
+		log_error("request %s: cannot write the call journal; the answer waits for the "
+			  "database", id);
+	/* A billed call answers once its record is durable: in the file, or
+	 * (synchronous=full, or the file failed) committed. */
+	wait = r->billed && (wait_commit || !durable);
 	*tail = r;
 	tail = &r->next;
 	n_records++;
 	n_queued++;
 	pthread_cond_signal(&work_cv);
 	/* r belongs to the writer from here on (it may already be freed). */
-	if (wait_commit && billed) {
-		struct timespec ts;
-
+	if (wait) {
 		deadline_after(&ts, FLUSH_WAIT_MS * 2);
-		while (running && applied_seq < seq)
+		while (running && !writer_done && applied_seq < seq)
 			if (pthread_cond_timedwait(&applied_cv, &mu, &ts) == ETIMEDOUT) {
 				log_error("request %s: its debit is not committed after %d s; answering "
-					  "anyway (it is in the call journal)", id, FLUSH_WAIT_MS * 2 / 1000);
+					  "anyway", id, FLUSH_WAIT_MS * 2 / 1000);
 				break;
 			}
 	}
@@ -678,7 +757,7 @@ void journal_flush(void)
 	pthread_mutex_lock(&mu);
 	target = next_seq;
 	deadline_after(&ts, FLUSH_WAIT_MS);
-	while (running && applied_seq < target)
+	while (running && !writer_done && applied_seq < target)
 		if (pthread_cond_timedwait(&applied_cv, &mu, &ts) == ETIMEDOUT)
 			break;
 	pthread_mutex_unlock(&mu);

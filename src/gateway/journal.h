@@ -52,6 +52,7 @@ struct gw_record {
 	/* In memory only. */
 	struct ledger_hold hold; /* handed over by the call; released after the commit */
 	int inflight;            /* a client request id: drop it from the in-flight table after */
+	int debited;             /* this attempt wrote the debit */
 	int64_t balance_after;
 	struct gw_record *next;
 };

@@ -58,6 +58,11 @@ static void db_thread_free(void *p)
 
 static void db_key_make(void)
 {
+	/* Before SQLite initialises: its memory statistics take one global
+	 * mutex on every allocation, which every worker thread then queues on.
+	 * Nothing here reads them. (SQLITE_MISUSE when already initialised,
+	 * e.g. in a test that opened a database first: harmless.) */
+	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 	pthread_key_create(&db_key, db_thread_free);
 }
 
@@ -287,6 +292,11 @@ void db_changed(uint64_t *counter)
 		return;
 	__atomic_add_fetch(counter, 1, __ATOMIC_ACQ_REL);
 	if (t && !sqlite3_get_autocommit(t->db)) {
+		int i;
+
+		for (i = 0; i < t->n_after; i++)
+			if (t->after_commit[i] == counter)
+				return;
 		if (t->n_after < AFTER_COMMIT_MAX)
 			t->after_commit[t->n_after++] = counter;
 		else

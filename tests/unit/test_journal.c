@@ -222,13 +222,18 @@ static void test_replay_applies_once(void **state)
 	buf_reset(&a);
 	encode_into(&a, f, 4, "req-torn", C(3), 1);
 	file_append(f, 1, a.data, a.len / 2);
+	/* A record after the torn one (a short write that could not be cut
+	 * off) is still found. */
+	buf_reset(&a);
+	encode_into(&a, f, 5, "req-after-torn", C(1), 1);
+	file_append(f, 1, a.data, a.len);
 
 	assert_int_equal(journal_start(f->dir, 0, err, sizeof(err)), TG_OK);
-	assert_int_equal(balance(f), C(7));
-	assert_int_equal(count_of("SELECT count(*) FROM ledger_entries WHERE kind = 'usage'"), 2);
-	assert_int_equal(count_of("SELECT count(*) FROM requests"), 3);
+	assert_int_equal(balance(f), C(6));
+	assert_int_equal(count_of("SELECT count(*) FROM ledger_entries WHERE kind = 'usage'"), 3);
+	assert_int_equal(count_of("SELECT count(*) FROM requests"), 4);
 	assert_int_equal(count_of("SELECT count(*) FROM requests WHERE request_id = 'req-torn'"), 0);
-	assert_int_equal(count_of("SELECT applied_seq FROM journal_state"), 3);
+	assert_int_equal(count_of("SELECT applied_seq FROM journal_state"), 5);
 	/* The usage entry keeps the call's time, not the replay's. */
 	assert_int_equal(count_of("SELECT created_at FROM ledger_entries WHERE request_id = 'req-c'"),
 			 1700000003);
@@ -243,8 +248,8 @@ static void test_replay_applies_once(void **state)
 	encode_into(&a, f, 3, "req-c", C(2), 1);
 	file_append(f, 0, a.data, a.len);
 	assert_int_equal(journal_start(f->dir, 0, err, sizeof(err)), TG_OK);
-	assert_int_equal(balance(f), C(7));
-	assert_int_equal(count_of("SELECT count(*) FROM requests"), 3);
+	assert_int_equal(balance(f), C(6));
+	assert_int_equal(count_of("SELECT count(*) FROM requests"), 4);
 	buf_free(&a);
 	buf_free(&b);
 }
@@ -310,6 +315,46 @@ static void test_writer_settles_holds(void **state)
 	assert_int_equal(count_of("SELECT applied_seq FROM journal_state"), 51);
 }
 
+/* While another connection holds the write lock, the writer cannot commit:
+ * the calls keep counting their costs, and once the lock goes every one is
+ * debited (none is dropped or recorded unbilled by the retries). */
+static void test_writer_retries_without_dropping(void **state)
+{
+	struct fixture *f = *state;
+	struct ledger_hold h;
+	sqlite3 *blocker;
+	char err[256];
+	int64_t avail = 0;
+	int i;
+
+	db_close_thread();
+	assert_int_equal(db_configure(f->path, 0, 20), TG_OK);
+	assert_int_equal(sqlite3_open(f->path, &blocker), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(blocker, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(journal_start(f->dir, 0, err, sizeof(err)), TG_OK);
+	for (i = 0; i < 5; i++) {
+		char rid[32];
+		struct gw_record *r;
+
+		assert_int_equal(ledger_hold(f->org, f->key, C(2), 0, 0, &h, &avail), TG_OK);
+		snprintf(rid, sizeof(rid), "blocked-%d", i);
+		r = record(f, 0, rid, C(1), 1);
+		ledger_hold_settling(&h, r->cost);
+		r->hold = h;
+		assert_int_equal(journal_submit(r), TG_OK);
+	}
+	usleep(600 * 1000); /* a few failed attempts */
+	/* Still owed, still counted: 10 - 5 leaves 5, not 10. */
+	assert_int_equal(ledger_hold(f->org, f->key, C(5) + 1, 0, 0, &h, &avail), TG_EFUNDS);
+	assert_int_equal(avail, C(5));
+	assert_int_equal(sqlite3_exec(blocker, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(blocker);
+	journal_flush();
+	assert_int_equal(balance(f), C(5));
+	assert_int_equal(count_of("SELECT count(*) FROM requests WHERE cost = 1000000"), 5);
+	assert_int_equal(ledger_held_total(), 0);
+}
+
 /* Without a writer (the CLI, tests) a record is applied at once. */
 static void test_direct_without_writer(void **state)
 {
@@ -328,6 +373,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_replay_applies_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_replay_duplicate_request_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_settles_holds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_writer_retries_without_dropping, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_direct_without_writer, setup, teardown),
 	};
 

@@ -372,6 +372,18 @@ describe('gateway', () => {
       assert.equal(res.status, 400, bad);
       assert.match((await res.json()).error.message, /whole number/, bad);
     }
+    // A key the gateway bills by, given twice: the provider might read the other copy.
+    const before = balance(gw.srv.dataDir, 'Acme');
+    res = await post('{"model":"fake-chat","max_tokens":1,"messages":[{"role":"user","content":"x"}],"max_tokens":4000}');
+    assert.equal(res.status, 400);
+    let body = await res.json();
+    assert.equal(body.error.code, 'duplicate_key');
+    assert.match(body.error.message, /'max_tokens' more than once/);
+    res = await post('{"model":"fake-chat","stream":true,"stream_options":{"include_usage":true,"include_usage":false},"messages":[{"role":"user","content":"x"}]}');
+    assert.equal(res.status, 400);
+    body = await res.json();
+    assert.match(body.error.message, /'include_usage' more than once/);
+    assert.equal(balance(gw.srv.dataDir, 'Acme'), before);
     res = await post('x', { 'Content-Type': 'text/plain' });
     assert.equal(res.status, 415);
     res = await fetch(`${gw.srv.url}/v1/chat/completions`, { method: 'POST', body: '{}', headers: { 'Content-Type': 'application/json' } });

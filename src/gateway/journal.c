@@ -560,11 +560,14 @@ static void *writer_main(void *arg)
 			log_info("call journal: the database took the waiting calls again after %d "
 				 "attempts", failures);
 		failures = 0;
+		/* Holds and in-flight ids go before the file is emptied: an empty
+		 * journal then means every answered call is settled, which is
+		 * what tests and operators can observe from outside. */
+		finish_batch(batch);
+		batch = NULL;
 		if (ftruncate(fds[from], 0) != 0)
 			log_warn("call journal: cannot truncate %s (%s); replay will skip what is applied",
 				 paths[from], strerror(errno));
-		finish_batch(batch);
-		batch = NULL;
 		pthread_mutex_lock(&mu);
 		fsize[from] = 0;
 		applied_seq = last;

@@ -10,7 +10,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import OpenAI from 'openai';
-import { startGateway, createKey, balance, grant, micro } from './lib/gateway.js';
+import { startGateway, createKey, balance, grant, micro, sql as dbSql } from './lib/gateway.js';
 import { addUser, addMember, Client } from './lib/session.js';
 import { launch, screenshot, submitForm } from './lib/browser.js';
 import { signIn } from './lib/keys.js';
@@ -71,7 +71,7 @@ function fmt(m) {
 }
 
 function sql(query) {
-  return execFileSync('sqlite3', [join(gw.srv.dataDir, 'tollgate.db'), query], { encoding: 'utf8' }).trim();
+  return dbSql(gw.srv.dataDir, query);
 }
 
 function sdk(apiKey) {

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { cli } from './lib/harness.js';
-import { startGateway, createKey, balance, grant, expectedCost, micro } from './lib/gateway.js';
+import { startGateway, createKey, balance, grant, expectedCost, micro, sql as dbSql } from './lib/gateway.js';
 import { addOrg, addUser, addMember, Client } from './lib/session.js';
 import { runAudit } from './lib/audit.js';
 
@@ -18,7 +18,7 @@ function sdk(apiKey, opts = {}) {
 }
 
 function sql(query) {
-  return execFileSync('sqlite3', [join(gw.srv.dataDir, 'tollgate.db'), query], { encoding: 'utf8' }).trim();
+  return dbSql(gw.srv.dataDir, query);
 }
 
 const MESSAGES = [{ role: 'system', content: 'You are terse.' }, { role: 'user', content: 'Say hello to the ledger.' }];

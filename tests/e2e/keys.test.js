@@ -2,6 +2,7 @@
 // on GET /v1/key, revoke and rotate (with and without grace), isolation
 // between members and orgs, the key stored and shown nowhere afterwards, the
 // CLI, malformed keys, pagination, and screenshots of the pages.
+import { sql as dbSql } from './lib/gateway.js';
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -27,7 +28,7 @@ const revealed = []; // every key shown during the suite, to look for later
 const ids = {};
 
 function sql(query) {
-  return execFileSync('sqlite3', [join(srv.dataDir, 'tollgate.db'), query], { encoding: 'utf8' }).trim();
+  return dbSql(srv.dataDir, query);
 }
 
 function remember(k) {

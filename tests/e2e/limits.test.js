@@ -15,7 +15,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { cli } from './lib/harness.js';
-import { startGateway, createKey, balance } from './lib/gateway.js';
+import { startGateway, createKey, balance, settled, sql as dbSql } from './lib/gateway.js';
 import { runAudit } from './lib/audit.js';
 
 const MAX_CONNECTIONS = 4;
@@ -85,10 +85,11 @@ function drain(res) {
 }
 
 function sql(query) {
-  return execFileSync('sqlite3', [join(gw.srv.dataDir, 'tollgate.db'), query], { encoding: 'utf8' }).trim();
+  return dbSql(gw.srv.dataDir, query);
 }
 
 async function metric(name) {
+  settled(gw.srv.dataDir); // finished calls' holds go once their debits commit
   const r = await request('/metrics');
   assert.equal(r.status, 200);
   const esc = name.replace(/[{}"=]/g, (c) => `\\${c}`);

@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { cli } from './lib/harness.js';
-import { startGateway, createKey, grant, micro } from './lib/gateway.js';
+import { startGateway, createKey, grant, micro, settled, sql as dbSql } from './lib/gateway.js';
 import { addOrg } from './lib/session.js';
 
 const CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
@@ -96,9 +96,10 @@ describe('metrics', () => {
   let gw, key1, client;
 
   const sdk = (apiKey) => new OpenAI({ apiKey, baseURL: `${gw.srv.url}/v1`, maxRetries: 0, timeout: 20_000 });
-  const sql = (q) => execFileSync('sqlite3', [join(gw.srv.dataDir, 'tollgate.db'), q], { encoding: 'utf8' }).trim();
+  const sql = (q) => dbSql(gw.srv.dataDir, q);
 
   async function scrape() {
+    settled(gw.srv.dataDir); // finished calls' holds go once their debits commit
     const res = await fetch(`${gw.srv.url}/metrics`);
     assert.equal(res.status, 200);
     assert.equal(res.headers.get('content-type'), CONTENT_TYPE);
@@ -242,8 +243,11 @@ describe('metrics', () => {
     assert.equal(val(mid, 'tollgate_gateway_active_streams'), 1);
     assert.ok(val(mid, 'tollgate_ledger_held_micro') > 0, 'the stream holds its reserve');
     for (let r = await it.next(); !r.done; r = await it.next());
+    // The stream's cost stays held until the call journal's writer commits
+    // its debit (a few milliseconds after the stream ends), then nothing is.
     let end = await scrape();
-    for (let i = 0; i < 50 && val(end, 'tollgate_gateway_active_streams') !== 0; i++) {
+    for (let i = 0; i < 50 && (val(end, 'tollgate_gateway_active_streams') !== 0 ||
+                               val(end, 'tollgate_ledger_held_micro') !== 0); i++) {
       await new Promise((r) => setTimeout(r, 20));
       end = await scrape();
     }

@@ -10,7 +10,7 @@ import { createRequire } from 'node:module';
 import OpenAI from 'openai';
 import { startServer, cli } from './lib/harness.js';
 import { addUser, addOrg } from './lib/session.js';
-import { createKey, grant, balance } from './lib/gateway.js';
+import { createKey, grant, balance, sql as dbSql } from './lib/gateway.js';
 import { runAudit } from './lib/audit.js';
 
 const require = createRequire(import.meta.url);
@@ -55,9 +55,8 @@ after(async () => {
 });
 
 function lastRequest() {
-  return execFileSync('sqlite3', [join(srv.dataDir, 'tollgate.db'),
-    'SELECT usage_source, cost, prompt_tokens, completion_tokens, status FROM requests ORDER BY id DESC LIMIT 1'],
-  { encoding: 'utf8' }).trim().split('|');
+  return dbSql(srv.dataDir,
+    'SELECT usage_source, cost, prompt_tokens, completion_tokens, status FROM requests ORDER BY id DESC LIMIT 1').split('|');
 }
 
 test('non-streaming through a third-party mock: answered, and billed as estimated', async () => {

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import OpenAI from 'openai';
-import { startGateway, balance, expectedCost, micro } from './lib/gateway.js';
+import { startGateway, balance, expectedCost, micro, sql as dbSql } from './lib/gateway.js';
 import { addUser, addMember, addOrg, Client } from './lib/session.js';
 import { createWithClient } from './lib/keys.js';
 import { launch, screenshot, submitForm } from './lib/browser.js';
@@ -23,7 +23,7 @@ let mo, mia, moKey, miaKey, startBalance;
 const calls = []; // { key: 'mo'|'mia', model, cost, requestId, status }
 
 function sql(query) {
-  return execFileSync('sqlite3', [join(gw.srv.dataDir, 'tollgate.db'), query], { encoding: 'utf8' }).trim();
+  return dbSql(gw.srv.dataDir, query);
 }
 
 // Sum of the ledger's usage debits (micro-credits, positive), with an

@@ -1,7 +1,8 @@
 // Gateway fixtures: a fake OpenAI-compatible upstream, a server with an org,
 // priced models pointing at the upstream, credits and keys, all made through
 // the real CLI.
-import { writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cli, startServer, startFakeUpstream } from './harness.js';
 import { addUser, addOrg } from './session.js';
@@ -32,7 +33,29 @@ export function micro(s) {
   return m[1] ? -v : v;
 }
 
+// A finished call's debit and request row reach the database through the
+// call journal a few milliseconds after its answer; the journal files are
+// emptied once everything in them is committed and the holds released. Wait
+// for that (both files empty) before reading the database: afterwards every
+// call already answered is settled, exactly.
+const pause = new Int32Array(new SharedArrayBuffer(4));
+export function settled(dataDir, ms = 10_000) {
+  const size = (f) => { try { return statSync(join(dataDir, f)).size; } catch { return 0; } };
+  const end = Date.now() + ms;
+  while (size('calls.journal.0') + size('calls.journal.1') > 0) {
+    if (Date.now() > end) throw new Error(`the call journal in ${dataDir} did not drain in ${ms} ms`);
+    Atomics.wait(pause, 0, 0, 2);
+  }
+}
+
+// Read the database with the sqlite3 shell, once the journal has drained.
+export function sql(dataDir, query) {
+  settled(dataDir);
+  return execFileSync('sqlite3', [join(dataDir, 'tollgate.db'), query], { encoding: 'utf8' }).trim();
+}
+
 export function balance(dataDir, org) {
+  settled(dataDir);
   const r = cli(dataDir, ['credits', 'balance', '--org', org]);
   if (r.code !== 0) throw new Error(`credits balance: ${r.stderr}`);
   return micro(r.stdout.trim().split(/\s+/)[0]);

@@ -139,8 +139,8 @@ static int import_provider(const cJSON *p, struct import_err *e)
 					     "enabled", NULL };
 	const char *name, *kind_s, *url, *key, *field, *why = NULL;
 	struct provider old, now;
-	int64_t timeout, id;
-	int kind, enabled, rc, existed;
+	int64_t timeout = 0, id;
+	int kind, enabled = 0, rc, existed;
 	char detail[700];
 
 	if (!cJSON_IsObject(p))

@@ -229,6 +229,7 @@ static int org_limits(struct cli_args *a)
 		fprintf(stderr, "tollgate: could not set the limits\n");
 		return 1;
 	}
+	apikey_cache_invalidate(0); /* running servers hold the limits with the keys */
 	snprintf(detail, sizeof(detail), "rpm %lld, tpm %lld", (long long)rpm, (long long)tpm);
 	audit_add(&cli_actor, o.id, "org.limits", org, detail);
 	printf("%s: %lld requests and %lld tokens per minute across all its keys (0 = unlimited)\n",

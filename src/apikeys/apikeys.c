@@ -435,8 +435,10 @@ int apikey_find_prefix(int64_t org_id, const char *prefix, struct apikey *out)
 /* The row with this hash: TG_OK, TG_ENOTFOUND or TG_EDB. */
 static int load_by_hash(const unsigned char h[KEYS_HASH_LEN], struct apikey *out)
 {
-	sqlite3_stmt *st = db_stmt("SELECT " KEY_COLS ", key_hash FROM api_keys"
-				   " WHERE key_hash = :h");
+	sqlite3_stmt *st = db_stmt("SELECT " KEY_COLS ", key_hash,"
+				   " (SELECT o.rpm FROM orgs o WHERE o.id = api_keys.org_id),"
+				   " (SELECT o.tpm FROM orgs o WHERE o.id = api_keys.org_id)"
+				   " FROM api_keys WHERE key_hash = :h");
 	int rc = TG_ENOTFOUND, step;
 
 	if (!st || db_bind_blob(st, ":h", h, KEYS_HASH_LEN))
@@ -448,6 +450,8 @@ static int load_by_hash(const unsigned char h[KEYS_HASH_LEN], struct apikey *out
 		if (stored && sqlite3_column_bytes(st, 15) == KEYS_HASH_LEN &&
 		    keys_hash_equal(stored, h)) {
 			key_from_row(st, out);
+			out->org_rpm = sqlite3_column_int64(st, 16);
+			out->org_tpm = sqlite3_column_int64(st, 17);
 			rc = TG_OK;
 		}
 	} else if (step != SQLITE_DONE) {

@@ -36,6 +36,10 @@ struct apikey {
 	enum spend_period period;
 	char allowed_models[APIKEY_MODELS_MAX]; /* comma-separated; "" = all */
 	int64_t rotated_from;    /* the key this one replaced; 0 = none */
+	/* Filled by apikey_authenticate only: the org's rate limits (0 =
+	 * unlimited), cached with the key; org limit changes must call
+	 * apikey_cache_invalidate(0). */
+	int64_t org_rpm, org_tpm;
 };
 
 /* Settings for create / update, validated by the module. */

@@ -904,18 +904,6 @@ static int rate_limited(struct call *c)
 	return call_fail(c, 429, "rate_limit_exceeded", "rate_limit_exceeded", msg);
 }
 
-static void org_limits(int64_t org_id, int64_t *rpm, int64_t *tpm)
-{
-	sqlite3_stmt *st = db_stmt("SELECT rpm, tpm FROM orgs WHERE id = :id");
-
-	*rpm = *tpm = 0;
-	if (st && !db_bind_int64(st, ":id", org_id) && sqlite3_step(st) == SQLITE_ROW) {
-		*rpm = sqlite3_column_int64(st, 0);
-		*tpm = sqlite3_column_int64(st, 1);
-	}
-	db_done(st);
-}
-
 static int run_call(tg_req_t *r, const char *endpoint, const char *path, int embeddings)
 {
 	struct call c;
@@ -1023,7 +1011,9 @@ static int run_call(tg_req_t *r, const char *endpoint, const char *path, int emb
 	}
 
 	/* Rate limits: requests and (estimated) tokens, per key and per org. */
-	org_limits(c.key->org_id, &org_rpm, &org_tpm);
+	/* The org's limits come with the key from the key cache. */
+	org_rpm = c.key->org_rpm;
+	org_tpm = c.key->org_tpm;
 	c.tpm_cost = (c.body_bytes + 3) / 4 + c.max_out * c.n;
 	c.asks[0] = (struct rl_ask){ RL_KEY_REQUESTS, c.key->id, c.key->rpm, 1 };
 	c.asks[1] = (struct rl_ask){ RL_KEY_TOKENS, c.key->id, c.key->tpm, c.tpm_cost };

@@ -166,7 +166,7 @@ static int names_probe(struct names *t, const char *s, size_t h, size_t *slot)
 /* The label id of name s: its index, or ID_OTHER once the table is full. */
 static uint32_t names_id(struct names *t, const char *s)
 {
-	size_t h, slot, n;
+	size_t h, slot = 0, n;
 	int id;
 
 	if (strlen(s) > METRICS_LABEL_MAX)

@@ -56,7 +56,9 @@ int64_t user_count(void);
 int org_create(const char *name, int64_t *id_out, char *why, size_t whylen);
 int org_get(int64_t id, struct org *o);
 int org_get_by_name(const char *name, struct org *o);
-/* Per-org rate limits for the gateway (0 = unlimited). */
+/* Per-org rate limits for the gateway (0 = unlimited). A running server
+ * reads them with its cached API keys: call apikey_cache_invalidate(0)
+ * after a change. */
 int org_set_limits(int64_t org_id, int64_t rpm, int64_t tpm);
 enum role membership_role(int64_t org_id, int64_t user_id);
 /* Add or change a membership. Demoting the last owner is TG_ECONFLICT. */

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,7 +33,7 @@
 #define QUEUE_MAX 512
 /* A batch gathers for up to GATHER_US after its first record, or until
  * GATHER_MAX records wait (synchronous=full: no gathering, callers wait). */
-#define GATHER_US 10000
+#define GATHER_US 2000
 #define GATHER_MAX 64
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -509,10 +508,8 @@ static void *writer_main(void *arg)
 	int from = 0, failures = 0;
 
 	(void)arg;
-	/* Background work: when the cores are busy, calls in flight go first
-	 * (nothing waits for this thread unless synchronous=full). */
-	if (!wait_commit && setpriority(PRIO_PROCESS, (id_t)gettid(), 10) != 0)
-		log_debug("call journal: cannot lower the writer's priority");
+	/* Not at a lower priority: the writer takes hold_mu (ledger holds) for
+	 * moments, and preempted there it would stall the calls waiting on it. */
 	for (;;) {
 		struct gw_record *r;
 

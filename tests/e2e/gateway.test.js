@@ -109,6 +109,32 @@ describe('gateway', () => {
     assert.equal(before - balance(gw.srv.dataDir, 'Acme'), cost);
   });
 
+  test('a provider that puts usage in every chunk: chunks stay in order, billed once from the last', async () => {
+    const before = balance(gw.srv.dataDir, 'Acme');
+    const stream = await client.chat.completions.create({
+      model: 'fake-chat', messages: MESSAGES, max_tokens: 12, stream: true,
+      stream_options: { include_usage: true }, x_fake: { usage_every_chunk: 1, chunks: 6 },
+    });
+    let text = '';
+    const seen = [];
+    const kinds = [];
+    for await (const chunk of stream) {
+      if (chunk.choices[0]?.delta?.content) text += chunk.choices[0].delta.content;
+      if (chunk.usage) seen.push(chunk.usage);
+      kinds.push(chunk.choices[0]?.finish_reason ? 'finish' : chunk.choices[0]?.delta?.content ? 'content' : 'other');
+    }
+    // The relay holds each usage chunk back until the next event: chunks must
+    // still arrive in the provider's order, the finish after every content.
+    assert.equal(text, Array.from({ length: 12 }, (_, i) => `tok${i}`).join(' '));
+    assert.ok(kinds.lastIndexOf('content') < kinds.indexOf('finish'), kinds.join(','));
+    assert.ok(seen.length >= 6, `usage seen in ${seen.length} chunks`);
+    const last = seen[seen.length - 1];
+    assert.equal(last.completion_tokens, 12);
+    const cost = expectedCost('fake-chat', last);
+    assert.equal(micro(last.cost), cost);
+    assert.equal(before - balance(gw.srv.dataDir, 'Acme'), cost);
+  });
+
   test('streaming without include_usage: no usage chunk, still billed from reported usage', async () => {
     const before = balance(gw.srv.dataDir, 'Acme');
     const stream = await client.chat.completions.create({

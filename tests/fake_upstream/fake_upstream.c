@@ -58,6 +58,7 @@ struct knobs {
 	long cached_tokens;
 	long no_usage;
 	long echo_body;
+	long usage_every_chunk; /* 1: every content chunk carries the usage so far */
 };
 
 /* Everything a chat completion answer is made of, plain or streamed. */
@@ -70,6 +71,7 @@ struct chat_plan {
 	long cached_tokens;
 	const char *finish_reason;
 	int with_usage;     /* usage field / usage chunk wanted and not suppressed */
+	long usage_so_far;  /* >= 0: content chunks carry this running usage (usage_every_chunk) */
 	const cJSON *echo;  /* the request body to echo back, or NULL */
 };
 
@@ -177,6 +179,8 @@ static const char *knobs_parse(struct mg_connection *conn, struct knobs *k)
 		return "x-fake-no-usage";
 	if (knob(conn, "x-fake-echo-body", 0, 1, &k->echo_body))
 		return "x-fake-echo-body";
+	if (knob(conn, "x-fake-usage-every-chunk", 0, 1, &k->usage_every_chunk))
+		return "x-fake-usage-every-chunk";
 	return NULL;
 }
 
@@ -201,6 +205,7 @@ static const char *knobs_from_body(const cJSON *req, struct knobs *k)
 		{ "cached_tokens", 0, 1000000000L, offsetof(struct knobs, cached_tokens) },
 		{ "no_usage", 0, 1, offsetof(struct knobs, no_usage) },
 		{ "echo_body", 0, 1, offsetof(struct knobs, echo_body) },
+		{ "usage_every_chunk", 0, 1, offsetof(struct knobs, usage_every_chunk) },
 	};
 	const cJSON *x = cJSON_GetObjectItemCaseSensitive(req, "x_fake");
 	size_t i;
@@ -449,8 +454,12 @@ static char *chunk_print(const struct chat_plan *p, const char *role, const char
 		cJSON_AddStringToObject(choice, "finish_reason", finish);
 	else
 		cJSON_AddNullToObject(choice, "finish_reason");
-	/* As OpenAI does: with include_usage every chunk but the last has usage null. */
-	if (p->with_usage)
+	/* As OpenAI does: with include_usage every chunk but the last has usage
+	 * null. Some servers (vLLM's continuous usage stats) put the usage so far
+	 * in every content chunk instead. */
+	if (p->with_usage && content && p->usage_so_far >= 0)
+		add_item(root, "usage", usage_new(p->prompt_tokens, p->usage_so_far, p->cached_tokens));
+	else if (p->with_usage)
 		cJSON_AddNullToObject(root, "usage");
 	if (first)
 		add_echo(root, p->echo);
@@ -519,10 +528,13 @@ static int stream_chat(struct mg_connection *conn, const struct chat_plan *p, co
 	if (sse_emit(&s, chunk_print(p, "assistant", "", NULL, 1)))
 		goto out;
 	for (c = 0; c < nchunks; c++) {
+		struct chat_plan q = *p;
+
 		if (c == k->break_after || nap(k->chunk_interval_ms))
 			goto out;
 		text = words(c * n / nchunks, (c + 1) * n / nchunks);
-		rc = sse_emit(&s, text ? chunk_print(p, NULL, text, NULL, 0) : NULL);
+		q.usage_so_far = k->usage_every_chunk ? (c + 1) * n / nchunks : -1;
+		rc = sse_emit(&s, text ? chunk_print(&q, NULL, text, NULL, 0) : NULL);
 		free(text);
 		if (rc)
 			goto out;
@@ -587,6 +599,7 @@ static int handle_chat(struct mg_connection *conn, const cJSON *req, const struc
 	int stream;
 
 	memset(&p, 0, sizeof(p));
+	p.usage_so_far = -1;
 	if (!cJSON_IsString(model) || !model->valuestring[0])
 		return send_error(conn, 400, "you must provide a model parameter", "model", NULL);
 	if (!cJSON_IsArray(messages) || cJSON_GetArraySize(messages) == 0)

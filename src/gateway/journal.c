@@ -292,11 +292,8 @@ static int apply_batch(struct gw_record *list, int update_seq)
 		if (!st || db_bind_int64(st, ":seq", (int64_t)last) || (rc = db_exec_stmt(st)))
 			goto fail;
 	}
-	if ((rc = db_commit())) {
-		/* db_commit rolled back and released the lock already. */
-		rearm(list);
-		return rc;
-	}
+	if ((rc = db_try_commit()))
+		goto fail;
 	return TG_OK;
 fail:
 	rearm(list);

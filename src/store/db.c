@@ -327,6 +327,21 @@ int db_begin(void)
 	return TG_OK;
 }
 
+int db_try_commit(void)
+{
+	struct db_thread *t = db_thread();
+	sqlite3_stmt *st = db_stmt("COMMIT");
+
+	if (!t || !st || db_exec_stmt(st) != TG_OK)
+		return TG_EDB; /* still "in" the transaction: the caller rolls back */
+	if (t->in_tx) {
+		t->in_tx = 0;
+		pthread_mutex_unlock(&db_write_mu);
+	}
+	bump_after(t);
+	return TG_OK;
+}
+
 int db_commit(void)
 {
 	struct db_thread *t = db_thread();

@@ -38,6 +38,11 @@ int db_exec(const char *sql);
 /* BEGIN IMMEDIATE / COMMIT / ROLLBACK on this thread's connection. */
 int db_begin(void);
 int db_commit(void);
+/* COMMIT that, when it fails, leaves the rest to the caller: the writer lock
+ * stays held (and SQLite's transaction open unless it ended it itself) until
+ * the caller's db_rollback(), so the caller can act before any other commit
+ * of this process can happen. */
+int db_try_commit(void);
 void db_rollback(void);
 /* Column helpers that map NULL text to "". */
 const char *db_col_text(sqlite3_stmt *st, int col);

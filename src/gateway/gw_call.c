@@ -3,9 +3,10 @@
  *
  *   validate -> rate limits -> reserve (hold) -> forward -> relay -> settle
  *
- * Every path after authentication ends at call_finish(), which writes the
- * request row (in the same transaction as the debit when there is one) and
- * releases the hold, so no exit can leak credit or skip the log.
+ * Every path after authentication ends at call_finish(), which hands the
+ * call's request row and debit (when there is one) to the call journal
+ * (journal.h) before anything more is sent, and passes the hold on with
+ * them (or releases it), so no exit can leak credit or skip the log.
  */
 #include <pthread.h>
 #include <stdio.h>

@@ -7,6 +7,7 @@
  * when a name is new. Nothing here allocates until a scrape renders.
  */
 #include "gateway/metrics.h"
+#include "gateway/journal.h"
 
 #include <pthread.h>
 #include <sodium.h>
@@ -573,8 +574,18 @@ int metrics_render(buf_t *out, const struct metrics_process *p)
 				"Streams relaying to clients now.",
 				(long long)atomic_load(&active_streams))) ||
 	    (rc = render_scalar(out, "tollgate_ledger_held_micro", "gauge",
-				"Credits reserved by calls in flight, in micro-credits.",
+				"Credits reserved by calls in flight, or owed by finished calls whose debit "
+				"is not committed yet, in micro-credits.",
 				(long long)p->held_micro)) ||
+	    (rc = render_scalar(out, "tollgate_journal_records_total", "counter",
+				"Finished calls written to the call journal.",
+				(long long)p->journal_records)) ||
+	    (rc = render_scalar(out, "tollgate_journal_batches_total", "counter",
+				"Batches of calls the journal's writer committed to the database.",
+				(long long)p->journal_batches)) ||
+	    (rc = render_scalar(out, "tollgate_journal_queued", "gauge",
+				"Calls in the journal waiting for the writer's next batch.",
+				(long long)p->journal_queued)) ||
 	    (rc = render_scalar(out, "tollgate_http_connections_open", "gauge",
 				"Connections holding one of the max_connections slots now.",
 				(long long)p->connections_open)) ||
@@ -671,6 +682,7 @@ int gw_metrics(tg_req_t *r)
 	p.db_up = db_healthy();
 	p.db_size_bytes = p.db_up ? db_size() : -1;
 	p.held_micro = ledger_held_total();
+	journal_stats(&p.journal_records, &p.journal_batches, &p.journal_queued);
 	server_connection_stats(&p.connections_open, &p.connections_refused);
 	gw_streams_stats(&streams_open, &p.streams_refused);
 	p.auth_throttled_gateway = ipthrottle_refused(server_throttle(THROTTLE_GATEWAY_AUTH));

@@ -42,6 +42,8 @@ struct metrics_process {
 	int db_up;
 	int64_t db_size_bytes; /* < 0: unknown, the sample is left out */
 	int64_t held_micro;
+	/* the call journal (gateway/journal.c) */
+	uint64_t journal_records, journal_batches, journal_queued;
 	/* limits (http/server.c, gateway/streams.c, http/ipthrottle.c) */
 	int64_t connections_open;
 	uint64_t connections_refused;

@@ -198,6 +198,12 @@ describe('metrics', () => {
 
     assert.equal(delta(m0, m1, 'tollgate_gateway_insufficient_credits_total'), 1);
     assert.equal(delta(m0, m1, 'tollgate_gateway_rate_limited_total'), 1);
+    // Every call after authentication went through the call journal, in at
+    // least one committed batch; nothing waits once it has drained.
+    assert.equal(delta(m0, m1, 'tollgate_journal_records_total'), 6);
+    const batches = delta(m0, m1, 'tollgate_journal_batches_total');
+    assert.ok(batches >= 1 && batches <= 6, `batches ${batches}`);
+    assert.equal(val(m1, 'tollgate_journal_queued'), 0);
     assert.equal(delta(m0, m1, 'tollgate_usage_source_total', { source: 'reported' }), 3);
     assert.equal(delta(m0, m1, 'tollgate_usage_source_total', { source: 'estimated' }), 0);
     assert.equal(delta(m0, m1, 'tollgate_usage_source_total', { source: 'none' }), 3);

@@ -100,6 +100,8 @@ describe('API keys', () => {
     assert.equal(await ownerPage.getAttribute('.reveal button[data-copy]', 'data-copy'), 'new-key');
     // The Copy button puts exactly the key on the clipboard.
     await ownerPage.click('.reveal button[data-copy="new-key"]');
+    // The clipboard write is a promise: wait for the button to say so.
+    await ownerPage.waitForSelector('.reveal button.copied', { timeout: 5000 });
     assert.match(await ownerPage.textContent('.reveal button'), /Copied/);
     assert.equal(await ownerPage.evaluate(() => navigator.clipboard.readText()), k.key);
     await screenshot(ownerPage, 'keys-02-reveal');

@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "cli_commands.h"
 #include "identity/identity.h"
+#include "gateway/journal.h"
 #include "ledger/ledger.h"
 #include "ledger/money.h"
 #include "store/db.h"
@@ -128,9 +129,20 @@ int cmd_audit(struct cli_args *a)
 {
 	int rc;
 
+	uint64_t calls = 0;
+	int64_t debits = 0;
+	char amount[MONEY_FMT_LEN];
+
 	if (cli_open_store(a))
 		return 1;
 	rc = ledger_audit(stdout);
+	/* Not drift: calls answered and in the journal, not yet in the ledger. */
+	if (journal_pending(a->cfg.data_dir, &calls, &debits) == TG_OK && calls > 0) {
+		money_format(debits, amount);
+		printf("audit: %llu answered calls are in the call journal, not yet in the ledger "
+		       "(%s credits of debits); the running server, or the next start, applies them\n",
+		       (unsigned long long)calls, amount);
+	}
 	return rc == TG_OK ? 0 : 1;
 }
 

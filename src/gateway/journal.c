@@ -374,26 +374,28 @@ static int read_applied_seq(uint64_t *out)
 	return rc;
 }
 
-/* Apply every intact record above applied_seq from both files, in seq order. */
-static int replay(char *err, size_t errlen)
+/* Every intact record with a seq above `above` in the journal files of
+ * data_dir, in seq order (each seq once), as a list the caller frees (or
+ * hands to apply_batch). *max_seen gets the largest seq found at all. */
+static int load_pending(const char *data_dir, uint64_t above, struct gw_record **list_out,
+			size_t *count, uint64_t *max_seen, char *err, size_t errlen)
 {
 	struct gw_record **recs = NULL, *list = NULL, **lt = &list;
-	size_t n = 0, cap = 0, i, torn = 0, applied = 0;
-	uint64_t max_seen = 0;
+	size_t n = 0, cap = 0, i;
 	int rc = TG_OK, f;
 
-	if (read_applied_seq(&applied_seq)) {
-		snprintf(err, errlen, "cannot read the journal state from the database");
-		return TG_EDB;
-	}
+	*list_out = NULL;
+	*count = 0;
+	*max_seen = 0;
 	for (f = 0; f < NFILES && rc == TG_OK; f++) {
+		char path[CONFIG_STR_MAX + 32];
+		size_t off = 0, used, torn = 0;
 		buf_t data;
-		size_t off = 0, used;
 
+		snprintf(path, sizeof(path), "%s/calls.journal.%d", data_dir, f);
 		buf_init(&data, (size_t)1 << 40);
-		if (read_file(paths[f], &data)) {
-			snprintf(err, errlen, "cannot read the call journal %s: %s", paths[f],
-				 strerror(errno));
+		if (read_file(path, &data)) {
+			snprintf(err, errlen, "cannot read the call journal %s: %s", path, strerror(errno));
 			rc = TG_EIO;
 		}
 		while (rc == TG_OK && off < data.len) {
@@ -427,9 +429,9 @@ static int replay(char *err, size_t errlen)
 				continue;
 			}
 			off += used;
-			if (r->seq > max_seen)
-				max_seen = r->seq;
-			if (r->seq <= applied_seq) {
+			if (r->seq > *max_seen)
+				*max_seen = r->seq;
+			if (r->seq <= above) {
 				free(r);
 				continue;
 			}
@@ -437,11 +439,10 @@ static int replay(char *err, size_t errlen)
 		}
 		buf_free(&data);
 		if (rc == TG_ENOMEM)
-			snprintf(err, errlen, "out of memory replaying the call journal");
+			snprintf(err, errlen, "out of memory reading the call journal");
 		if (torn)
 			log_warn("call journal %s: skipped %zu bytes of torn or corrupt records (no "
-				 "answer was sent for them)", paths[f], torn);
-		torn = 0;
+				 "answer was sent for them)", path, torn);
 	}
 	if (rc == TG_OK && n > 0) {
 		qsort(recs, n, sizeof(*recs), seq_cmp);
@@ -452,8 +453,63 @@ static int replay(char *err, size_t errlen)
 			}
 			*lt = recs[i];
 			lt = &recs[i]->next;
-			applied++;
+			(*count)++;
 		}
+		*list_out = list;
+	} else {
+		for (i = 0; i < n; i++)
+			free(recs[i]);
+	}
+	free(recs);
+	return rc;
+}
+
+static void list_free(struct gw_record *list)
+{
+	while (list) {
+		struct gw_record *next = list->next;
+
+		free(list);
+		list = next;
+	}
+}
+
+int journal_pending(const char *data_dir, uint64_t *calls, int64_t *debits)
+{
+	struct gw_record *list = NULL, *r;
+	uint64_t applied = 0, max_seen;
+	size_t n = 0;
+	char err[256];
+	int rc;
+
+	*calls = 0;
+	*debits = 0;
+	if (read_applied_seq(&applied))
+		return TG_EDB;
+	if ((rc = load_pending(data_dir, applied, &list, &n, &max_seen, err, sizeof(err))))
+		return rc;
+	for (r = list; r; r = r->next)
+		if (r->billed)
+			*debits += r->cost;
+	*calls = n;
+	list_free(list);
+	return TG_OK;
+}
+
+/* Apply every intact record above applied_seq from both files, in seq order. */
+static int replay(const char *data_dir, char *err, size_t errlen)
+{
+	struct gw_record *list = NULL;
+	uint64_t max_seen = 0;
+	size_t applied = 0;
+	int rc, f;
+
+	if (read_applied_seq(&applied_seq)) {
+		snprintf(err, errlen, "cannot read the journal state from the database");
+		return TG_EDB;
+	}
+	rc = load_pending(data_dir, applied_seq, &list, &applied, &max_seen, err, errlen);
+	if (rc == TG_OK && list) {
 		if (apply_batch(list, 1) != TG_OK) {
 			snprintf(err, errlen, "cannot apply the %zu calls left in the call journal "
 				 "(database error); they stay in the journal files", applied);
@@ -465,10 +521,8 @@ static int replay(char *err, size_t errlen)
 		}
 		finish_batch(list);
 	} else {
-		for (i = 0; i < n; i++)
-			free(recs[i]);
+		list_free(list);
 	}
-	free(recs);
 	if (rc == TG_OK) {
 		for (f = 0; f < NFILES; f++)
 			if (ftruncate(fds[f], 0) != 0) {
@@ -626,7 +680,7 @@ int journal_start(const char *data_dir, int wait_for_commit, char *err, size_t e
 			return TG_EIO;
 		}
 	}
-	if ((rc = replay(err, errlen)))
+	if ((rc = replay(data_dir, err, errlen)))
 		return rc;
 	wait_commit = wait_for_commit;
 	stopping = 0;

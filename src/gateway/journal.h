@@ -79,6 +79,11 @@ void journal_flush(void);
 int journal_encode(const struct gw_record *rec, buf_t *out);
 int journal_decode(const unsigned char *p, size_t n, struct gw_record *rec, size_t *used);
 
+/* Calls answered but not yet in the database: intact records in data_dir's
+ * journal files above applied_seq, and the sum of their debits (for `tollgate
+ * audit`; a running server or the next start applies them). */
+int journal_pending(const char *data_dir, uint64_t *calls, int64_t *debits);
+
 /* Records submitted and batches committed since start (for /metrics). */
 void journal_stats(uint64_t *records, uint64_t *batches, uint64_t *queued);
 

@@ -254,6 +254,36 @@ static void test_replay_applies_once(void **state)
 	buf_free(&b);
 }
 
+/* What `tollgate audit` reports: calls in the files not yet in the ledger,
+ * and nothing once a start has applied them. */
+static void test_pending_before_replay(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t calls = 9;
+	int64_t debits = 9;
+	char err[256];
+	buf_t a;
+
+	assert_int_equal(journal_pending(f->dir, &calls, &debits), TG_OK);
+	assert_int_equal(calls, 0);
+	assert_int_equal(debits, 0);
+	buf_init(&a, 1 << 20);
+	encode_into(&a, f, 1, "p-1", C(1), 1);
+	encode_into(&a, f, 2, "p-2", 0, 0);
+	encode_into(&a, f, 3, "p-3", C(2), 1);
+	file_append(f, 1, a.data, a.len);
+	file_append(f, 1, a.data, 10); /* a torn start of one more */
+	assert_int_equal(journal_pending(f->dir, &calls, &debits), TG_OK);
+	assert_int_equal(calls, 3);
+	assert_int_equal(debits, C(3));
+	assert_int_equal(balance(f), C(10)); /* reading applies nothing */
+	assert_int_equal(journal_start(f->dir, 0, err, sizeof(err)), TG_OK);
+	assert_int_equal(balance(f), C(7));
+	assert_int_equal(journal_pending(f->dir, &calls, &debits), TG_OK);
+	assert_int_equal(calls, 0);
+	buf_free(&a);
+}
+
 /* A request id already debited (a retry that raced) is recorded, not billed. */
 static void test_replay_duplicate_request_id(void **state)
 {
@@ -371,6 +401,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_encode_decode_roundtrip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_replay_applies_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pending_before_replay, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_replay_duplicate_request_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_settles_holds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_retries_without_dropping, setup, teardown),

@@ -60,8 +60,8 @@ static int credits_write(struct cli_args *a, enum ledger_kind kind)
 	if (rc == TG_EFUNDS) {
 		ledger_balance(o.id, &balance);
 		money_format(balance, bal);
-		fprintf(stderr, "tollgate: %s has only %s credits; a deduction may not make it negative\n",
-			o.name, bal);
+		fprintf(stderr, "tollgate: %s has only %s credits; a deduction may not make it negative, "
+			"nor take what calls in flight have reserved\n", o.name, bal);
 		return 1;
 	}
 	if (rc == TG_ERANGE) {

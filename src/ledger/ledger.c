@@ -171,7 +171,8 @@ struct new_entry {
 	int64_t code_id;        /* 0 = none */
 	const struct audit_actor *actor;
 	const char *memo;
-	int no_negative;        /* refuse (TG_EFUNDS) a result below zero */
+	int no_negative;        /* refuse (TG_EFUNDS) a result below `reserved` */
+	int64_t reserved;       /* with no_negative: what calls in flight hold */
 	int64_t created_at;     /* 0 = now */
 };
 
@@ -196,7 +197,7 @@ static int append_entry(const struct new_entry *ne, int64_t *entry_id, int64_t *
 		return rc;
 	if ((rc = money_add(balance, ne->amount, &after)))
 		return rc;
-	if (ne->no_negative && after < 0)
+	if (ne->no_negative && (after < 0 || after < ne->reserved))
 		return TG_EFUNDS;
 
 	memset(prev, 0, sizeof(prev));
@@ -290,6 +291,9 @@ static int text_ok(const char *s, size_t max_chars)
 	return visible && chars <= max_chars;
 }
 
+static pthread_mutex_t hold_mu; /* defined with the holds, below */
+static int org_reserved_locked(int64_t org_id, int64_t *reserved);
+
 int ledger_grant(int64_t org_id, enum ledger_kind kind, int64_t amount, const char *memo,
 		 const struct audit_actor *actor, int64_t *entry_id)
 {
@@ -297,7 +301,7 @@ int ledger_grant(int64_t org_id, enum ledger_kind kind, int64_t amount, const ch
 	struct new_entry ne;
 	char amt[MONEY_FMT_LEN], target[48], detail[LEDGER_MEMO_MAX * 4 + 64];
 	int64_t id = 0;
-	int rc;
+	int rc, locked = 0;
 
 	if (org_id <= 0 || !text_ok(memo, LEDGER_MEMO_MAX))
 		return TG_EINVAL;
@@ -313,6 +317,17 @@ int ledger_grant(int64_t org_id, enum ledger_kind kind, int64_t amount, const ch
 
 	if ((rc = db_begin()))
 		return rc;
+	if (amount < 0) {
+		/* Calls in flight were admitted against this money: a deduction
+		 * leaves them what they reserved. hold_mu is kept until the commit,
+		 * so no hold is admitted against the old balance meanwhile (the
+		 * order is the write lock, then hold_mu, as the journal's writer
+		 * takes them). Other processes' holds are not seen here. */
+		pthread_mutex_lock(&hold_mu);
+		locked = 1;
+		if ((rc = org_reserved_locked(org_id, &ne.reserved)))
+			goto out;
+	}
 	if ((rc = append_entry(&ne, &id, NULL)))
 		goto out;
 	money_format(amount, amt);
@@ -327,6 +342,8 @@ out:
 		db_rollback();
 	else if (entry_id)
 		*entry_id = id;
+	if (locked)
+		pthread_mutex_unlock(&hold_mu);
 	return rc;
 }
 
@@ -695,6 +712,23 @@ static int hold_common(int64_t org_id, int64_t key_id, int64_t amount, int64_t k
 out:
 	pthread_mutex_unlock(&hold_mu);
 	return rc;
+}
+
+/* What the org's holds count now, with hold_mu held (for a deduction). */
+static int org_reserved_locked(int64_t org_id, int64_t *reserved)
+{
+	int64_t balance = 0, max_id = 0, unused = 0;
+	__int128 sum = 0;
+	size_t i;
+	int rc = hold_snapshot(org_id, 0, -1, &balance, &max_id, &unused);
+
+	if (rc)
+		return rc;
+	for (i = 0; i < holds_len; i++)
+		if (holds[i].org_id == org_id)
+			sum += hold_weight(&holds[i], max_id);
+	*reserved = clamp_i64(sum);
+	return TG_OK;
 }
 
 int ledger_hold(int64_t org_id, int64_t key_id, int64_t amount, int64_t key_limit,

@@ -430,8 +430,8 @@ int page_credits_grant(tg_req_t *r)
 		ledger_balance(s->org.id, &balance);
 		money_format_short(balance, bal);
 		snprintf(msg, sizeof(msg),
-			 "%s has %s credits; deducting %s would make the balance negative.", s->org.name,
-			 bal, amt);
+			 "%s has %s credits; deducting %s would make the balance negative or take "
+			 "what calls in flight have reserved.", s->org.name, bal, amt);
 		rc = credits_render(r, 422, &g, NULL, msg);
 	} else if (rc == TG_ERANGE) {
 		rc = credits_render(r, 422, &g, NULL, "That amount would put the balance out of range.");

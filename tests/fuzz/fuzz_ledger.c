@@ -113,7 +113,9 @@ static void op_grant(struct model *m, int o, int64_t amount, enum ledger_kind ki
 		CHECK(rc == TG_EINVAL);
 		return;
 	}
-	if (kind == LEDGER_ADJUST && amount < 0 && m->balance[o] + amount < 0) {
+	/* A deduction leaves calls in flight what they reserved. */
+	if (kind == LEDGER_ADJUST && amount < 0 &&
+	    (m->balance[o] + amount < 0 || m->balance[o] + amount < held(m, o, 0))) {
 		CHECK(rc == TG_EFUNDS);
 		return;
 	}

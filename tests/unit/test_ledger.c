@@ -198,6 +198,24 @@ static void test_refusals(void **state)
 	assert_int_equal(ledger_audit(NULL), TG_OK);
 }
 
+/* A deduction leaves calls in flight what they reserved: otherwise they
+ * would settle into a negative balance (found by the ledger fuzz target). */
+static void test_adjust_respects_holds(void **state)
+{
+	int64_t org = make_org("Reserved"), avail = 0;
+	struct ledger_hold h;
+
+	(void)state;
+	assert_int_equal(ledger_grant(org, LEDGER_GRANT, C(10), "start", &actor, NULL), TG_OK);
+	assert_int_equal(ledger_hold(org, 0, C(8), 0, 0, &h, &avail), TG_OK);
+	assert_int_equal(ledger_grant(org, LEDGER_ADJUST, -C(3), "too much", &actor, NULL),
+			 TG_EFUNDS);
+	assert_int_equal(balance_of(org), C(10));
+	assert_int_equal(ledger_grant(org, LEDGER_ADJUST, -C(2), "fits", &actor, NULL), TG_OK);
+	assert_int_equal(settle_commit(&h, "in-flight", C(8)), TG_OK);
+	assert_int_equal(balance_of(org), 0);
+}
+
 static void test_memo_required(void **state)
 {
 	int64_t org = make_org("Acme");
@@ -744,6 +762,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_grant_adjust_balance, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_adjust_respects_holds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_memo_required, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_settle_idempotent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_holds_exceed_balance, setup, teardown),

@@ -347,13 +347,7 @@ static void backoff(int ms)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	time_deadline(&ts, (int64_t)ms * 1000);
 	pthread_mutex_lock(&q_mu);
 	while (!atomic_load(&stopping))
 		if (pthread_cond_timedwait(&q_cv, &q_mu, &ts) != 0)

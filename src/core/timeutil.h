@@ -11,6 +11,10 @@ int64_t time_now(void);
 int64_t time_now_ms(void);
 /* Microseconds from a monotonic clock, for durations. */
 int64_t time_mono_us(void);
+/* The wall-clock moment `us` microseconds from now, as pthread_cond_timedwait
+ * takes its deadline. */
+struct timespec;
+void time_deadline(struct timespec *ts, int64_t us);
 /* "2026-11-23 16:40:05" in UTC; out must hold 20 bytes. */
 void time_format(int64_t t, char out[20]);
 /* "2026-11-23"; out must hold 11 bytes. */

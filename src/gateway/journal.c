@@ -16,6 +16,7 @@
 #include "apikeys/apikeys.h"
 #include "core/buf.h"
 #include "core/log.h"
+#include "core/timeutil.h"
 #include "gateway/gw.h"
 #include "config.h"
 #include "store/db.h"
@@ -536,22 +537,6 @@ static int replay(const char *data_dir, char *err, size_t errlen)
 
 /* -------------------------------------------------------------- writer */
 
-static void deadline_after_us(struct timespec *ts, long us)
-{
-	clock_gettime(CLOCK_REALTIME, ts);
-	ts->tv_sec += us / 1000000L;
-	ts->tv_nsec += (us % 1000000L) * 1000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
-
-static void deadline_after(struct timespec *ts, long ms)
-{
-	deadline_after_us(ts, ms * 1000L);
-}
-
 static void *writer_main(void *arg)
 {
 	struct gw_record *batch = NULL;
@@ -574,7 +559,7 @@ static void *writer_main(void *arg)
 				 * transaction instead of one (less work beside the calls). */
 				struct timespec ts;
 
-				deadline_after_us(&ts, GATHER_US);
+				time_deadline(&ts, GATHER_US);
 				while (!stopping && n_queued < GATHER_MAX &&
 				       pthread_cond_timedwait(&work_cv, &mu, &ts) != ETIMEDOUT)
 					;
@@ -767,7 +752,7 @@ int journal_submit(struct gw_record *r)
 	pthread_mutex_lock(&mu);
 	/* Back-pressure, bounded: past a second the record is queued anyway (it
 	 * is in the file; only memory grows while the database refuses writes). */
-	deadline_after(&ts, 1000);
+	time_deadline(&ts, 1000000);
 	while (running && !writer_done && n_queued >= QUEUE_MAX &&
 	       pthread_cond_timedwait(&space_cv, &mu, &ts) != ETIMEDOUT)
 		;
@@ -792,7 +777,7 @@ int journal_submit(struct gw_record *r)
 	pthread_cond_signal(&work_cv);
 	/* r belongs to the writer from here on (it may already be freed). */
 	if (wait) {
-		deadline_after(&ts, FLUSH_WAIT_MS * 2);
+		time_deadline(&ts, FLUSH_WAIT_MS * 2000);
 		while (running && !writer_done && applied_seq < seq)
 			if (pthread_cond_timedwait(&applied_cv, &mu, &ts) == ETIMEDOUT) {
 				log_error("request %s: its debit is not committed after %d s; answering "
@@ -812,7 +797,7 @@ void journal_flush(void)
 
 	pthread_mutex_lock(&mu);
 	target = next_seq;
-	deadline_after(&ts, FLUSH_WAIT_MS);
+	time_deadline(&ts, FLUSH_WAIT_MS * 1000);
 	while (running && !writer_done && applied_seq < target)
 		if (pthread_cond_timedwait(&applied_cv, &mu, &ts) == ETIMEDOUT)
 			break;

@@ -714,21 +714,33 @@ out:
 	return rc;
 }
 
-/* What the org's holds count now, with hold_mu held (for a deduction). */
-static int org_reserved_locked(int64_t org_id, int64_t *reserved)
+/* With hold_mu held: the org's committed balance and what its holds count
+ * now (only settled ones, whose costs are on their way to the ledger, when
+ * settled_only), read against one snapshot. */
+static int org_weight_locked(int64_t org_id, int settled_only, int64_t *balance, __int128 *weight)
 {
-	int64_t balance = 0, max_id = 0, unused = 0;
-	__int128 sum = 0;
+	int64_t max_id = 0, unused = 0;
 	size_t i;
-	int rc = hold_snapshot(org_id, 0, -1, &balance, &max_id, &unused);
+	int rc = hold_snapshot(org_id, 0, -1, balance, &max_id, &unused);
 
+	*weight = 0;
 	if (rc)
 		return rc;
 	for (i = 0; i < holds_len; i++)
-		if (holds[i].org_id == org_id)
-			sum += hold_weight(&holds[i], max_id);
-	*reserved = clamp_i64(sum);
+		if (holds[i].org_id == org_id && (holds[i].settled || !settled_only))
+			*weight += hold_weight(&holds[i], max_id);
 	return TG_OK;
+}
+
+/* What the org's holds count now, with hold_mu held (for a deduction). */
+static int org_reserved_locked(int64_t org_id, int64_t *reserved)
+{
+	int64_t balance = 0;
+	__int128 w = 0;
+	int rc = org_weight_locked(org_id, 0, &balance, &w);
+
+	*reserved = clamp_i64(w);
+	return rc;
 }
 
 int ledger_hold(int64_t org_id, int64_t key_id, int64_t amount, int64_t key_limit,
@@ -789,19 +801,14 @@ void ledger_hold_settling(struct ledger_hold *h, int64_t cost)
 
 int ledger_balance_projected(int64_t org_id, int64_t *balance)
 {
-	__int128 pending = 0;
-	int64_t max_id = 0, unused = 0;
-	size_t i;
+	__int128 pending = 0, v;
 	int rc;
 
 	pthread_mutex_lock(&hold_mu);
-	rc = hold_snapshot(org_id, 0, -1, balance, &max_id, &unused);
+	rc = org_weight_locked(org_id, 1, balance, &pending);
 	if (rc == TG_OK) {
-		for (i = 0; i < holds_len; i++)
-			if (holds[i].org_id == org_id && holds[i].settled)
-				pending += hold_weight(&holds[i], max_id);
-		pending = (__int128)*balance - pending;
-		*balance = pending < INT64_MIN ? INT64_MIN : (int64_t)(pending > INT64_MAX ? INT64_MAX : pending);
+		v = (__int128)*balance - pending;
+		*balance = v < INT64_MIN ? INT64_MIN : (int64_t)(v > INT64_MAX ? INT64_MAX : v);
 	}
 	pthread_mutex_unlock(&hold_mu);
 	return rc;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/timeutil.h"
 
 #define DB_CHECKPOINT_BYTES (16 << 20) /* restart the WAL once it passes this */
 #define STMT_SLOTS 512 /* power of two; more distinct statements than this still work, uncached */
@@ -445,8 +446,7 @@ static void *checkpointer(void *arg)
 	snprintf(wal, sizeof(wal), "%s-wal", db_path);
 	pthread_mutex_lock(&ckpt_mu);
 	while (ckpt_running) {
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += 1;
+		time_deadline(&until, 1000000);
 		pthread_cond_timedwait(&ckpt_cv, &ckpt_mu, &until);
 		if (!ckpt_running)
 			break;

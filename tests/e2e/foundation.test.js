@@ -42,7 +42,24 @@ test('a well-formed X-Request-Id is echoed, a malformed one replaced', async () 
   let res = await fetch(`${srv.url}/health`, { headers: { 'X-Request-Id': 'abc-123_x.y' } });
   assert.equal(res.headers.get('x-request-id'), 'abc-123_x.y');
   res = await fetch(`${srv.url}/health`, { headers: { 'X-Request-Id': 'bad id<script>' } });
-  assert.match(res.headers.get('x-request-id'), /^req_[0-9a-f]{24}$/);
+  assert.match(res.headers.get('x-request-id'), /^req_[0-9a-f]{28}$/);
+});
+
+test('ids the server makes start with the time in milliseconds, so they sort by time', async () => {
+  const ids = [];
+  for (let i = 0; i < 3; i++) {
+    const before = Date.now();
+    const res = await fetch(`${srv.url}/health`);
+    const after = Date.now();
+    const id = res.headers.get('x-request-id');
+    assert.match(id, /^req_[0-9a-f]{28}$/);
+    const ms = parseInt(id.slice(4, 16), 16);
+    assert.ok(ms >= before - 5 && ms <= after + 5, `${id}: ${ms} within ${before}..${after}`);
+    ids.push(id);
+    await new Promise((r) => setTimeout(r, 3));
+  }
+  assert.deepEqual([...ids].sort(), ids, 'later ids sort after earlier ones');
+  assert.equal(new Set(ids.map((id) => id.slice(16))).size, 3, 'the random parts differ');
 });
 
 test('404 is a JSON envelope under /v1 and an HTML page elsewhere', async () => {

@@ -607,14 +607,47 @@ static int64_t clamp_i64(__int128 v)
 	return (int64_t)v;
 }
 
+/* The last snapshot read for an org, kept (under hold_mu) until the next
+ * commit to the database by any process: db_commit_seq() moves after every
+ * commit, so an entry whose seq is still current is exactly what SQLite
+ * would answer now. The count is read before the snapshot, so a commit
+ * racing the read leaves the entry stale, never wrong. (The journal's
+ * writer commits once per batch, so most calls then find
+ * their org's balance here instead of in a read transaction.) */
+#define SNAP_SLOTS 64 /* power of two */
+
+struct org_snap {
+	int64_t org_id;
+	uint64_t seq;
+	int64_t balance;
+	int64_t max_id;
+};
+
+static struct org_snap snaps[SNAP_SLOTS];
+
 /* Snapshot for a hold: balance, largest committed entry id and, when
- * since >= 0, the key's usage since then. */
+ * since >= 0, the key's usage since then. With hold_mu held. */
 static int hold_snapshot(int64_t org_id, int64_t key_id, int64_t since, int64_t *balance,
 			 int64_t *max_id, int64_t *key_spent)
 {
+	struct org_snap *snap = &snaps[(uint64_t)org_id & (SNAP_SLOTS - 1)];
+	sqlite3 *db = db_get();
 	sqlite3_stmt *st;
-	int rc;
+	uint64_t seq = 0;
+	int rc, cacheable;
 
+	/* Inside a transaction the connection sees its own uncommitted writes,
+	 * which a rollback would take back without a commit to mark it: such a
+	 * read neither uses nor fills the cache. */
+	if (!db)
+		return TG_EDB;
+	cacheable = since < 0 && sqlite3_get_autocommit(db) && db_commit_seq(&seq) == TG_OK;
+
+	if (cacheable && snap->org_id == org_id && snap->seq == seq) {
+		*balance = snap->balance;
+		*max_id = snap->max_id;
+		return TG_OK;
+	}
 	if (since >= 0) {
 		st = db_stmt("SELECT o.balance, (SELECT coalesce(max(id), 0) FROM ledger_entries),"
 			     " (SELECT coalesce(sum(-amount), 0) FROM ledger_entries WHERE key_id = :key"
@@ -641,6 +674,8 @@ static int hold_snapshot(int64_t org_id, int64_t key_id, int64_t since, int64_t 
 		rc = rc == SQLITE_DONE ? TG_ENOTFOUND : TG_EDB;
 	}
 	db_done(st);
+	if (rc == TG_OK && cacheable)
+		*snap = (struct org_snap){ org_id, seq, *balance, *max_id };
 	return rc;
 }
 

@@ -15,6 +15,7 @@
 #include "core/timeutil.h"
 
 #define DB_CHECKPOINT_BYTES (16 << 20) /* restart the WAL once it passes this */
+#define DB_CHECKPOINT_FRAMES 1000      /* checkpoint (passively) past this, as SQLite would */
 #define STMT_SLOTS 512 /* power of two; more distinct statements than this still work, uncached */
 
 struct stmt_slot {
@@ -41,6 +42,14 @@ static int db_sync_full;
 static int db_busy_ms = 5000;
 static pthread_key_t db_key;
 static pthread_once_t db_key_once = PTHREAD_ONCE_INIT;
+/* Bumped after every commit of any process using the database (db_commit_seq);
+ * mapped by db_configure, before any connection exists. */
+static uint64_t *commit_counter;
+/* Added to the count: another for every db_configure, so the counts of two
+ * databases one process opened in turn (tests) never look alike. */
+static uint64_t commit_base;
+
+static int wal_wanted(void);
 
 static void db_thread_free(void *p)
 {
@@ -75,6 +84,36 @@ int db_configure(const char *path, int synchronous_full, int busy_timeout_ms)
 	snprintf(db_path, sizeof(db_path), "%s", path);
 	db_sync_full = synchronous_full;
 	db_busy_ms = busy_timeout_ms;
+	/* A database configured again (tests) gets its own counter; the old
+	 * mapping (8 bytes) is left alone, as a thread may still read it. */
+	commit_counter = db_shared_counter("commits");
+	commit_base += (uint64_t)1 << 40;
+	if (!commit_counter)
+		log_warn("db: cannot map %s-commits; balances are read from the database every time",
+			 db_path);
+	return TG_OK;
+}
+
+/* SQLite calls this on the committing connection once a write transaction
+ * is in the WAL and the write lock released. It replaces SQLite's own
+ * auto-checkpoint hook, so it also does that hook's job: past
+ * DB_CHECKPOINT_FRAMES frames the checkpointer thread (or, in a process
+ * without one, this connection) copies the log into the database. */
+static int wal_committed(void *ud, sqlite3 *db, const char *name, int frames)
+{
+	(void)ud;
+	if (commit_counter)
+		__atomic_add_fetch(commit_counter, 1, __ATOMIC_ACQ_REL);
+	if (frames >= DB_CHECKPOINT_FRAMES && !wal_wanted())
+		sqlite3_wal_checkpoint(db, name);
+	return SQLITE_OK;
+}
+
+int db_commit_seq(uint64_t *seq)
+{
+	if (!commit_counter)
+		return TG_EIO;
+	*seq = commit_base + __atomic_load_n(commit_counter, __ATOMIC_ACQUIRE);
 	return TG_OK;
 }
 
@@ -112,6 +151,7 @@ static struct db_thread *db_thread(void)
 		sqlite3_free(msg);
 		goto fail;
 	}
+	sqlite3_wal_hook(t->db, wal_committed, NULL);
 	pthread_setspecific(db_key, t);
 	return t;
 fail:
@@ -432,27 +472,53 @@ int db_checkpoint(void)
 }
 
 static pthread_t ckpt_thread;
-static int ckpt_running;
+static int ckpt_running, ckpt_wanted;
 static pthread_mutex_t ckpt_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t ckpt_cv = PTHREAD_COND_INITIALIZER;
 
+/* Asks the checkpointer thread for a checkpoint; 0 when there is none. */
+static int wal_wanted(void)
+{
+	int running;
+
+	pthread_mutex_lock(&ckpt_mu);
+	running = ckpt_running;
+	if (running) {
+		ckpt_wanted = 1;
+		pthread_cond_signal(&ckpt_cv);
+	}
+	pthread_mutex_unlock(&ckpt_mu);
+	return running;
+}
+
+/* Checks the WAL's size every second and checkpoints when a commit asks:
+ * passively (copying what no reader still needs) below 16 MiB, with a
+ * restart of the log above, so it cannot grow without bound. */
 static void *checkpointer(void *arg)
 {
 	char wal[4200];
 	struct stat st;
 	struct timespec until;
+	sqlite3 *db;
+	int wanted;
 
 	(void)arg;
 	snprintf(wal, sizeof(wal), "%s-wal", db_path);
 	pthread_mutex_lock(&ckpt_mu);
 	while (ckpt_running) {
-		time_deadline(&until, 1000000);
-		pthread_cond_timedwait(&ckpt_cv, &ckpt_mu, &until);
+		if (!ckpt_wanted) {
+			time_deadline(&until, 1000000);
+			pthread_cond_timedwait(&ckpt_cv, &ckpt_mu, &until);
+		}
 		if (!ckpt_running)
 			break;
+		wanted = ckpt_wanted;
+		ckpt_wanted = 0;
 		pthread_mutex_unlock(&ckpt_mu);
 		if (stat(wal, &st) == 0 && st.st_size > DB_CHECKPOINT_BYTES)
 			db_checkpoint();
+		else if (wanted && (db = db_get()))
+			sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 		pthread_mutex_lock(&ckpt_mu);
 	}
 	pthread_mutex_unlock(&ckpt_mu);
@@ -462,9 +528,13 @@ static void *checkpointer(void *arg)
 
 int db_checkpointer_start(void)
 {
+	pthread_mutex_lock(&ckpt_mu);
 	ckpt_running = 1;
+	pthread_mutex_unlock(&ckpt_mu);
 	if (pthread_create(&ckpt_thread, NULL, checkpointer, NULL) != 0) {
+		pthread_mutex_lock(&ckpt_mu);
 		ckpt_running = 0;
+		pthread_mutex_unlock(&ckpt_mu);
 		return TG_EIO;
 	}
 	return TG_OK;

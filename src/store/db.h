@@ -53,7 +53,8 @@ void db_close_thread(void);
 /* Checkpoint the WAL into the database and restart the log (a background
  * thread of the server calls this periodically). */
 int db_checkpoint(void);
-/* A background thread that checkpoints once the WAL passes 16 MiB. */
+/* A background thread that checkpoints when a commit leaves 1000 pages or
+ * more in the WAL, and restarts the log once it passes 16 MiB. */
 int db_checkpointer_start(void);
 void db_checkpointer_stop(void);
 /* Change counters for in-memory caches of tables (API keys, the catalog):
@@ -65,6 +66,11 @@ uint64_t *db_shared_counter(const char *suffix);
  * back: a reader that refilled its cache from the not yet committed state in
  * between sees the second bump. */
 void db_changed(uint64_t *counter);
+/* The count of commits to the database by every process using it (our
+ * connections' WAL hook bumps a shared counter after each commit), for
+ * caches of values any commit may change: equal counts mean nothing was
+ * committed in between. TG_EIO when the counter could not be mapped. */
+int db_commit_seq(uint64_t *seq);
 /* 1 when a simple query works, for /health. */
 int db_healthy(void);
 

@@ -263,7 +263,7 @@ static int db_setup(void **state)
 static int db_teardown(void **state)
 {
 	struct fixture *f = *state;
-	const char *sfx[] = { "", "-wal", "-shm", "-keys" };
+	const char *sfx[] = { "", "-wal", "-shm", "-keys", "-commits" };
 	char p[4300];
 	size_t i;
 

@@ -59,6 +59,10 @@ static int teardown(void **state)
 	unlink(path);
 	snprintf(path, sizeof(path), "%s-shm", dbpath);
 	unlink(path);
+	snprintf(path, sizeof(path), "%s-commits", dbpath);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s-catalog", dbpath);
+	unlink(path);
 	unlink(dbpath);
 	rmdir(dir);
 	return 0;

@@ -93,7 +93,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	static const char *const files[] = { "tollgate.db", "tollgate.db-wal", "tollgate.db-shm" };
+	static const char *const files[] = { "tollgate.db", "tollgate.db-wal", "tollgate.db-shm",
+							      "tollgate.db-commits" };
 	char p[300];
 	size_t i;
 

@@ -85,6 +85,7 @@ static int teardown(void **state)
 	rm_file(f->dir, "tollgate.db");
 	rm_file(f->dir, "tollgate.db-wal");
 	rm_file(f->dir, "tollgate.db-shm");
+	rm_file(f->dir, "tollgate.db-commits");
 	rm_file(f->dir, "calls.journal.0");
 	rm_file(f->dir, "calls.journal.1");
 	rmdir(f->dir);

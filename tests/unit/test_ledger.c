@@ -12,6 +12,7 @@
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/base62.h"
@@ -67,6 +68,8 @@ static int teardown(void **state)
 	snprintf(p, sizeof(p), "%s-wal", f->path);
 	unlink(p);
 	snprintf(p, sizeof(p), "%s-shm", f->path);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s-commits", f->path);
 	unlink(p);
 	rmdir(f->dir);
 	free(f);
@@ -214,6 +217,85 @@ static void test_adjust_respects_holds(void **state)
 	assert_int_equal(ledger_grant(org, LEDGER_ADJUST, -C(2), "fits", &actor, NULL), TG_OK);
 	assert_int_equal(settle_commit(&h, "in-flight", C(8)), TG_OK);
 	assert_int_equal(balance_of(org), 0);
+}
+
+/* Holds read the org's balance from memory until the next commit of any
+ * connection or process (db_commit_seq): each of these changes must be seen
+ * by the very next hold. */
+struct adjust_arg {
+	int64_t org, amount;
+	int rc;
+};
+
+static void *adjust_thread(void *p)
+{
+	struct adjust_arg *a = p;
+
+	a->rc = ledger_grant(a->org, LEDGER_ADJUST, a->amount, "elsewhere", &actor, NULL);
+	db_close_thread();
+	return NULL;
+}
+
+static int hold_fits(int64_t org, int64_t amount, int64_t *avail)
+{
+	struct ledger_hold h;
+	int rc = ledger_hold(org, 0, amount, 0, 0, &h, avail);
+
+	ledger_release(&h);
+	return rc;
+}
+
+static void test_cached_balance_follows_commits(void **state)
+{
+	struct adjust_arg a;
+	pthread_t t;
+	int64_t org = make_org("Cached"), avail = 0, b = 0;
+	uint64_t s0 = 0, s1 = 0;
+	pid_t pid;
+	int status = -1;
+
+	(void)state;
+	assert_int_equal(db_commit_seq(&s0), TG_OK);
+	assert_int_equal(ledger_grant(org, LEDGER_GRANT, C(10), "start", &actor, NULL), TG_OK);
+	assert_int_equal(db_commit_seq(&s1), TG_OK);
+	assert_true(s1 > s0);
+	assert_int_equal(hold_fits(org, C(10), &avail), TG_OK); /* fills the cache */
+	assert_int_equal(hold_fits(org, C(10), &avail), TG_OK); /* from it */
+
+	/* Another connection of this process deducts. */
+	a = (struct adjust_arg){ org, -C(4), -1 };
+	assert_int_equal(pthread_create(&t, NULL, adjust_thread, &a), 0);
+	pthread_join(t, NULL);
+	assert_int_equal(a.rc, TG_OK);
+	assert_int_equal(hold_fits(org, C(10), &avail), TG_EFUNDS);
+	assert_int_equal(avail, C(6));
+
+	/* Another process deducts (as the CLI would): the shared counter moves. */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		a = (struct adjust_arg){ org, -C(1), -1 };
+		if (pthread_create(&t, NULL, adjust_thread, &a) || pthread_join(t, NULL))
+			_exit(2);
+		_exit(a.rc == TG_OK ? 0 : 3);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(hold_fits(org, C(6), &avail), TG_EFUNDS);
+	assert_int_equal(avail, C(5));
+
+	/* What a transaction saw of its own writes is gone with its rollback,
+	 * and nothing of it stays cached. */
+	assert_int_equal(db_begin(), TG_OK);
+	assert_int_equal(db_exec("UPDATE orgs SET balance = balance + 100000000"), TG_OK);
+	assert_int_equal(ledger_balance_projected(org, &b), TG_OK);
+	assert_int_equal(b, C(5) + 100000000);
+	db_rollback();
+	assert_int_equal(hold_fits(org, C(6), &avail), TG_EFUNDS);
+	assert_int_equal(avail, C(5));
+	assert_int_equal(hold_fits(org, C(5), &avail), TG_OK);
+	assert_int_equal(ledger_audit(NULL), TG_OK);
 }
 
 static void test_memo_required(void **state)
@@ -763,6 +845,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_grant_adjust_balance, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_adjust_respects_holds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cached_balance_follows_commits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_memo_required, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_settle_idempotent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_holds_exceed_balance, setup, teardown),

@@ -341,6 +341,8 @@ static void test_random_sequences(void **state)
 	unlink(err);
 	snprintf(err, sizeof(err), "%s-shm", path);
 	unlink(err);
+	snprintf(err, sizeof(err), "%s-commits", path);
+	unlink(err);
 	rmdir(dir);
 }
 

@@ -774,7 +774,11 @@ int journal_submit(struct gw_record *r)
 	tail = &r->next;
 	n_records++;
 	n_queued++;
-	pthread_cond_signal(&work_cv);
+	/* The writer needs waking for the first record of a batch and for a
+	 * full one; in between it is gathering and would only go back to sleep
+	 * (a context switch per call for nothing). */
+	if (n_queued == 1 || n_queued >= GATHER_MAX || wait)
+		pthread_cond_signal(&work_cv);
 	/* r belongs to the writer from here on (it may already be freed). */
 	if (wait) {
 		time_deadline(&ts, FLUSH_WAIT_MS * 2000);

@@ -39,8 +39,10 @@ done
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 NOFILE=$(ulimit -n)
 
-echo "== building the load client"
+echo "== building the load client and the reference pass-through"
 cc -O2 -Wall -Wextra -o "$BENCH" "$ROOT/tests/bench/bench.c" -lcurl -lpthread -lm
+PASSTHROUGH=$BUILD/passthrough
+cc -O2 -Wall -Wextra -o "$PASSTHROUGH" "$ROOT/tests/bench/passthrough.c" -lcivetweb -lcurl -lpthread
 
 WORK=$(mktemp -d -t tollgate-bench.XXXXXX)
 DATA=$WORK/data
@@ -96,13 +98,14 @@ rss_kib() {
 }
 
 ERRORS=()
-declare -A CPU_GW CPU_FAKE
+declare -A CPU_GW CPU_FAKE CPU_PASS
 # run_bench NAME ARGS...: runs bench, RESULT line to $WORK/NAME.out; notes the
-# CPU time the gateway and the fast fake spent per successful request.
+# CPU time the gateway, the pass-through and the fast fake spent per
+# successful request.
 run_bench() {
-	local name=$1 g0 f0 n
+	local name=$1 g0 f0 p0 n
 	shift
-	g0=$(cpu_us "$GW_PID") f0=$(cpu_us "$FAST_PID")
+	g0=$(cpu_us "$GW_PID") f0=$(cpu_us "$FAST_PID") p0=$(cpu_us "$PASS_PID")
 	if ! "$BENCH" --label "$name" "$@" >"$WORK/$name.out"; then
 		ERRORS+=("$name")
 	fi
@@ -112,6 +115,7 @@ run_bench() {
 	[ "$n" -gt 0 ] || n=1
 	CPU_GW[$name]=$((($(cpu_us "$GW_PID") - g0) / n))
 	CPU_FAKE[$name]=$((($(cpu_us "$FAST_PID") - f0) / n))
+	CPU_PASS[$name]=$((($(cpu_us "$PASS_PID") - p0) / n))
 }
 
 echo "== starting the fake provider and the gateway"
@@ -122,6 +126,14 @@ FAST_PID=${PIDS[-1]}
 start_fake fake-slow --threads $((K + 64)) --chunks 16 --chunk-interval-ms 250
 SLOW_PORT=$FAKE_PORT
 DIRECT=http://127.0.0.1:$FAST_PORT/v1/chat/completions
+
+# The unmetered pass-through in front of the fast fake (see passthrough.c).
+"$PASSTHROUGH" 127.0.0.1:0 "$DIRECT" >"$WORK/passthrough.log" 2>&1 &
+PASS_PID=$!
+PIDS+=("$PASS_PID")
+wait_line "$WORK/passthrough.log" 'listening on' 10
+PASS=http://127.0.0.1:$(sed -n 's/.*listening on [0-9.]*:\([0-9][0-9]*\).*/\1/p' "$WORK/passthrough.log" | head -n1)/v1/chat/completions
+PASSARGS=(--url "$PASS" --model m)
 
 mkdir -p "$DATA"
 tg() { "$TG" "$@" --data-dir "$DATA" --log-level warn; }
@@ -159,6 +171,7 @@ echo "   (load average before the runs: $LOAD0; open-file limit $NOFILE)."
 
 echo "== warming up"
 run_bench warm-direct "${DIRARGS[@]}" --threads "$C" --duration 1
+run_bench warm-pass "${PASSARGS[@]}" --threads "$C" --duration 1
 run_bench warm-gateway "${GWARGS[@]}" --threads "$C" --duration 2
 run_bench warm-gateway-stream "${GWARGS[@]}" --stream --threads 4 --requests 200
 sleep 1
@@ -168,6 +181,7 @@ echo "== 1. concurrency 1, $N1 non-stream requests each"
 BAL0=$(tg credits balance --org Bench)
 run_bench c1-direct "${DIRARGS[@]}" --requests "$N1" --warmup 100
 run_bench c1-gateway "${GWARGS[@]}" --requests "$N1" --warmup 100
+run_bench c1-pass "${PASSARGS[@]}" --requests "$N1" --warmup 100
 BAL1=$(tg credits balance --org Bench)
 CHARGED=$(curl -s -o /dev/null -D - -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
 	-d '{"model":"bench-chat","messages":[{"role":"user","content":"hello"}],"max_tokens":16}' \
@@ -176,6 +190,7 @@ CHARGED=$(curl -s -o /dev/null -D - -H "Authorization: Bearer $KEY" -H 'Content-
 echo "== 2. concurrency $C, $SECS s each"
 run_bench c32-direct "${DIRARGS[@]}" --threads "$C" --duration "$SECS" --warmup 5
 run_bench c32-gateway "${GWARGS[@]}" --threads "$C" --duration "$SECS" --warmup 5
+run_bench c32-pass "${PASSARGS[@]}" --threads "$C" --duration "$SECS" --warmup 5
 
 echo "== 3. streams, concurrency 1, $NS each"
 run_bench st-direct "${DIRARGS[@]}" --stream --requests "$NS" --warmup 20
@@ -212,6 +227,8 @@ RATIO=$(awk -v a="$RG" -v b="$RD" 'BEGIN { printf "%.0f", (b > 0 ? 100 * a / b :
 S32D50=$(f c32-direct p50) S32G50=$(f c32-gateway p50) S32D99=$(f c32-direct p99) S32G99=$(f c32-gateway p99)
 TD50=$(f st-direct ttfb_p50) TD99=$(f st-direct ttfb_p99) TG50=$(f st-gateway ttfb_p50) TG99=$(f st-gateway ttfb_p99)
 SD50=$(f st-direct p50) SG50=$(f st-gateway p50)
+P50=$(f c1-pass p50) P99=$(f c1-pass p99) RP=$(f c32-pass rps)
+PRATIO=$(awk -v a="$RP" -v b="$RD" 'BEGIN { printf "%.0f", (b > 0 ? 100 * a / b : 0) }')
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 PER_STREAM=$(awk -v a="$RSS_OPEN" -v b="$RSS_IDLE" -v k="$K" 'BEGIN { printf "%.0f", (a - b) / k }')
 
@@ -251,6 +268,17 @@ OUT=$BUILD/bench-results.md
 	echo "| gateway RSS idle, after warm-up (MiB) | | $(mib "$RSS_IDLE") | | | |"
 	echo "| gateway RSS, $K streams open (MiB) | | $(mib "$RSS_OPEN") | ≈ $PER_STREAM KiB per stream | | |"
 	echo "| gateway RSS peak while streaming (MiB) | | $(mib "$RSS_PEAK") | | | |"
+	echo
+	echo "Reference: the same parts without metering (passthrough.c: CivetWeb, a reused libcurl"
+	echo "handle per thread, the body forwarded and the answer copied back; no key, no JSON, no ledger),"
+	echo "measured in the same run against the same fake:"
+	echo
+	echo "| Measure | Direct to fake | Unmetered pass-through | Added / ratio | Tollgate |"
+	echo "| --- | ---: | ---: | ---: | ---: |"
+	echo "| c=1 non-stream p50 | $D50 | $P50 | +$((P50 - D50)) | +$ADD50 |"
+	echo "| c=1 non-stream p99 | $D99 | $P99 | +$((P99 - D99)) | +$ADD99 |"
+	echo "| c=$C throughput, req/s | $RD | $RP | $PRATIO % | $RATIO % |"
+	echo "| CPU per call, c=1 / c=$C (pass-through) | | ${CPU_PASS[c1-pass]} / ${CPU_PASS[c32-pass]} | | ${CPU_GW[c1-gateway]} / ${CPU_GW[c32-gateway]} |"
 	echo
 	echo "Open streams: $OPEN_OK of $K finished cleanly; all were open after $((OPEN_AFTER / 1000)) ms."
 	echo "Ledger check (run 1): $LEDGER."

@@ -48,6 +48,9 @@ static uint64_t *commit_counter;
 /* Added to the count: another for every db_configure, so the counts of two
  * databases one process opened in turn (tests) never look alike. */
 static uint64_t commit_base;
+/* Set once a connection is in WAL mode: only then does the WAL hook see
+ * every commit (an in-memory database has no WAL, and no counter). */
+static int commits_counted;
 
 static int wal_wanted(void);
 
@@ -86,9 +89,11 @@ int db_configure(const char *path, int synchronous_full, int busy_timeout_ms)
 	db_busy_ms = busy_timeout_ms;
 	/* A database configured again (tests) gets its own counter; the old
 	 * mapping (8 bytes) is left alone, as a thread may still read it. */
-	commit_counter = db_shared_counter("commits");
+	commit_counter = strcmp(path, ":memory:") != 0 && strncmp(path, "file:", 5) != 0 ?
+				 db_shared_counter("commits") : NULL;
 	commit_base += (uint64_t)1 << 40;
-	if (!commit_counter)
+	__atomic_store_n(&commits_counted, 0, __ATOMIC_RELEASE);
+	if (!commit_counter && strcmp(path, ":memory:") != 0 && strncmp(path, "file:", 5) != 0)
 		log_warn("db: cannot map %s-commits; balances are read from the database every time",
 			 db_path);
 	return TG_OK;
@@ -111,10 +116,24 @@ static int wal_committed(void *ud, sqlite3 *db, const char *name, int frames)
 
 int db_commit_seq(uint64_t *seq)
 {
-	if (!commit_counter)
+	if (!commit_counter || !__atomic_load_n(&commits_counted, __ATOMIC_ACQUIRE))
 		return TG_EIO;
 	*seq = commit_base + __atomic_load_n(commit_counter, __ATOMIC_ACQUIRE);
 	return TG_OK;
+}
+
+static int in_wal_mode(sqlite3 *db)
+{
+	sqlite3_stmt *st;
+	const char *mode;
+	int wal = 0;
+
+	if (sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL) != SQLITE_OK)
+		return 0;
+	if (sqlite3_step(st) == SQLITE_ROW && (mode = (const char *)sqlite3_column_text(st, 0)))
+		wal = strcmp(mode, "wal") == 0;
+	sqlite3_finalize(st);
+	return wal;
 }
 
 static struct db_thread *db_thread(void)
@@ -151,7 +170,10 @@ static struct db_thread *db_thread(void)
 		sqlite3_free(msg);
 		goto fail;
 	}
-	sqlite3_wal_hook(t->db, wal_committed, NULL);
+	if (in_wal_mode(t->db)) {
+		sqlite3_wal_hook(t->db, wal_committed, NULL);
+		__atomic_store_n(&commits_counted, 1, __ATOMIC_RELEASE);
+	}
 	pthread_setspecific(db_key, t);
 	return t;
 fail:

@@ -69,7 +69,8 @@ void db_changed(uint64_t *counter);
 /* The count of commits to the database by every process using it (our
  * connections' WAL hook bumps a shared counter after each commit), for
  * caches of values any commit may change: equal counts mean nothing was
- * committed in between. TG_EIO when the counter could not be mapped. */
+ * committed in between. TG_EIO when there is no count to trust: the counter
+ * could not be mapped, or the database is not in WAL mode (in memory). */
 int db_commit_seq(uint64_t *seq);
 /* 1 when a simple query works, for /health. */
 int db_healthy(void);

@@ -1,6 +1,8 @@
 /* json.c - checks on untrusted JSON text; see json.h. */
 #include "core/json.h"
 
+#include <stdlib.h>
+
 size_t utf8_valid_prefix(const char *s, size_t n)
 {
 	const unsigned char *p = (const unsigned char *)s;
@@ -76,4 +78,91 @@ cJSON *json_parse(const char *s, size_t n, const char **end)
 		return NULL;
 	}
 	return cJSON_ParseWithLengthOpts(s, n, end, 0);
+}
+
+/* ------------------------------------------------------------------ arena */
+
+#define ARENA_BYTES (64 * 1024)
+
+#if defined(__SANITIZE_ADDRESS__)
+#define ARENA_OFF 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ARENA_OFF 1
+#endif
+#endif
+#ifndef ARENA_OFF
+#define ARENA_OFF 0
+#endif
+
+struct arena {
+	char *base;
+	size_t used;
+	int active;
+};
+
+static __thread struct arena tls_arena;
+
+static void *arena_malloc(size_t n)
+{
+	struct arena *a = &tls_arena;
+	size_t need = (n + 15) & ~(size_t)15;
+
+	if (a->active && need >= n && need <= ARENA_BYTES - a->used) {
+		void *p = a->base + a->used;
+
+		a->used += need;
+		return p;
+	}
+	return malloc(n);
+}
+
+static void arena_free(void *p)
+{
+	struct arena *a = &tls_arena;
+
+	if (a->base && (char *)p >= a->base && (char *)p < a->base + ARENA_BYTES)
+		return;
+	free(p);
+}
+
+void json_arena_install(void)
+{
+	cJSON_Hooks hooks = { arena_malloc, arena_free };
+
+	if (!ARENA_OFF)
+		cJSON_InitHooks(&hooks);
+}
+
+int json_arena_enabled(void)
+{
+	return !ARENA_OFF;
+}
+
+void json_arena_begin(void)
+{
+	struct arena *a = &tls_arena;
+
+	if (ARENA_OFF)
+		return;
+	if (!a->base && !(a->base = malloc(ARENA_BYTES)))
+		return;
+	a->used = 0;
+	a->active = 1;
+}
+
+void json_arena_end(void)
+{
+	tls_arena.active = 0;
+	tls_arena.used = 0;
+}
+
+void json_arena_thread_free(void)
+{
+	struct arena *a = &tls_arena;
+
+	free(a->base);
+	a->base = NULL;
+	a->used = 0;
+	a->active = 0;
 }

@@ -29,4 +29,23 @@ size_t json_depth_exceeded(const char *s, size_t n, int max);
  * that went too deep. */
 cJSON *json_parse(const char *s, size_t n, const char **end);
 
+/* A per-thread arena for the cJSON trees of one gateway call: a call parses
+ * its request and its provider's answer (and each event of a stream) into a
+ * hundred or so small nodes, which malloc and free one by one would cost
+ * more than the parsing. json_arena_install() routes cJSON's allocations
+ * through the arena once at start (before any thread uses cJSON); between
+ * json_arena_begin() and json_arena_end() on a thread, cJSON memory comes
+ * from that thread's arena (malloc once it is full) and cJSON_free of it
+ * does nothing; json_arena_end() takes it all back at once. Everything
+ * cJSON allocated in between must be dead by then and must not move to
+ * another thread; outside that span cJSON uses malloc and free as usual.
+ * Under AddressSanitizer the arena is off, so use-after-free stays visible. */
+void json_arena_install(void);
+void json_arena_begin(void);
+void json_arena_end(void);
+/* 1 when the arena is in use (0 under AddressSanitizer). */
+int json_arena_enabled(void);
+/* Frees this thread's arena (at thread exit). */
+void json_arena_thread_free(void);
+
 #endif

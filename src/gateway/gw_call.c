@@ -915,6 +915,9 @@ static int run_call(tg_req_t *r, const char *endpoint, const char *path, int emb
 	int rc;
 
 	memset(&c, 0, sizeof(c));
+	/* The call's cJSON trees live in this thread's arena, all of them gone
+	 * by the json_arena_end() below (core/json.h). */
+	json_arena_begin();
 	c.r = r;
 	c.key = &r->key->k;
 	c.endpoint = endpoint;
@@ -1106,6 +1109,7 @@ out:
 	cJSON_Delete(c.req);
 	cJSON_free(body);
 	buf_free(&c.up_body);
+	json_arena_end();
 	return rc;
 }
 

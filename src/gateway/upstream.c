@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/json.h"
 #include "core/log.h"
 #include "core/timeutil.h"
 #include "gateway/gw.h"
@@ -28,6 +29,7 @@ struct xfer {
 
 int gw_init(void)
 {
+	json_arena_install();
 	return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? TG_OK : TG_EIO;
 }
 
@@ -38,6 +40,7 @@ void gw_shutdown(void)
 
 void gw_thread_cleanup(void)
 {
+	json_arena_thread_free();
 	if (tls_curl) {
 		curl_easy_cleanup(tls_curl);
 		tls_curl = NULL;

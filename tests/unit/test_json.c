@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -97,6 +98,73 @@ static void test_json_parse(void **state)
 	assert_ptr_equal(end, text + JSON_MAX_DEPTH);
 }
 
+/* The arena for one call's cJSON trees: trees built inside the span work
+ * like any other, a span that outgrows the arena goes on with malloc, trees
+ * from before the span are freed normally inside it, and after the span
+ * cJSON is back on malloc (a tree made then outlives the next span). */
+static char *big_doc(int items)
+{
+	size_t cap = (size_t)items * 32 + 16, len = 0;
+	char *s = malloc(cap);
+	int i;
+
+	assert_non_null(s);
+	len += (size_t)snprintf(s + len, cap - len, "[");
+	for (i = 0; i < items; i++)
+		len += (size_t)snprintf(s + len, cap - len, "%s{\"n\":%d,\"s\":\"x%d\"}",
+					i ? "," : "", i, i);
+	snprintf(s + len, cap - len, "]");
+	return s;
+}
+
+static void test_json_arena(void **state)
+{
+	cJSON *before, *small, *big, *after, *again;
+	char *text = big_doc(5000), *out;
+
+	(void)state;
+	json_arena_install();
+	before = cJSON_Parse("{\"kept\":\"from before\"}");
+	assert_non_null(before);
+
+	json_arena_begin();
+	if (json_arena_enabled()) {
+		char *a = cJSON_malloc(10), *b = cJSON_malloc(10);
+
+		assert_ptr_equal(b, a + 16); /* bump allocation, 16-byte aligned */
+		cJSON_free(b);
+		cJSON_free(a);
+	}
+	small = cJSON_Parse("{\"model\":\"m\",\"usage\":{\"prompt_tokens\":3}}");
+	assert_non_null(small);
+	assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(small, "usage"), "prompt_tokens")->valueint, 3);
+	assert_true(cJSON_SetValuestring(cJSON_GetObjectItem(small, "model"), "a longer model name") != NULL);
+	out = cJSON_PrintUnformatted(small);
+	assert_string_equal(out, "{\"model\":\"a longer model name\",\"usage\":{\"prompt_tokens\":3}}");
+	cJSON_free(out);
+	big = cJSON_Parse(text); /* far more than the arena holds */
+	assert_non_null(big);
+	assert_int_equal(cJSON_GetArraySize(big), 5000);
+	assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(big, 4999), "s")->valuestring, "x4999");
+	cJSON_Delete(big);
+	cJSON_Delete(small);
+	cJSON_Delete(before); /* a malloc'ed tree freed inside the span */
+	json_arena_end();
+
+	after = cJSON_Parse("{\"made\":\"after\"}");
+	assert_non_null(after);
+	json_arena_begin();
+	again = cJSON_Parse("{\"fills\":\"the arena again\",\"pad\":\"0123456789abcdef\"}");
+	assert_non_null(again);
+	assert_string_equal(cJSON_GetObjectItem(after, "made")->valuestring, "after");
+	cJSON_Delete(again);
+	json_arena_end();
+	assert_string_equal(cJSON_GetObjectItem(after, "made")->valuestring, "after");
+	cJSON_Delete(after);
+	json_arena_thread_free();
+	free(text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -104,6 +172,7 @@ int main(void)
 		cmocka_unit_test(test_utf8_invalid),
 		cmocka_unit_test(test_json_depth),
 		cmocka_unit_test(test_json_parse),
+		cmocka_unit_test(test_json_arena),
 	};
 	return cmocka_run_group_tests_name("json", tests, NULL, NULL);
 }

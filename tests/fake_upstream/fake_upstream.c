@@ -241,19 +241,53 @@ static void head_begin(struct mg_connection *conn, int status, const char *conte
 		mg_response_header_add(conn, "x-fake-echo-request-id", rid, -1);
 }
 
+/* Set when this answer is the connection's last (no_keep_alive). */
+static __thread int tls_closing;
+
+static void no_keep_alive(struct mg_connection *conn)
+{
+	tls_closing = 1;
+	mg_disable_connection_keep_alive(conn);
+}
+
+/* A whole answer in one write, head and body together, as servers send a
+ * small response: a client then wakes once for it, not once for the head
+ * and again for the body. */
 static int send_body(struct mg_connection *conn, int status, const char *content_type,
 		     const char *body, size_t len)
 {
-	char clen[32];
+	const struct mg_request_info *ri = mg_get_request_info(conn);
+	const char *auth = mg_get_header(conn, "Authorization");
+	const char *rid = mg_get_header(conn, "X-Request-Id");
+	int head_only = strcmp(ri->request_method, "HEAD") == 0;
+	int closing = tls_closing || strcmp(ri->http_version, "1.1") != 0;
+	size_t cap = 512 + strlen(content_type) + (auth ? strlen(auth) : 0) +
+		     (rid ? strlen(rid) : 0) + len;
+	char *out = malloc(cap);
+	int n;
 
-	head_begin(conn, status, content_type);
-	snprintf(clen, sizeof(clen), "%zu", len);
-	mg_response_header_add(conn, "Content-Length", clen, -1);
-	mg_response_header_send(conn);
-	if (strcmp(mg_get_request_info(conn)->request_method, "HEAD") == 0)
-		return status;
-	if (len && mg_write(conn, body, len) != (int)len)
-		mg_disable_connection_keep_alive(conn);
+	if (!out) {
+		no_keep_alive(conn);
+		mg_response_header_start(conn, 500);
+		mg_response_header_send(conn);
+		return 500;
+	}
+	n = snprintf(out, cap,
+		     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nx-fake-echo-authorization: %s\r\n"
+		     "%s%s%sContent-Length: %zu\r\nConnection: %s\r\n\r\n",
+		     status, mg_get_response_code_text(conn, status), content_type, auth ? auth : "",
+		     rid ? "x-fake-echo-request-id: " : "", rid ? rid : "", rid ? "\r\n" : "", len,
+		     closing ? "close" : "keep-alive");
+	if (n < 0 || (size_t)n >= cap - len) {
+		free(out);
+		no_keep_alive(conn);
+		return 500;
+	}
+	if (!head_only && len)
+		memcpy(out + n, body, len);
+	if (mg_write(conn, out, (size_t)n + (head_only ? 0 : len)) != (int)((size_t)n + (head_only ? 0 : len)))
+		no_keep_alive(conn);
+	free(out);
 	return status;
 }
 
@@ -518,7 +552,7 @@ static int stream_chat(struct mg_connection *conn, const struct chat_plan *p, co
 
 	nchunks = k->chunks > 0 && k->chunks < n ? k->chunks : n;
 	if (!s.chunked)
-		mg_disable_connection_keep_alive(conn);
+		no_keep_alive(conn);
 	head_begin(conn, 200, "text/event-stream");
 	mg_response_header_add(conn, "Cache-Control", "no-cache", -1);
 	if (s.chunked)
@@ -554,7 +588,7 @@ static int stream_chat(struct mg_connection *conn, const struct chat_plan *p, co
 out:
 	/* Unfinished: close the connection mid-body rather than end the chunked body. */
 	if (!done)
-		mg_disable_connection_keep_alive(conn);
+		no_keep_alive(conn);
 	return 200;
 }
 
@@ -889,6 +923,7 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
 	int status;
 
 	(void)cbdata;
+	tls_closing = 0;
 	if (strcmp(path, "/health") == 0) {
 		status = send_body(conn, 200, "text/plain", "ok", 2);
 		goto out;
@@ -906,7 +941,7 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
 	}
 	status = read_body(conn, &body, &len);
 	if (status) {
-		mg_disable_connection_keep_alive(conn);
+		no_keep_alive(conn);
 		status = send_error(conn, status, status == 413 ? "request body too large" :
 						  "could not read the request body", NULL, NULL);
 		goto out;
@@ -945,7 +980,7 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
 		}
 	}
 	if (nap(k.latency_ms)) {
-		mg_disable_connection_keep_alive(conn);
+		no_keep_alive(conn);
 		status = 503;
 		goto out;
 	}

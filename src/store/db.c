@@ -81,6 +81,8 @@ static void db_key_make(void)
 
 int db_configure(const char *path, int synchronous_full, int busy_timeout_ms)
 {
+	int on_disk;
+
 	if (strlen(path) >= sizeof(db_path))
 		return TG_ETOOBIG;
 	pthread_once(&db_key_once, db_key_make);
@@ -89,11 +91,11 @@ int db_configure(const char *path, int synchronous_full, int busy_timeout_ms)
 	db_busy_ms = busy_timeout_ms;
 	/* A database configured again (tests) gets its own counter; the old
 	 * mapping (8 bytes) is left alone, as a thread may still read it. */
-	commit_counter = strcmp(path, ":memory:") != 0 && strncmp(path, "file:", 5) != 0 ?
-				 db_shared_counter("commits") : NULL;
+	on_disk = strcmp(path, ":memory:") != 0 && strncmp(path, "file:", 5) != 0;
+	commit_counter = on_disk ? db_shared_counter("commits") : NULL;
 	commit_base += (uint64_t)1 << 40;
 	__atomic_store_n(&commits_counted, 0, __ATOMIC_RELEASE);
-	if (!commit_counter && strcmp(path, ":memory:") != 0 && strncmp(path, "file:", 5) != 0)
+	if (on_disk && !commit_counter)
 		log_warn("db: cannot map %s-commits; balances are read from the database every time",
 			 db_path);
 	return TG_OK;

@@ -194,12 +194,13 @@ static int exec_literal(sqlite3_stmt *st)
 	return st ? db_exec_stmt(st) : TG_EDB;
 }
 
-/* One record inside the batch's transaction, under a savepoint: its debit
- * (when billed) and its request row. r->billed and r->cost never change; what
- * this attempt did goes to r->debited. A record the ledger refuses for good
- * (a request id already debited, a key that no longer exists) is recorded
- * without its debit, logged; a database error fails the whole batch, which is
- * then retried, so a transient error (disk full, I/O) never drops a debit. */
+/* One record inside the batch's transaction: its debit (when billed, under
+ * the ledger's own savepoint) and its request row (under one of its own).
+ * r->billed and r->cost never change; what this attempt did goes to
+ * r->debited. A record the ledger refuses for good (a request id already
+ * debited, a key that no longer exists) is recorded without its debit,
+ * logged; a database error fails the whole batch, which is then retried, so
+ * a transient error (disk full, I/O) never drops a debit. */
 static int apply_one(struct gw_record *r)
 {
 	const char *source = r->source, *err = r->err;
@@ -207,8 +208,6 @@ static int apply_one(struct gw_record *r)
 	int rc;
 
 	r->debited = 0;
-	if ((rc = exec_literal(db_stmt("SAVEPOINT journal_rec"))))
-		return rc;
 	if (r->billed && !r->hold.active) {
 		/* Rebuilt from the file (or handed over without one): the entry
 		 * only needs the org and the key; serial 0 names no in-memory hold. */
@@ -251,8 +250,7 @@ static int apply_one(struct gw_record *r)
 	} else if (rc != TG_OK) {
 		goto fail;
 	}
-	exec_literal(db_stmt("RELEASE journal_row"));
-	return exec_literal(db_stmt("RELEASE journal_rec"));
+	return exec_literal(db_stmt("RELEASE journal_row"));
 fail:
 	r->debited = 0;
 	return rc ? rc : TG_EDB;

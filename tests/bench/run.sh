@@ -72,14 +72,16 @@ wait_line() {
 	return 1
 }
 
-# start_fake NAME ARGS...: starts a fake provider; its port lands in $FAKE_PORT.
-start_fake() {
+# start_server NAME COMMAND...: starts a server that prints "listening on
+# HOST:PORT"; its port lands in $PORT_OF and its pid in $PID_OF.
+start_server() {
 	local name=$1
 	shift
-	"$FAKE" --listen 127.0.0.1:0 "$@" >"$WORK/$name.log" 2>&1 &
-	PIDS+=($!)
+	"$@" >"$WORK/$name.log" 2>&1 &
+	PID_OF=$!
+	PIDS+=("$PID_OF")
 	wait_line "$WORK/$name.log" 'listening on' 10
-	FAKE_PORT=$(sed -n 's/.*listening on [0-9.]*:\([0-9][0-9]*\).*/\1/p' "$WORK/$name.log" | head -n1)
+	PORT_OF=$(sed -n 's/.*listening on [0-9.]*:\([0-9][0-9]*\).*/\1/p' "$WORK/$name.log" | head -n1)
 }
 
 # field FILE KEY: a value from the RESULT line bench wrote to FILE.
@@ -119,20 +121,19 @@ run_bench() {
 }
 
 echo "== starting the fake provider and the gateway"
-start_fake fake --latency-ms 0 --threads 512
-FAST_PORT=$FAKE_PORT
-FAST_PID=${PIDS[-1]}
+start_server fake "$FAKE" --listen 127.0.0.1:0 --latency-ms 0 --threads 512
+FAST_PORT=$PORT_OF
+FAST_PID=$PID_OF
 # A second fake whose streams last ~4 s (16 chunks, 250 ms apart) for the open-streams sample.
-start_fake fake-slow --threads $((K + 64)) --chunks 16 --chunk-interval-ms 250
-SLOW_PORT=$FAKE_PORT
+start_server fake-slow "$FAKE" --listen 127.0.0.1:0 --threads $((K + 64)) --chunks 16 \
+	--chunk-interval-ms 250
+SLOW_PORT=$PORT_OF
 DIRECT=http://127.0.0.1:$FAST_PORT/v1/chat/completions
 
 # The unmetered pass-through in front of the fast fake (see passthrough.c).
-"$PASSTHROUGH" 127.0.0.1:0 "$DIRECT" >"$WORK/passthrough.log" 2>&1 &
-PASS_PID=$!
-PIDS+=("$PASS_PID")
-wait_line "$WORK/passthrough.log" 'listening on' 10
-PASS=http://127.0.0.1:$(sed -n 's/.*listening on [0-9.]*:\([0-9][0-9]*\).*/\1/p' "$WORK/passthrough.log" | head -n1)/v1/chat/completions
+start_server passthrough "$PASSTHROUGH" 127.0.0.1:0 "$DIRECT"
+PASS_PID=$PID_OF
+PASS=http://127.0.0.1:$PORT_OF/v1/chat/completions
 PASSARGS=(--url "$PASS" --model m)
 
 mkdir -p "$DATA"

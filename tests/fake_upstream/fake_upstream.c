@@ -228,19 +228,6 @@ static const char *knobs_from_body(const cJSON *req, struct knobs *k)
 	return NULL;
 }
 
-/* Start a response with the headers every answer carries. */
-static void head_begin(struct mg_connection *conn, int status, const char *content_type)
-{
-	const char *auth = mg_get_header(conn, "Authorization");
-	const char *rid = mg_get_header(conn, "X-Request-Id");
-
-	mg_response_header_start(conn, status);
-	mg_response_header_add(conn, "Content-Type", content_type, -1);
-	mg_response_header_add(conn, "x-fake-echo-authorization", auth ? auth : "", -1);
-	if (rid)
-		mg_response_header_add(conn, "x-fake-echo-request-id", rid, -1);
-}
-
 /* Set when this answer is the connection's last (no_keep_alive). */
 static __thread int tls_closing;
 
@@ -250,45 +237,55 @@ static void no_keep_alive(struct mg_connection *conn)
 	mg_disable_connection_keep_alive(conn);
 }
 
-/* A whole answer in one write, head and body together, as servers send a
- * small response: a client then wakes once for it, not once for the head
- * and again for the body. */
-static int send_body(struct mg_connection *conn, int status, const char *content_type,
-		     const char *body, size_t len)
+/* Sends the head (the headers every answer carries, then `extra`: header
+ * lines each ending in CRLF) and len bytes of body in one write, as servers
+ * send a small response: a client then wakes once for it, not once for the
+ * head and again for the body. Returns status, or 500 when nothing could be
+ * sent. */
+static int send_answer(struct mg_connection *conn, int status, const char *content_type,
+		       const char *extra, const char *body, size_t len)
 {
 	const struct mg_request_info *ri = mg_get_request_info(conn);
 	const char *auth = mg_get_header(conn, "Authorization");
 	const char *rid = mg_get_header(conn, "X-Request-Id");
-	int head_only = strcmp(ri->request_method, "HEAD") == 0;
 	int closing = tls_closing || strcmp(ri->http_version, "1.1") != 0;
-	size_t cap = 512 + strlen(content_type) + (auth ? strlen(auth) : 0) +
+	size_t cap = 512 + strlen(content_type) + strlen(extra) + (auth ? strlen(auth) : 0) +
 		     (rid ? strlen(rid) : 0) + len;
 	char *out = malloc(cap);
 	int n;
 
 	if (!out) {
 		no_keep_alive(conn);
-		mg_response_header_start(conn, 500);
-		mg_response_header_send(conn);
 		return 500;
 	}
 	n = snprintf(out, cap,
 		     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nx-fake-echo-authorization: %s\r\n"
-		     "%s%s%sContent-Length: %zu\r\nConnection: %s\r\n\r\n",
+		     "%s%s%s%sConnection: %s\r\n\r\n",
 		     status, mg_get_response_code_text(conn, status), content_type, auth ? auth : "",
-		     rid ? "x-fake-echo-request-id: " : "", rid ? rid : "", rid ? "\r\n" : "", len,
+		     rid ? "x-fake-echo-request-id: " : "", rid ? rid : "", rid ? "\r\n" : "", extra,
 		     closing ? "close" : "keep-alive");
 	if (n < 0 || (size_t)n >= cap - len) {
 		free(out);
 		no_keep_alive(conn);
 		return 500;
 	}
-	if (!head_only && len)
+	if (len)
 		memcpy(out + n, body, len);
-	if (mg_write(conn, out, (size_t)n + (head_only ? 0 : len)) != (int)((size_t)n + (head_only ? 0 : len)))
+	if (mg_write(conn, out, (size_t)n + len) != (int)((size_t)n + len))
 		no_keep_alive(conn);
 	free(out);
 	return status;
+}
+
+static int send_body(struct mg_connection *conn, int status, const char *content_type,
+		     const char *body, size_t len)
+{
+	char clen[48];
+
+	snprintf(clen, sizeof(clen), "Content-Length: %zu\r\n", len);
+	if (strcmp(mg_get_request_info(conn)->request_method, "HEAD") == 0)
+		len = 0;
+	return send_answer(conn, status, content_type, clen, body, len);
 }
 
 static int send_json(struct mg_connection *conn, int status, const cJSON *body)
@@ -553,11 +550,10 @@ static int stream_chat(struct mg_connection *conn, const struct chat_plan *p, co
 	nchunks = k->chunks > 0 && k->chunks < n ? k->chunks : n;
 	if (!s.chunked)
 		no_keep_alive(conn);
-	head_begin(conn, 200, "text/event-stream");
-	mg_response_header_add(conn, "Cache-Control", "no-cache", -1);
-	if (s.chunked)
-		mg_response_header_add(conn, "Transfer-Encoding", "chunked", -1);
-	mg_response_header_send(conn);
+	send_answer(conn, 200, "text/event-stream",
+		    s.chunked ? "Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n" :
+				"Cache-Control: no-cache\r\n",
+		    NULL, 0);
 
 	if (sse_emit(&s, chunk_print(p, "assistant", "", NULL, 1)))
 		goto out;

@@ -14,17 +14,19 @@ E2E := tests/e2e
 APT_PACKAGES := build-essential cmake pkg-config libcivetweb-dev libsqlite3-dev libcjson-dev \
 	libsodium-dev libcurl4-openssl-dev libcmocka-dev sqlite3 curl chromium nodejs npm \
 	clang libclang-rt-14-dev
+BENCH_PACKAGES := nginx-light
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps deps-apt deps-npm build build-asan run test test-unit test-e2e test-crash test-asan test-fuzz fuzz crash bench clean
+.PHONY: all deps deps-apt deps-bench deps-npm build build-asan run test test-unit test-e2e test-crash test-asan test-fuzz fuzz crash bench clean
 
 all: build
 
 deps: deps-apt deps-npm
 
-# Install only the Debian packages that are missing (dpkg-query is fast and offline).
-deps-apt:
-	@missing=""; for p in $(APT_PACKAGES); do \
+# apt_install PACKAGES: install only the Debian packages that are missing
+# (dpkg-query is fast and offline).
+define apt_install
+	@missing=""; for p in $(1); do \
 		if [ "$$p" = nodejs ] || [ "$$p" = npm ]; then command -v $${p/nodejs/node} >/dev/null 2>&1 && continue; fi; \
 		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
 	done; \
@@ -33,6 +35,14 @@ deps-apt:
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+endef
+
+deps-apt:
+	$(call apt_install,$(APT_PACKAGES))
+
+# nginx is the benchmark's reference event-driven proxy (tests/bench/README.md).
+deps-bench:
+	$(call apt_install,$(BENCH_PACKAGES))
 
 # Pinned test packages from the lockfile; reinstalled only when the lockfile changes.
 deps-npm: $(E2E)/node_modules/.installed
@@ -93,7 +103,7 @@ test: deps
 crash: build
 	tests/crash/run.sh $(BUILD)
 
-bench: build
+bench: build deps-bench
 	tests/bench/run.sh $(BUILD)
 	tests/bench/pages.sh $(BUILD)
 

@@ -29,8 +29,9 @@ NS=${BENCH_NS:-500}
 K=${BENCH_K:-256}
 GW_THREADS=$((K + 64))
 
-for bin in "$TG" "$FAKE"; do
-	[ -x "$bin" ] || { echo "run.sh: $bin is missing; build first (make build)" >&2; exit 1; }
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+for bin in "$TG" "$FAKE" "$NGINX"; do
+	[ -x "$bin" ] || { echo "run.sh: $bin is missing; make bench builds and installs it" >&2; exit 1; }
 done
 
 # Each open stream costs the gateway several descriptors (client and provider
@@ -99,15 +100,24 @@ rss_kib() {
 	awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
 }
 
+# nginx_cpu_us: the CPU time nginx's workers have used so far, in µs.
+nginx_cpu_us() {
+	local t=0 w
+	for w in $(pgrep -P "$NGX_PID"); do
+		t=$((t + $(cpu_us "$w" 2>/dev/null || echo 0)))
+	done
+	echo "$t"
+}
+
 ERRORS=()
-declare -A CPU_GW CPU_FAKE CPU_PASS
+declare -A CPU_GW CPU_FAKE CPU_PASS CPU_NGX
 # run_bench NAME ARGS...: runs bench, RESULT line to $WORK/NAME.out; notes the
 # CPU time the gateway, the pass-through and the fast fake spent per
 # successful request.
 run_bench() {
-	local name=$1 g0 f0 p0 n
+	local name=$1 g0 f0 p0 x0 n
 	shift
-	g0=$(cpu_us "$GW_PID") f0=$(cpu_us "$FAST_PID") p0=$(cpu_us "$PASS_PID")
+	g0=$(cpu_us "$GW_PID") f0=$(cpu_us "$FAST_PID") p0=$(cpu_us "$PASS_PID") x0=$(nginx_cpu_us)
 	if ! "$BENCH" --label "$name" "$@" >"$WORK/$name.out"; then
 		ERRORS+=("$name")
 	fi
@@ -118,6 +128,7 @@ run_bench() {
 	CPU_GW[$name]=$((($(cpu_us "$GW_PID") - g0) / n))
 	CPU_FAKE[$name]=$((($(cpu_us "$FAST_PID") - f0) / n))
 	CPU_PASS[$name]=$((($(cpu_us "$PASS_PID") - p0) / n))
+	CPU_NGX[$name]=$((($(nginx_cpu_us) - x0) / n))
 }
 
 echo "== starting the fake provider and the gateway"
@@ -135,6 +146,43 @@ start_server passthrough "$PASSTHROUGH" 127.0.0.1:0 "$DIRECT"
 PASS_PID=$PID_OF
 PASS=http://127.0.0.1:$PORT_OF/v1/chat/completions
 PASSARGS=(--url "$PASS" --model m)
+
+# nginx as the reference event-driven proxy: one worker per core, keep-alive
+# to the fast fake, no access log; it only forwards. nginx cannot report a port
+# it picked, so try a few random ones.
+mkdir -p "$WORK/nginx"
+for try in 1 2 3 4 5; do
+	NGX_PORT=$((20000 + RANDOM % 20000))
+	cat >"$WORK/nginx/nginx.conf" <<EOF
+worker_processes auto;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx/body;
+  proxy_temp_path $WORK/nginx/proxy;
+  upstream fake { server 127.0.0.1:$FAST_PORT; keepalive 256; }
+  server {
+    listen 127.0.0.1:$NGX_PORT;
+    keepalive_requests 1000000;
+    location / { proxy_pass http://fake; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+EOF
+	"$NGINX" -p "$WORK/nginx" -e "$WORK/nginx/error.log" -c "$WORK/nginx/nginx.conf" >"$WORK/nginx.log" 2>&1 &
+	NGX_PID=$!
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$NGX_PID" 2>/dev/null || break
+		curl -s -o /dev/null "http://127.0.0.1:$NGX_PORT/" && break
+		sleep 0.05
+	done
+	kill -0 "$NGX_PID" 2>/dev/null && break
+done
+kill -0 "$NGX_PID" 2>/dev/null || { echo "run.sh: nginx did not start:" >&2; cat "$WORK/nginx/error.log" >&2; exit 1; }
+PIDS+=("$NGX_PID")
+NGXARGS=(--url "http://127.0.0.1:$NGX_PORT/v1/chat/completions" --model m)
 
 mkdir -p "$DATA"
 tg() { "$TG" "$@" --data-dir "$DATA" --log-level warn; }
@@ -173,6 +221,7 @@ echo "   (load average before the runs: $LOAD0; open-file limit $NOFILE)."
 echo "== warming up"
 run_bench warm-direct "${DIRARGS[@]}" --threads "$C" --duration 1
 run_bench warm-pass "${PASSARGS[@]}" --threads "$C" --duration 1
+run_bench warm-nginx "${NGXARGS[@]}" --threads "$C" --duration 1
 run_bench warm-gateway "${GWARGS[@]}" --threads "$C" --duration 2
 run_bench warm-gateway-stream "${GWARGS[@]}" --stream --threads 4 --requests 200
 sleep 1
@@ -183,6 +232,7 @@ BAL0=$(tg credits balance --org Bench)
 run_bench c1-direct "${DIRARGS[@]}" --requests "$N1" --warmup 100
 run_bench c1-gateway "${GWARGS[@]}" --requests "$N1" --warmup 100
 run_bench c1-pass "${PASSARGS[@]}" --requests "$N1" --warmup 100
+run_bench c1-nginx "${NGXARGS[@]}" --requests "$N1" --warmup 100
 BAL1=$(tg credits balance --org Bench)
 CHARGED=$(curl -s -o /dev/null -D - -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
 	-d '{"model":"bench-chat","messages":[{"role":"user","content":"hello"}],"max_tokens":16}' \
@@ -192,6 +242,7 @@ echo "== 2. concurrency $C, $SECS s each"
 run_bench c32-direct "${DIRARGS[@]}" --threads "$C" --duration "$SECS" --warmup 5
 run_bench c32-gateway "${GWARGS[@]}" --threads "$C" --duration "$SECS" --warmup 5
 run_bench c32-pass "${PASSARGS[@]}" --threads "$C" --duration "$SECS" --warmup 5
+run_bench c32-nginx "${NGXARGS[@]}" --threads "$C" --duration "$SECS" --warmup 5
 
 echo "== 3. streams, concurrency 1, $NS each"
 run_bench st-direct "${DIRARGS[@]}" --stream --requests "$NS" --warmup 20
@@ -230,6 +281,8 @@ TD50=$(f st-direct ttfb_p50) TD99=$(f st-direct ttfb_p99) TG50=$(f st-gateway tt
 SD50=$(f st-direct p50) SG50=$(f st-gateway p50)
 P50=$(f c1-pass p50) P99=$(f c1-pass p99) RP=$(f c32-pass rps)
 PRATIO=$(awk -v a="$RP" -v b="$RD" 'BEGIN { printf "%.0f", (b > 0 ? 100 * a / b : 0) }')
+N50=$(f c1-nginx p50) N99=$(f c1-nginx p99) RN=$(f c32-nginx rps)
+NRATIO=$(awk -v a="$RN" -v b="$RD" 'BEGIN { printf "%.0f", (b > 0 ? 100 * a / b : 0) }')
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 PER_STREAM=$(awk -v a="$RSS_OPEN" -v b="$RSS_IDLE" -v k="$K" 'BEGIN { printf "%.0f", (a - b) / k }')
 
@@ -270,16 +323,17 @@ OUT=$BUILD/bench-results.md
 	echo "| gateway RSS, $K streams open (MiB) | | $(mib "$RSS_OPEN") | ≈ $PER_STREAM KiB per stream | | |"
 	echo "| gateway RSS peak while streaming (MiB) | | $(mib "$RSS_PEAK") | | | |"
 	echo
-	echo "Reference: the same parts without metering (passthrough.c: CivetWeb, a reused libcurl"
-	echo "handle per thread, the body forwarded and the answer copied back; no key, no JSON, no ledger),"
-	echo "measured in the same run against the same fake:"
+	echo "Reference: two proxies without metering, measured in the same run against the same fake."
+	echo "passthrough.c is the same parts as the gateway (CivetWeb, a reused libcurl handle per"
+	echo "thread; no key, no JSON, no ledger); nginx is an event-driven proxy (one worker per core,"
+	echo "keep-alive to the fake, no access log) that only forwards:"
 	echo
-	echo "| Measure | Direct to fake | Unmetered pass-through | Added / ratio | Tollgate |"
+	echo "| Measure | Direct to fake | Pass-through | nginx | Tollgate |"
 	echo "| --- | ---: | ---: | ---: | ---: |"
-	echo "| c=1 non-stream p50 | $D50 | $P50 | +$((P50 - D50)) | +$ADD50 |"
-	echo "| c=1 non-stream p99 | $D99 | $P99 | +$((P99 - D99)) | +$ADD99 |"
-	echo "| c=$C throughput, req/s | $RD | $RP | $PRATIO % | $RATIO % |"
-	echo "| CPU per call, c=1 / c=$C (pass-through) | | ${CPU_PASS[c1-pass]} / ${CPU_PASS[c32-pass]} | | ${CPU_GW[c1-gateway]} / ${CPU_GW[c32-gateway]} |"
+	echo "| c=1 non-stream p50 (added) | $D50 | $P50 (+$((P50 - D50))) | $N50 (+$((N50 - D50))) | $G50 (+$ADD50) |"
+	echo "| c=1 non-stream p99 (added) | $D99 | $P99 (+$((P99 - D99))) | $N99 (+$((N99 - D99))) | $G99 (+$ADD99) |"
+	echo "| c=$C throughput, req/s (of direct) | $RD | $RP ($PRATIO %) | $RN ($NRATIO %) | $RG ($RATIO %) |"
+	echo "| proxy CPU per call, c=1 / c=$C | | ${CPU_PASS[c1-pass]} / ${CPU_PASS[c32-pass]} | ${CPU_NGX[c1-nginx]} / ${CPU_NGX[c32-nginx]} | ${CPU_GW[c1-gateway]} / ${CPU_GW[c32-gateway]} |"
 	echo
 	echo "Open streams: $OPEN_OK of $K finished cleanly; all were open after $((OPEN_AFTER / 1000)) ms."
 	echo "Ledger check (run 1): $LEDGER."

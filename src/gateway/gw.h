@@ -66,6 +66,10 @@ struct gw_sink {
 	int (*on_status)(void *ud, int status, const char *content_type);
 	/* Return 0 to go on, non-zero to abort the transfer. */
 	int (*on_body)(void *ud, const char *p, size_t n);
+	/* Optional: what has arrived so far went to on_body and the transfer
+	 * is about to wait for more (also about once a second while it waits).
+	 * Non-zero aborts the transfer. */
+	int (*on_idle)(void *ud);
 };
 
 enum gw_fwd_result {

@@ -27,6 +27,7 @@
 
 #define UPSTREAM_BODY_MAX ((size_t)32 << 20) /* a non-stream answer or an error body */
 #define SSE_EVENT_MAX ((size_t)4 << 20)
+#define RELAY_FLUSH_AT ((size_t)64 << 10) /* queued client events sent even before the provider pauses */
 #define MAX_N 16
 
 struct call {
@@ -57,6 +58,8 @@ struct call {
 	buf_t up_body;
 	sse_parser_t *sse;
 	int relaying;     /* our 200 event-stream head is sent */
+	buf_t relay;      /* events for the client not yet sent (see relay_flush) */
+	int relayed_one;  /* the first event went out */
 	int client_gone;
 	int done_seen;
 	char *usage_event; /* the final usage chunk, held back until the debit is recorded */
@@ -586,19 +589,38 @@ static void count_content(struct call *c, const cJSON *obj)
 	}
 }
 
+static int relay_flush(struct call *c, int last);
+
+/* Queue one event for the client. The first goes out at once (time to first
+ * token); the others that arrived together go out together when the transfer
+ * is about to wait for more (sink_idle): one write and one wake-up of the
+ * client for them, and no later than they could have been sent one by one. */
 static int relay_write(struct call *c, const char *data, size_t len)
 {
-	buf_t ev;
-	int rc;
-
 	if (c->client_gone)
 		return 1;
 	/* The parser already capped the event; framing adds a few bytes a line. */
-	buf_init(&ev, 0);
-	rc = sse_write_event(&ev, data, len);
-	if (rc == TG_OK)
-		rc = resp_stream_write(c->r, ev.data, ev.len);
-	buf_free(&ev);
+	if (sse_write_event(&c->relay, data, len) != TG_OK) {
+		c->client_gone = 1;
+		return 1;
+	}
+	if (!c->relayed_one) {
+		c->relayed_one = 1;
+		return relay_flush(c, 0);
+	}
+	return 0;
+}
+
+/* Send the queued events; with last, end the response in the same write. */
+static int relay_flush(struct call *c, int last)
+{
+	int rc;
+
+	if (c->client_gone || (!c->relay.len && !last))
+		return c->client_gone;
+	rc = last ? resp_stream_end(c->r, c->relay.data, c->relay.len)
+		  : resp_stream_write(c->r, c->relay.data, c->relay.len);
+	buf_reset(&c->relay);
 	if (rc != TG_OK) {
 		c->client_gone = 1;
 		return 1;
@@ -690,12 +712,22 @@ static int sink_status(void *ud, int status, const char *ctype)
 	return 0;
 }
 
+static int sink_idle(void *ud)
+{
+	struct call *c = ud;
+
+	return c->relaying ? relay_flush(c, 0) : 0;
+}
+
 static int sink_body(void *ud, const char *p, size_t n)
 {
 	struct call *c = ud;
 
-	if (c->relaying)
-		return sse_feed(c->sse, p, n, on_event, c) != 0;
+	if (c->relaying) {
+		if (sse_feed(c->sse, p, n, on_event, c))
+			return 1;
+		return c->relay.len >= RELAY_FLUSH_AT ? relay_flush(c, 0) : 0;
+	}
 	if (buf_append(&c->up_body, p, n) != TG_OK) {
 		snprintf(c->err, sizeof(c->err), "the provider's answer is larger than %zu bytes",
 			 UPSTREAM_BODY_MAX);
@@ -843,8 +875,7 @@ static int answer_stream_end(struct call *c, int fwd)
 	relay_held(c);
 	if (c->done_seen)
 		relay_write(c, "[DONE]", 6);
-	if (!c->client_gone)
-		resp_stream_end(c->r);
+	relay_flush(c, 1);
 	return TG_OK;
 }
 
@@ -923,6 +954,7 @@ static int run_call(tg_req_t *r, const char *endpoint, const char *path, int emb
 	c.endpoint = endpoint;
 	c.path = path;
 	buf_init(&c.up_body, UPSTREAM_BODY_MAX);
+	buf_init(&c.relay, 0);
 
 	c.req = req_json(r);
 	if (!c.req) {
@@ -1065,7 +1097,7 @@ static int run_call(tg_req_t *r, const char *endpoint, const char *path, int emb
 		goto out;
 	}
 	{
-		struct gw_sink sink = { &c, sink_status, sink_body };
+		struct gw_sink sink = { &c, sink_status, sink_body, sink_idle };
 
 		c.up_start_us = time_mono_us();
 		if (c.prov.kind == PROVIDER_ECHO) {
@@ -1109,6 +1141,7 @@ out:
 	cJSON_Delete(c.req);
 	cJSON_free(body);
 	buf_free(&c.up_body);
+	buf_free(&c.relay);
 	json_arena_end();
 	return rc;
 }

@@ -89,6 +89,21 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 	return len;
 }
 
+/* libcurl calls this after each pass over the bytes that arrived, before it
+ * waits for more, and about once a second while it waits. */
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow)
+{
+	struct xfer *x = ud;
+
+	(void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+	if (x->status_sent && x->sink->on_idle(x->sink->ud)) {
+		x->aborted = 1;
+		return 1; /* makes curl stop with CURLE_ABORTED_BY_CALLBACK */
+	}
+	return 0;
+}
+
 int upstream_post(const struct provider *prov, const char *path, const char *body, size_t len,
 		  const char *request_id, struct gw_sink *sink, int64_t *first_byte_us, char *err,
 		  size_t errlen)
@@ -114,6 +129,7 @@ int upstream_post(const struct provider *prov, const char *path, const char *bod
 		curl_easy_setopt(tls_curl, CURLOPT_POST, 1L);
 		curl_easy_setopt(tls_curl, CURLOPT_HEADERFUNCTION, on_header);
 		curl_easy_setopt(tls_curl, CURLOPT_WRITEFUNCTION, on_body);
+		curl_easy_setopt(tls_curl, CURLOPT_XFERINFOFUNCTION, on_progress);
 		curl_easy_setopt(tls_curl, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
 		curl_easy_setopt(tls_curl, CURLOPT_NOSIGNAL, 1L);
 		curl_easy_setopt(tls_curl, CURLOPT_TCP_NODELAY, 1L);
@@ -150,6 +166,8 @@ int upstream_post(const struct provider *prov, const char *path, const char *bod
 	curl_easy_setopt(tls_curl, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(tls_curl, CURLOPT_HEADERDATA, &x);
 	curl_easy_setopt(tls_curl, CURLOPT_WRITEDATA, &x);
+	curl_easy_setopt(tls_curl, CURLOPT_XFERINFODATA, &x);
+	curl_easy_setopt(tls_curl, CURLOPT_NOPROGRESS, sink->on_idle ? 0L : 1L);
 	curl_easy_setopt(tls_curl, CURLOPT_TIMEOUT_MS, (long)(prov->timeout_s * 1000));
 
 	cc = curl_easy_perform(tls_curl);

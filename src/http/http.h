@@ -124,10 +124,11 @@ int resp_error(tg_req_t *r, int status, const char *type, const char *code, cons
 typedef int (*resp_html_error_fn)(tg_req_t *r, int status, const char *title, const char *message);
 void resp_set_html_error_renderer(resp_html_error_fn fn);
 /* Start a streaming response (chunked transfer encoding); then write with
- * resp_stream_write and finish with resp_stream_end. */
+ * resp_stream_write and finish with resp_stream_end, which sends its n bytes
+ * (n may be 0) and the end of the response in one write. */
 int resp_stream_start(tg_req_t *r, int status, const char *content_type);
 int resp_stream_write(tg_req_t *r, const void *p, size_t n);
-int resp_stream_end(tg_req_t *r);
+int resp_stream_end(tg_req_t *r, const void *p, size_t n);
 const char *resp_status_text(int status);
 
 #endif

@@ -202,27 +202,35 @@ int resp_stream_start(tg_req_t *r, int status, const char *content_type)
 	return rc;
 }
 
-int resp_stream_write(tg_req_t *r, const void *p, size_t n)
+/* One chunk of n bytes (none when n is 0), then the last chunk if last: the
+ * framing and the data go out in one write, one packet. */
+static int stream_send(tg_req_t *r, const void *p, size_t n, int last)
 {
 	buf_t b;
-	int rc;
+	int rc = TG_OK;
 
-	if (n == 0)
-		return TG_OK;
-	/* Chunk framing and data in one write: one packet per event. */
 	buf_init(&b, 0);
-	rc = buf_appendf(&b, "%zx\r\n", n);
-	if (!rc)
-		rc = buf_append(&b, p, n);
-	if (!rc)
-		rc = buf_puts(&b, "\r\n");
-	if (!rc && mg_write(r->conn, b.data, b.len) != (int)b.len)
+	if (n) {
+		rc = buf_appendf(&b, "%zx\r\n", n);
+		if (!rc)
+			rc = buf_append(&b, p, n);
+		if (!rc)
+			rc = buf_puts(&b, "\r\n");
+	}
+	if (!rc && last)
+		rc = buf_puts(&b, "0\r\n\r\n");
+	if (!rc && b.len && mg_write(r->conn, b.data, b.len) != (int)b.len)
 		rc = TG_EIO;
 	buf_free(&b);
 	return rc;
 }
 
-int resp_stream_end(tg_req_t *r)
+int resp_stream_write(tg_req_t *r, const void *p, size_t n)
 {
-	return mg_write(r->conn, "0\r\n\r\n", 5) == 5 ? TG_OK : TG_EIO;
+	return stream_send(r, p, n, 0);
+}
+
+int resp_stream_end(tg_req_t *r, const void *p, size_t n)
+{
+	return stream_send(r, p, n, 1);
 }

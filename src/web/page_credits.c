@@ -367,11 +367,9 @@ int page_credits_csv(tg_req_t *r)
 		}
 	}
 	db_done(st);
-	if (rc == TG_OK && b.len)
-		rc = resp_stream_write(r, b.data, b.len);
-	buf_free(&b);
 	if (rc == TG_OK)
-		rc = resp_stream_end(r);
+		rc = resp_stream_end(r, b.data, b.len);
+	buf_free(&b);
 	return rc;
 }
 

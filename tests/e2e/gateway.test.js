@@ -109,6 +109,23 @@ describe('gateway', () => {
     assert.equal(before - balance(gw.srv.dataDir, 'Acme'), cost);
   });
 
+  test('stream chunks reach the client as the provider sends them, not at the end', async () => {
+    // The relay sends what arrived together in one write; chunks the provider
+    // spaces out must still arrive spaced out.
+    const stream = await client.chat.completions.create({
+      model: 'fake-chat', messages: MESSAGES, max_tokens: 4, stream: true,
+      x_fake: { chunks: 4, chunk_interval_ms: 300 },
+    });
+    const at = [];
+    for await (const chunk of stream) {
+      if (chunk.choices[0]?.delta?.content) at.push(Date.now());
+    }
+    assert.equal(at.length, 4);
+    for (let i = 1; i < at.length; i++) {
+      assert.ok(at[i] - at[i - 1] >= 150, `chunk ${i} came ${at[i] - at[i - 1]} ms after the one before`);
+    }
+  });
+
   test('a provider that puts usage in every chunk: chunks stay in order, billed once from the last', async () => {
     const before = balance(gw.srv.dataDir, 'Acme');
     const stream = await client.chat.completions.create({

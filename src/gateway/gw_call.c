@@ -57,7 +57,7 @@ struct call {
 	char up_ctype[128];
 	buf_t up_body;
 	sse_parser_t *sse;
-	int relaying;     /* our 200 event-stream head is sent */
+	int relaying;     /* our 200 event-stream answer has started */
 	buf_t relay;      /* events for the client not yet sent (see relay_flush) */
 	int relayed_one;  /* the first event went out */
 	int client_gone;
@@ -611,13 +611,14 @@ static int relay_write(struct call *c, const char *data, size_t len)
 	return 0;
 }
 
-/* Send the queued events; with last, end the response in the same write. */
+/* Send our head if it still waits and the queued events; with last, end the
+ * response in the same write. */
 static int relay_flush(struct call *c, int last)
 {
 	int rc;
 
-	if (c->client_gone || (!c->relay.len && !last))
-		return c->client_gone;
+	if (c->client_gone)
+		return 1;
 	rc = last ? resp_stream_end(c->r, c->relay.data, c->relay.len)
 		  : resp_stream_write(c->r, c->relay.data, c->relay.len);
 	buf_reset(&c->relay);

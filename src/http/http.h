@@ -45,6 +45,7 @@ typedef struct tg_req {
 	struct web_session *session; /* set for AUTH_SESSION / AUTH_ADMIN routes */
 	struct gw_key *key;          /* set for AUTH_APIKEY routes */
 	buf_t headers;     /* extra response header lines "Name: value\r\n" */
+	buf_t stream_head; /* a streaming answer's head, sent with its first bytes */
 	int status;        /* status sent, for the access log (0 = nothing sent) */
 	int close;         /* 1: close the connection after the answer (set before sending) */
 	int64_t start_us;
@@ -125,7 +126,9 @@ typedef int (*resp_html_error_fn)(tg_req_t *r, int status, const char *title, co
 void resp_set_html_error_renderer(resp_html_error_fn fn);
 /* Start a streaming response (chunked transfer encoding); then write with
  * resp_stream_write and finish with resp_stream_end, which sends its n bytes
- * (n may be 0) and the end of the response in one write. */
+ * (n may be 0) and the end of the response in one write. The head waits for
+ * the first write (resp_stream_write with n = 0 sends it alone); one still
+ * waiting when the handler returns goes out with an empty body. */
 int resp_stream_start(tg_req_t *r, int status, const char *content_type);
 int resp_stream_write(tg_req_t *r, const void *p, size_t n);
 int resp_stream_end(tg_req_t *r, const void *p, size_t n);

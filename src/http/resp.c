@@ -188,28 +188,33 @@ int resp_error(tg_req_t *r, int status, const char *type, const char *code, cons
 
 int resp_stream_start(tg_req_t *r, int status, const char *content_type)
 {
-	buf_t b;
 	int rc;
 
-	buf_init(&b, 0);
-	rc = build_head(r, &b, status, content_type);
+	buf_init(&r->stream_head, 0);
+	rc = build_head(r, &r->stream_head, status, content_type);
 	if (!rc)
-		rc = buf_puts(&b, "Transfer-Encoding: chunked\r\n\r\n");
+		rc = buf_puts(&r->stream_head, "Transfer-Encoding: chunked\r\n\r\n");
+	if (rc) {
+		buf_free(&r->stream_head);
+		return rc;
+	}
 	r->status = status;
-	if (!rc && mg_write(r->conn, b.data, b.len) != (int)b.len)
-		rc = TG_EIO;
-	buf_free(&b);
-	return rc;
+	return TG_OK;
 }
 
-/* One chunk of n bytes (none when n is 0), then the last chunk if last: the
- * framing and the data go out in one write, one packet. */
+/* The head if it still waits, one chunk of n bytes (none when n is 0), then
+ * the last chunk if last: all in one write, one packet. */
 static int stream_send(tg_req_t *r, const void *p, size_t n, int last)
 {
 	buf_t b;
 	int rc = TG_OK;
 
-	buf_init(&b, 0);
+	if (!n && !last && !r->stream_head.len)
+		return TG_OK;
+	b = r->stream_head; /* the head's buffer becomes the write's */
+	memset(&r->stream_head, 0, sizeof(r->stream_head));
+	if (!b.data)
+		buf_init(&b, 0);
 	if (n) {
 		rc = buf_appendf(&b, "%zx\r\n", n);
 		if (!rc)

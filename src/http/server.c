@@ -317,6 +317,8 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
 	} else {
 		dispatch_route(&r);
 	}
+	if (r.stream_head.len)
+		resp_stream_end(&r, NULL, 0); /* a stream that never wrote: its head, empty */
 	if (r.close)
 		close_after_answer(&r);
 	metrics_http_request(r.method, r.path, r.status);
@@ -327,6 +329,7 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
 	free(path);
 	buf_free(&r.body);
 	buf_free(&r.headers);
+	buf_free(&r.stream_head);
 	return r.status ? r.status : 500;
 }
 

@@ -55,6 +55,11 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 	va_end(ap);
 	if (n < 0)
 		return;
+	/* Whatever a client managed to put in (a method, a header): one line,
+	 * no terminal escapes. */
+	for (char *p = line; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 	/* One fputs per line keeps lines from different threads whole. */
 	fprintf(stderr, "%s %-5s %s\n", stamp, level_names[lvl], line);
 }

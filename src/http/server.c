@@ -333,6 +333,68 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
 	return r.status ? r.status : 500;
 }
 
+/* The errors CivetWeb answers itself, before any handler runs (a request it
+ * cannot parse, a body without a valid Content-Length, an HTTP version it
+ * does not speak), in the envelopes of ours: JSON under the API and when the
+ * path is unknown, HTML in the dashboard; with a request id and the security
+ * headers, the connection closed after it. */
+static int on_http_error(struct mg_connection *conn, int status, const char *errmsg)
+{
+	static const struct {
+		int status;
+		const char *code, *message;
+	} known[] = {
+		{ 400, "bad_request", "The request could not be read as HTTP/1.1." },
+		{ 408, "request_timeout", "The request did not arrive in time." },
+		{ 411, "length_required",
+		  "A request body needs a valid Content-Length or chunked transfer encoding." },
+		{ 413, "request_too_large", "The request is too large." },
+		{ 431, "headers_too_large", "The request's header fields are too large." },
+		{ 505, "http_version_not_supported", "Only HTTP/1.0 and HTTP/1.1 are served here." },
+	};
+	const char *code = status < 500 ? "bad_request" : "server_error";
+	const char *message = status < 500 ? "The request could not be read as HTTP/1.1." :
+					     "The server could not handle the request.";
+	char path[256];
+	tg_req_t r;
+	size_t i;
+
+	(void)errmsg; /* CivetWeb's wording, with bytes of the request in it */
+	for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (known[i].status == status) {
+			code = known[i].code;
+			message = known[i].message;
+		}
+	memset(&r, 0, sizeof(r));
+	r.start_us = time_mono_us();
+	r.conn = conn;
+	r.ri = mg_get_request_info(conn);
+	r.method = r.ri && r.ri->request_method ? r.ri->request_method : "-";
+	if (r.ri && (r.ri->local_uri || r.ri->request_uri)) {
+		/* Only as far as the query: this decides the envelope. */
+		snprintf(path, sizeof(path), "%s", r.ri->local_uri ? r.ri->local_uri :
+								 r.ri->request_uri);
+		path[strcspn(path, "?")] = '\0';
+		r.path = path;
+	}
+	r.api = !r.path || is_api_path(r.path);
+	if (!r.path)
+		r.path = "-";
+	r.close = 1;
+	buf_init(&r.headers, 16384);
+	if (r.ri)
+		request_id_init(&r);
+	else
+		snprintf(r.request_id, sizeof(r.request_id), "-");
+	resp_error(&r, status, status < 500 ? "invalid_request_error" : "server_error", code,
+		   message);
+	metrics_http_request(r.method, r.path, r.status);
+	log_request(r.method, r.path, r.status, time_mono_us() - r.start_us, r.request_id);
+	buf_free(&r.headers);
+	buf_free(&r.stream_head);
+	return 0;
+}
+
 static int log_civetweb(const struct mg_connection *conn, const char *message)
 {
 	(void)conn;
@@ -406,6 +468,7 @@ int server_start(const tg_config_t *cfg, char *err, size_t errlen)
 	cb.log_message = log_civetweb;
 	cb.exit_thread = thread_exit;
 	cb.connection_close = on_connection_close;
+	cb.http_error = on_http_error;
 	mg_init_library(0);
 	ctx = mg_start(&cb, NULL, options);
 	if (!ctx) {

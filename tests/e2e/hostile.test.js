@@ -321,6 +321,30 @@ describe('hostile HTTP', () => {
     assert.equal(onlyAnswer(r, '60 headers').status, 200);
   });
 
+  test('what the HTTP layer refuses before any route gets our envelopes: JSON under /v1, HTML in the dashboard', async () => {
+    let res = onlyAnswer(await exchange(['GET /v1/models HTTP/9.9\r\nHost: 127.0.0.1\r\n\r\n']), 'HTTP/9.9');
+    assert.equal(res.status, 505);
+    assert.match(res.get('content-type'), /^application\/json/);
+    const err = JSON.parse(res.body).error;
+    assert.equal(err.code, 'http_version_not_supported');
+    assert.equal(err.type, 'server_error');
+    assert.match(res.get('x-request-id'), /^req_[0-9a-f]{28}$/);
+    assert.equal(res.get('x-content-type-options'), 'nosniff');
+    assert.equal(res.get('connection'), 'close');
+
+    res = onlyAnswer(await exchange(['POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: abc\r\n\r\n']), 'Content-Length abc');
+    assertJsonError(res, 411, 'length_required', 'Content-Length abc');
+    assert.match(res.get('x-request-id'), /^req_[0-9a-f]{28}$/);
+
+    // No request line to tell the path: the API's envelope.
+    res = onlyAnswer(await exchange(['HELLO\r\n\r\n']), 'no request line');
+    assertJsonError(res, 400, 'bad_request', 'no request line');
+
+    res = onlyAnswer(await exchange(['POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: -5\r\n\r\n']), 'Content-Length -5 on a form');
+    assertHtmlError(res, 411, 'Content-Length -5 on a form');
+    assert.match(res.body, /valid Content-Length/);
+  });
+
   test('slowloris: sockets sending their head a byte at a time never starve other clients', async () => {
     // Twice as many slow sockets as workers, each trickling a head far slower
     // than request_timeout_ms allows.

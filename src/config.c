@@ -50,6 +50,8 @@ static const struct opt opts[] = {
 	I(busy_timeout_ms, 0, 600000, "SQLite busy timeout in milliseconds (5000)"),
 	I(request_timeout_ms, 100, 600000,
 	  "ms a client may take to send a request's head, stall sending its body or reading an answer, or idle on a kept-alive connection (up to 30 s) (30000)"),
+	I(webhook_private_ok, 0, 1,
+	  "1: alert webhooks may go to loopback, private and link-local addresses (0)"),
 };
 
 void config_defaults(tg_config_t *c)

@@ -34,6 +34,7 @@ typedef struct tg_config {
 	int64_t session_absolute_s;
 	int64_t busy_timeout_ms;
 	int64_t request_timeout_ms;
+	int64_t webhook_private_ok;      /* 1: webhooks may go to non-public addresses */
 } tg_config_t;
 
 /* Fill with defaults. */

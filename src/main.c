@@ -136,6 +136,7 @@ static int cmd_serve(struct cli_args *a)
 	server_on_thread_exit(gw_thread_cleanup);
 	if (db_checkpointer_start())
 		log_warn("could not start the WAL checkpointer; relying on automatic checkpoints");
+	alerts_allow_private((int)a->cfg.webhook_private_ok);
 	alerts_worker_start(); /* budget alert webhooks; logs its own failure */
 	if (server_start(&a->cfg, err, sizeof(err))) {
 		fprintf(stderr, "tollgate: %s\n", err);

@@ -1,7 +1,9 @@
 /* alerts.c - budget alerts; see alerts.h. */
 #include "alerts/alerts.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -57,10 +59,105 @@ int alerts_share_step(struct alerts_share_state *s, int64_t period_start, int ho
 	return 1;
 }
 
+/* ------------------------------------------- where webhooks may go */
+
+/* Webhooks are set by org admins, who are tenants, not operators: without
+ * this check one could make the server POST into its own network (cloud
+ * metadata, admin ports on loopback) and read the outcome in the delivery
+ * log. Off: only public addresses, checked at connect time on the address
+ * libcurl resolved (a name that resolves, or later re-resolves, to a private
+ * address is refused too). */
+static atomic_int private_ok;
+
+void alerts_allow_private(int yes)
+{
+	atomic_store(&private_ok, yes ? 1 : 0);
+}
+
+static int v4_private(uint32_t a) /* host order */
+{
+	return (a >> 24) == 0 || (a >> 24) == 10 || (a >> 24) == 127 ||
+	       (a & 0xffc00000u) == 0x64400000u || /* 100.64/10, carrier NAT */
+	       (a & 0xffff0000u) == 0xa9fe0000u || /* 169.254/16, link-local, metadata */
+	       (a & 0xfff00000u) == 0xac100000u || /* 172.16/12 */
+	       (a & 0xffffff00u) == 0xc0000000u || /* 192.0.0/24 */
+	       (a & 0xffff0000u) == 0xc0a80000u || /* 192.168/16 */
+	       (a & 0xfffe0000u) == 0xc6120000u || /* 198.18/15 */
+	       (a >> 28) >= 0xe;                   /* multicast, reserved, broadcast */
+}
+
+int alerts_addr_private(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET)
+		return v4_private(ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr));
+	if (sa->sa_family == AF_INET6) {
+		const unsigned char *b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+		static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+		static const unsigned char zero[15] = { 0 };
+
+		if (memcmp(b, mapped, 12) == 0) /* ::ffff:a.b.c.d */
+			return v4_private((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 |
+					  (uint32_t)b[14] << 8 | b[15]);
+		return memcmp(b, zero, 15) == 0 ||            /* :: and ::1 */
+		       (b[0] & 0xfe) == 0xfc ||               /* fc00::/7, unique local */
+		       (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) || /* fe80::/10, link-local */
+		       b[0] == 0xff;                          /* multicast */
+	}
+	return 1; /* nothing else is ever a webhook's address */
+}
+
+struct dest {
+	char refused[INET6_ADDRSTRLEN]; /* the address refused, if one was */
+};
+
+static curl_socket_t open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	struct dest *d = ud;
+
+	if (purpose == CURLSOCKTYPE_IPCXN && !atomic_load(&private_ok) &&
+	    alerts_addr_private(&a->addr)) {
+		const void *ip = a->family == AF_INET6 ?
+					 (const void *)&((struct sockaddr_in6 *)&a->addr)->sin6_addr :
+					 (const void *)&((struct sockaddr_in *)&a->addr)->sin_addr;
+
+		if (!inet_ntop(a->family, ip, d->refused, sizeof(d->refused)))
+			snprintf(d->refused, sizeof(d->refused), "?");
+		return CURL_SOCKET_BAD;
+	}
+	return socket(a->family, a->socktype, a->protocol);
+}
+
+/* The host of an http(s) URL when it is an IP literal (not a name). */
+static int url_ip(const char *host, struct sockaddr_storage *ss)
+{
+	char h[ALERTS_URL_MAX + 1];
+	size_t n = strcspn(host, "/?#");
+	const char *at;
+
+	memcpy(h, host, n);
+	h[n] = '\0';
+	at = strrchr(h, '@');
+	memmove(h, at ? at + 1 : h, strlen(at ? at + 1 : h) + 1);
+	memset(ss, 0, sizeof(*ss));
+	if (h[0] == '[') {
+		char *end = strchr(h, ']');
+
+		if (!end)
+			return 0;
+		*end = '\0';
+		ss->ss_family = AF_INET6;
+		return inet_pton(AF_INET6, h + 1, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1;
+	}
+	h[strcspn(h, ":")] = '\0';
+	ss->ss_family = AF_INET;
+	return inet_pton(AF_INET, h, &((struct sockaddr_in *)ss)->sin_addr) == 1;
+}
+
 /* ------------------------------------------------- validation, signing */
 
 int alerts_check_url(const char *url, const char **why)
 {
+	struct sockaddr_storage ss;
 	const char *p, *host;
 	size_t n = url ? strlen(url) : 0;
 
@@ -88,6 +185,13 @@ int alerts_check_url(const char *url, const char **why)
 	}
 	if (!*host || *host == '/' || *host == '?' || *host == '#' || *host == ':' || *host == '@') {
 		*why = "The webhook URL needs a host name, e.g. https://hooks.example.com/tollgate.";
+		return TG_EINVAL;
+	}
+	if (!atomic_load(&private_ok) && url_ip(host, &ss) &&
+	    alerts_addr_private((struct sockaddr *)&ss)) {
+		*why = "The webhook URL points at a loopback, private or link-local address. "
+		       "Only public addresses are allowed unless the server's operator sets "
+		       "webhook_private_ok = 1.";
 		return TG_EINVAL;
 	}
 	return TG_OK;
@@ -294,6 +398,7 @@ static int post_once(const char *url, const char *body, const char *sig, long *s
 {
 	struct curl_slist *h = NULL, *t;
 	char sighdr[ALERTS_SIG_LEN + 40];
+	struct dest d = { "" };
 	CURL *c = curl_easy_init();
 	CURLcode cc;
 	int rc = TG_EIO;
@@ -325,7 +430,14 @@ static int post_once(const char *url, const char *body, const char *sig, long *s
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard_cb);
 	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, xfer_cb);
+	curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+	curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, &d);
 	cc = curl_easy_perform(c);
+	if (cc != CURLE_OK && d.refused[0]) {
+		snprintf(err, errlen, "refused: %s is not a public address (webhook_private_ok)",
+			 d.refused);
+		goto out;
+	}
 	if (cc != CURLE_OK) {
 		snprintf(err, errlen, "%s", cc == CURLE_OPERATION_TIMEDOUT ? "timed out after 5 s" :
 					    curl_easy_strerror(cc));

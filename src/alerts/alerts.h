@@ -33,6 +33,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "core/common.h"
 #include "crypto/secrets.h"
@@ -48,6 +49,12 @@ enum alert_kind { ALERT_BALANCE_BELOW = 0, ALERT_KEY_SHARE };
 
 /* Keep the box key for webhook secrets. Call once at start (app.c). */
 void alerts_init(const tg_secrets_t *secrets);
+/* Whether webhooks may go to addresses that are not public (loopback,
+ * private, link-local, ...): off unless the operator sets webhook_private_ok.
+ * Set once before serving. */
+void alerts_allow_private(int yes);
+/* 1 when the address is not a public unicast one (see alerts.c). */
+int alerts_addr_private(const struct sockaddr *sa);
 /* The delivery thread (serve only). Stop joins it (an attempt in flight is
  * aborted, events still queued are dropped) and frees the threshold cache;
  * it is safe to call when the thread never started. */

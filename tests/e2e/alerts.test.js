@@ -87,7 +87,8 @@ async function spend(c = client) {
 }
 
 before(async () => {
-  gw = await startGateway({ credits: '2' });
+  // The receiver listens on loopback: this operator allows private webhook targets.
+  gw = await startGateway({ credits: '2', serverArgs: ['--webhook-private-ok', '1'] });
   addUser(gw.srv.dataDir, MEMBER);
   addMember(gw.srv.dataDir, 'Acme', MEMBER.email, 'member');
   key = createKey(gw.srv.dataDir, 'Acme', 'batch jobs');
@@ -313,5 +314,44 @@ describe('budget alerts', () => {
     const got = (await waitForPosts(before + 1)).slice(before);
     assert.equal(got.length, 1);
     verify(got[0]);
+  });
+});
+
+describe('webhook targets without webhook_private_ok (the default)', () => {
+  let gw2;
+
+  after(async () => {
+    if (gw2) {
+      assert.equal(await gw2.srv.stop(), 0);
+      await gw2.stop();
+    }
+  });
+
+  test('a private address is refused when saved, and a name that resolves to one when delivering', async () => {
+    gw2 = await startGateway({ credits: '2' });
+    const c = await new Client(gw2.srv.url).login(OWNER.email, OWNER.password);
+    for (const url of [receiver.url, 'http://169.254.169.254/latest/meta-data/', 'http://[::1]:8081/x', 'http://10.0.0.8/hook']) {
+      const res = await c.post('/alerts/webhook', { url }, '/alerts');
+      assert.equal(res.status, 422, url);
+      assert.match(await res.text(), /loopback, private or link-local address[\s\S]*webhook_private_ok = 1/, url);
+    }
+    assert.equal(dbSql(gw2.srv.dataDir, 'SELECT count(*) FROM alert_webhooks'), '0');
+
+    // A host name passes the form; the address it resolves to is checked on connect.
+    const port = new URL(receiver.url).port;
+    const res = await c.post('/alerts/webhook', { url: `http://localhost:${port}/hooks/tollgate?src=private` }, '/alerts');
+    assert.equal(res.status, 200);
+    assert.match(await res.text(), /whsec_/);
+    const start = balance(gw2.srv.dataDir, 'Acme');
+    assert.equal((await c.post('/alerts/balance', { balance: fmt(start - 60000n) }, '/alerts')).status, 303);
+    const c2 = new OpenAI({ apiKey: createKey(gw2.srv.dataDir, 'Acme', 'private-target'), baseURL: `${gw2.srv.url}/v1`, maxRetries: 0 });
+    for (let i = 0; i < 3; i++) await spend(c2);
+    let row = '';
+    for (let i = 0; i < 100 && !row; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      row = dbSql(gw2.srv.dataDir, 'SELECT ok || \'|\' || status || \'|\' || error FROM alert_deliveries WHERE attempt = 1');
+    }
+    assert.match(row, /^0\|0\|refused: (127\.0\.0\.1|::1) is not a public address/);
+    assert.ok(!receiver.got.some((g) => g.url.includes('src=private')), 'nothing reached the receiver');
   });
 });

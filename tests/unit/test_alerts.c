@@ -2,6 +2,8 @@
  * re-arms after clearing, many debits in a row fire once), the share
  * arithmetic, URL validation, the webhook signature, and the settings and
  * banner conditions on a fresh database. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -192,7 +194,7 @@ static void test_check_url(void **state)
 
 	(void)state;
 	assert_int_equal(alerts_check_url("https://hooks.example.com/tollgate", &why), TG_OK);
-	assert_int_equal(alerts_check_url("http://127.0.0.1:8080/h?x=1", &why), TG_OK);
+	assert_int_equal(alerts_check_url("http://203.0.113.7:8080/h?x=1", &why), TG_OK);
 	assert_int_equal(alerts_check_url("HTTPS://Example.com", &why), TG_OK);
 	assert_int_equal(alerts_check_url("", &why), TG_EINVAL);
 	assert_int_equal(alerts_check_url("ftp://example.com/", &why), TG_EINVAL);
@@ -210,6 +212,72 @@ static void test_check_url(void **state)
 	longurl[512] = 'a';
 	longurl[513] = '\0';
 	assert_int_equal(alerts_check_url(longurl, &why), TG_EINVAL);
+}
+
+/* Is this address (text) private, by alerts_addr_private? */
+static int private_ip(const char *ip)
+{
+	struct sockaddr_in in4;
+	struct sockaddr_in6 in6;
+
+	memset(&in4, 0, sizeof(in4));
+	memset(&in6, 0, sizeof(in6));
+	if (inet_pton(AF_INET, ip, &in4.sin_addr) == 1) {
+		in4.sin_family = AF_INET;
+		return alerts_addr_private((struct sockaddr *)&in4);
+	}
+	assert_int_equal(inet_pton(AF_INET6, ip, &in6.sin6_addr), 1);
+	in6.sin6_family = AF_INET6;
+	return alerts_addr_private((struct sockaddr *)&in6);
+}
+
+static void test_private_addresses(void **state)
+{
+	static const char *const private[] = {
+		"127.0.0.1", "127.255.0.9", "0.0.0.0", "10.1.2.3", "172.16.0.1", "172.31.255.255",
+		"192.168.1.1", "169.254.169.254", "100.64.0.1", "192.0.0.8", "198.18.0.1",
+		"224.0.0.1", "255.255.255.255", "::", "::1", "fe80::1", "fc00::1", "fd12:3456::1",
+		"ff02::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1",
+	};
+	static const char *const public[] = {
+		"1.1.1.1", "8.8.8.8", "172.15.255.255", "172.32.0.0", "192.169.0.1", "100.63.255.255",
+		"100.128.0.0", "203.0.113.7", "2606:4700::1111", "2001:db8::1", "::ffff:8.8.8.8",
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(private) / sizeof(private[0]); i++)
+		if (!private_ip(private[i]))
+			fail_msg("%s should count as private", private[i]);
+	for (i = 0; i < sizeof(public) / sizeof(public[0]); i++)
+		if (private_ip(public[i]))
+			fail_msg("%s should count as public", public[i]);
+}
+
+static void test_check_url_private_hosts(void **state)
+{
+	static const char *const refused[] = {
+		"http://127.0.0.1:8080/h", "https://10.0.0.5/hook", "http://user@169.254.169.254/latest",
+		"http://[::1]:9000/x", "http://[fd00::5]/", "http://192.168.1.10?x", "http://0.0.0.0#f",
+	};
+	const char *why = NULL;
+	size_t i;
+
+	(void)state;
+	alerts_allow_private(0);
+	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		why = NULL;
+		if (alerts_check_url(refused[i], &why) != TG_EINVAL)
+			fail_msg("%s should be refused", refused[i]);
+		assert_non_null(strstr(why, "webhook_private_ok"));
+	}
+	/* Names are checked on the address they resolve to, when delivering. */
+	assert_int_equal(alerts_check_url("http://localhost:8080/h", &why), TG_OK);
+	assert_int_equal(alerts_check_url("http://[2606:4700::1111]/h", &why), TG_OK);
+	alerts_allow_private(1);
+	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+		assert_int_equal(alerts_check_url(refused[i], &why), TG_OK);
+	alerts_allow_private(0);
 }
 
 static void test_sign_is_hmac_sha256(void **state)
@@ -381,6 +449,8 @@ int main(void)
 		cmocka_unit_test(test_share_many_debits_fire_once),
 		cmocka_unit_test(test_share_set_while_over_does_not_fire),
 		cmocka_unit_test(test_check_url),
+		cmocka_unit_test(test_private_addresses),
+		cmocka_unit_test(test_check_url_private_hosts),
 		cmocka_unit_test(test_sign_is_hmac_sha256),
 		cmocka_unit_test_setup_teardown(test_settings_and_conditions, db_setup, db_teardown),
 	};

@@ -86,6 +86,11 @@ static int v4_private(uint32_t a) /* host order */
 	       (a >> 28) >= 0xe;                   /* multicast, reserved, broadcast */
 }
 
+static uint32_t v4_at(const unsigned char *b)
+{
+	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
 int alerts_addr_private(const struct sockaddr *sa)
 {
 	if (sa->sa_family == AF_INET)
@@ -93,21 +98,29 @@ int alerts_addr_private(const struct sockaddr *sa)
 	if (sa->sa_family == AF_INET6) {
 		const unsigned char *b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
 		static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-		static const unsigned char zero[15] = { 0 };
+		static const unsigned char nat64[12] = { 0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0 };
+		static const unsigned char zero[12] = { 0 };
 
-		if (memcmp(b, mapped, 12) == 0) /* ::ffff:a.b.c.d */
-			return v4_private((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 |
-					  (uint32_t)b[14] << 8 | b[15]);
-		return memcmp(b, zero, 15) == 0 ||            /* :: and ::1 */
-		       (b[0] & 0xfe) == 0xfc ||               /* fc00::/7, unique local */
-		       (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) || /* fe80::/10, link-local */
-		       b[0] == 0xff;                          /* multicast */
+		/* An IPv4 address inside: ::ffff:a.b.c.d, NAT64's 64:ff9b::a.b.c.d
+		 * (which reaches a.b.c.d), 6to4's 2002:aabb:ccdd::. */
+		if (memcmp(b, mapped, 12) == 0 || memcmp(b, nat64, 12) == 0)
+			return v4_private(v4_at(b + 12));
+		if (b[0] == 0x20 && b[1] == 0x02)
+			return v4_private(v4_at(b + 2));
+		return memcmp(b, zero, 12) == 0 ||                   /* ::/96: ::, ::1, ::a.b.c.d */
+		       (b[0] == 0 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b) || /* 64:ff9b::/32 */
+		       (b[0] == 0x01 && b[1] == 0 && !b[2] && !b[3] && !b[4] && !b[5] && !b[6] &&
+			!b[7]) ||                                     /* 100::/64, discard */
+		       (b[0] & 0xfe) == 0xfc ||                      /* fc00::/7, unique local */
+		       (b[0] == 0xfe && (b[1] & 0x80) == 0x80) ||    /* fe80::/10, fec0::/10 */
+		       b[0] == 0xff;                                 /* multicast */
 	}
 	return 1; /* nothing else is ever a webhook's address */
 }
 
 struct dest {
-	char refused[INET6_ADDRSTRLEN]; /* the address refused, if one was */
+	int refused; /* a resolved address was not public */
+	char addr[INET6_ADDRSTRLEN];
 };
 
 static curl_socket_t open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
@@ -120,37 +133,39 @@ static curl_socket_t open_socket(void *ud, curlsocktype purpose, struct curl_soc
 					 (const void *)&((struct sockaddr_in6 *)&a->addr)->sin6_addr :
 					 (const void *)&((struct sockaddr_in *)&a->addr)->sin_addr;
 
-		if (!inet_ntop(a->family, ip, d->refused, sizeof(d->refused)))
-			snprintf(d->refused, sizeof(d->refused), "?");
+		d->refused = 1;
+		if (!inet_ntop(a->family, ip, d->addr, sizeof(d->addr)))
+			snprintf(d->addr, sizeof(d->addr), "?");
 		return CURL_SOCKET_BAD;
 	}
 	return socket(a->family, a->socktype, a->protocol);
 }
 
-/* The host of an http(s) URL when it is an IP literal (not a name). */
-static int url_ip(const char *host, struct sockaddr_storage *ss)
+/* The host of an http(s) URL when it is an IP address, read the way libcurl
+ * reads it (so 2130706433, 0x7f.1 and 127.1 are 127.0.0.1 here too). */
+static int url_ip(const char *url, struct sockaddr_storage *ss)
 {
-	char h[ALERTS_URL_MAX + 1];
-	size_t n = strcspn(host, "/?#");
-	const char *at;
+	CURLU *u = curl_url();
+	char *host = NULL, *pct;
+	int ok = 0;
 
-	memcpy(h, host, n);
-	h[n] = '\0';
-	at = strrchr(h, '@');
-	memmove(h, at ? at + 1 : h, strlen(at ? at + 1 : h) + 1);
 	memset(ss, 0, sizeof(*ss));
-	if (h[0] == '[') {
-		char *end = strchr(h, ']');
-
-		if (!end)
-			return 0;
-		*end = '\0';
-		ss->ss_family = AF_INET6;
-		return inet_pton(AF_INET6, h + 1, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1;
+	if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host) {
+		if (host[0] == '[') {
+			host[strcspn(host, "]")] = '\0';
+			if ((pct = strchr(host, '%'))) /* a zone id */
+				*pct = '\0';
+			ss->ss_family = AF_INET6;
+			ok = inet_pton(AF_INET6, host + 1, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1;
+		} else {
+			ss->ss_family = AF_INET;
+			ok = inet_pton(AF_INET, host, &((struct sockaddr_in *)ss)->sin_addr) == 1;
+		}
 	}
-	h[strcspn(h, ":")] = '\0';
-	ss->ss_family = AF_INET;
-	return inet_pton(AF_INET, h, &((struct sockaddr_in *)ss)->sin_addr) == 1;
+	curl_free(host);
+	curl_url_cleanup(u);
+	return ok;
 }
 
 /* ------------------------------------------------- validation, signing */
@@ -187,7 +202,7 @@ int alerts_check_url(const char *url, const char **why)
 		*why = "The webhook URL needs a host name, e.g. https://hooks.example.com/tollgate.";
 		return TG_EINVAL;
 	}
-	if (!atomic_load(&private_ok) && url_ip(host, &ss) &&
+	if (!atomic_load(&private_ok) && url_ip(url, &ss) &&
 	    alerts_addr_private((struct sockaddr *)&ss)) {
 		*why = "The webhook URL points at a loopback, private or link-local address. "
 		       "Only public addresses are allowed unless the server's operator sets "
@@ -398,7 +413,7 @@ static int post_once(const char *url, const char *body, const char *sig, long *s
 {
 	struct curl_slist *h = NULL, *t;
 	char sighdr[ALERTS_SIG_LEN + 40];
-	struct dest d = { "" };
+	struct dest d = { 0, "" };
 	CURL *c = curl_easy_init();
 	CURLcode cc;
 	int rc = TG_EIO;
@@ -432,10 +447,17 @@ static int post_once(const char *url, const char *body, const char *sig, long *s
 	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, xfer_cb);
 	curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_socket);
 	curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, &d);
+	/* Straight to the receiver: through a proxy from the environment the
+	 * check above would only ever see the proxy's address. */
+	curl_easy_setopt(c, CURLOPT_PROXY, "");
 	cc = curl_easy_perform(c);
-	if (cc != CURLE_OK && d.refused[0]) {
-		snprintf(err, errlen, "refused: %s is not a public address (webhook_private_ok)",
-			 d.refused);
+	if (cc != CURLE_OK && d.refused) {
+		/* The address stays in the server's log: the delivery log is the
+		 * tenant's, and must not turn into a resolver for internal names. */
+		log_warn("budget alerts: a webhook host resolved to %s, not a public address; "
+			 "not delivered (webhook_private_ok)", d.addr);
+		snprintf(err, errlen, "refused: the host resolves to an address that is not public");
+		rc = TG_EPERM;
 		goto out;
 	}
 	if (cc != CURLE_OK) {
@@ -491,7 +513,7 @@ static void deliver(int64_t org_id, const char *event_id, const char *kind, cons
 	char url[ALERTS_URL_MAX + 1], sig[ALERTS_SIG_LEN + 1], err[160];
 	char *sealed = NULL, *secret = NULL;
 	size_t secret_n = 0;
-	int attempt, ok = 0;
+	int attempt, ok = 0, rc = TG_OK;
 
 	if (!st || db_bind_int64(st, ":o", org_id) || sqlite3_step(st) != SQLITE_ROW) {
 		db_done(st);
@@ -505,7 +527,10 @@ static void deliver(int64_t org_id, const char *event_id, const char *kind, cons
 		goto out;
 	}
 	alerts_sign(secret, body, strlen(body), sig);
-	for (attempt = 1; attempt <= ALERTS_ATTEMPTS && !ok && !atomic_load(&stopping); attempt++) {
+	/* A refused address is not retried: it would be refused again. */
+	for (attempt = 1; attempt <= ALERTS_ATTEMPTS && !ok && rc != TG_EPERM &&
+			  !atomic_load(&stopping);
+	     attempt++) {
 		int64_t t0;
 		long status = 0;
 
@@ -514,13 +539,14 @@ static void deliver(int64_t org_id, const char *event_id, const char *kind, cons
 		if (atomic_load(&stopping))
 			break;
 		t0 = time_mono_us();
-		ok = post_once(url, body, sig, &status, err, sizeof(err)) == TG_OK;
+		rc = post_once(url, body, sig, &status, err, sizeof(err));
+		ok = rc == TG_OK;
 		record_attempt(org_id, event_id, kind, attempt, status, ok, ok ? "" : err,
 			       (time_mono_us() - t0) / 1000);
 	}
 	if (!ok)
 		log_warn("budget alerts: webhook of org %lld failed after %d attempts", (long long)org_id,
-			 ALERTS_ATTEMPTS);
+			 attempt - 1);
 out:
 	if (secret)
 		secrets_plain_free(secret, secret_n);

@@ -43,7 +43,8 @@ static void log_stamp(char *out, size_t n)
 
 void log_msg(enum log_level lvl, const char *fmt, ...)
 {
-	char stamp[80], line[2048];
+	char stamp[80], line[2048], safe[2048];
+	size_t i, k = 0;
 	va_list ap;
 	int n;
 
@@ -55,13 +56,19 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 	va_end(ap);
 	if (n < 0)
 		return;
-	/* Whatever a client managed to put in (a method, a header): one line,
-	 * no terminal escapes. */
-	for (char *p = line; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = '?';
+	/* Whatever a client managed to put in (a method, a path): one line, no
+	 * terminal escapes; control characters as \xNN. */
+	for (i = 0; line[i] && k + 5 < sizeof(safe); i++) {
+		unsigned char ch = (unsigned char)line[i];
+
+		if (ch < 0x20 || ch == 0x7f || ch == '\\')
+			k += (size_t)snprintf(safe + k, sizeof(safe) - k, "\\x%02x", ch);
+		else
+			safe[k++] = (char)ch;
+	}
+	safe[k] = '\0';
 	/* One fputs per line keeps lines from different threads whole. */
-	fprintf(stderr, "%s %-5s %s\n", stamp, level_names[lvl], line);
+	fprintf(stderr, "%s %-5s %s\n", stamp, level_names[lvl], safe);
 }
 
 void log_request(const char *method, const char *path, int status, int64_t dur_us,

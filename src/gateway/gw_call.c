@@ -601,7 +601,10 @@ static int relay_write(struct call *c, const char *data, size_t len)
 		return 1;
 	/* The parser already capped the event; framing adds a few bytes a line. */
 	if (sse_write_event(&c->relay, data, len) != TG_OK) {
+		/* Out of memory with the client still there: the stream cannot
+		 * go on, and the connection must not be reused half-answered. */
 		c->client_gone = 1;
+		c->r->close = 1;
 		return 1;
 	}
 	if (!c->relayed_one) {
@@ -621,9 +624,13 @@ static int relay_flush(struct call *c, int last)
 		return 1;
 	rc = last ? resp_stream_end(c->r, c->relay.data, c->relay.len)
 		  : resp_stream_write(c->r, c->relay.data, c->relay.len);
-	buf_reset(&c->relay);
+	if (c->relay.cap > 2 * RELAY_FLUSH_AT)
+		buf_free(&c->relay); /* after one huge event, not kept for the whole stream */
+	else
+		buf_reset(&c->relay);
 	if (rc != TG_OK) {
 		c->client_gone = 1;
+		c->r->close = 1; /* gone, or out of memory mid-answer */
 		return 1;
 	}
 	return 0;

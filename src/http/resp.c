@@ -211,6 +211,8 @@ static int stream_send(tg_req_t *r, const void *p, size_t n, int last)
 	buf_t b;
 	int rc = TG_OK;
 
+	if (r->method && strcmp(r->method, "HEAD") == 0)
+		n = 0, last = 0; /* the head only */
 	if (!n && !last && !r->stream_head.len)
 		return TG_OK;
 	b = r->stream_head; /* the head's buffer becomes the write's */

@@ -163,6 +163,9 @@ http {
   access_log off;
   client_body_temp_path $WORK/nginx/body;
   proxy_temp_path $WORK/nginx/proxy;
+  fastcgi_temp_path $WORK/nginx/fastcgi;
+  scgi_temp_path $WORK/nginx/scgi;
+  uwsgi_temp_path $WORK/nginx/uwsgi;
   upstream fake { server 127.0.0.1:$FAST_PORT; keepalive 256; }
   server {
     listen 127.0.0.1:$NGX_PORT;

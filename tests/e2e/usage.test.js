@@ -5,6 +5,7 @@
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import net from 'node:net';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { startGateway, balance, expectedCost, micro, sql as dbSql } from './lib/gateway.js';
@@ -205,6 +206,23 @@ describe('usage and request log', () => {
       const reqs = rows.slice(1).reduce((a, r) => a + Number(r[head.indexOf('requests')]), 0);
       assert.equal(reqs, Number(html.match(/id="total-requests">([\d,]+)/)[1].replace(/,/g, '')));
     }
+  });
+
+  test('HEAD on the CSV export: the head only, and the connection stays usable', async () => {
+    const admin = await new Client(gw.srv.url).login(ADMIN.email, ADMIN.password);
+    const text = await new Promise((resolve) => {
+      const s = net.connect(Number(new URL(gw.srv.url).port), '127.0.0.1');
+      const chunks = [];
+      s.on('data', (d) => chunks.push(d));
+      s.on('close', () => resolve(Buffer.concat(chunks).toString('latin1')));
+      s.on('connect', () => s.write(`HEAD /usage.csv HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: ${admin.cookie()}\r\n\r\n` +
+        'GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n'));
+    });
+    const [first, second] = text.split(/\r\n\r\n/);
+    assert.match(first, /^HTTP\/1\.1 200 /);
+    assert.match(first, /content-type: text\/csv/i);
+    // Right after the head comes the next answer, not a body.
+    assert.match(second, /^HTTP\/1\.1 200 /, JSON.stringify(text.slice(0, 400)));
   });
 
   test('request log: every call with its status, filters and detail', async () => {

@@ -82,13 +82,13 @@ int ledger_balance(int64_t org_id, int64_t *balance)
 	return ret;
 }
 
-int64_t ledger_key_spend(int64_t key_id, int64_t since)
+/* One int64 from a statement with :id and :since bound (0 on any error). */
+static int64_t sum_since(const char *sql, int64_t id, int64_t since)
 {
-	sqlite3_stmt *st = db_stmt("SELECT coalesce(sum(-amount), 0) FROM ledger_entries"
-				   " WHERE key_id = :k AND created_at >= :since AND kind = 'usage'");
+	sqlite3_stmt *st = db_stmt(sql);
 	int64_t v = 0;
 
-	if (!st || db_bind_int64(st, ":k", key_id) != TG_OK ||
+	if (!st || db_bind_int64(st, ":id", id) != TG_OK ||
 	    db_bind_int64(st, ":since", since) != TG_OK)
 		return 0;
 	if (sqlite3_step(st) == SQLITE_ROW)
@@ -97,19 +97,18 @@ int64_t ledger_key_spend(int64_t key_id, int64_t since)
 	return v;
 }
 
+int64_t ledger_key_spend(int64_t key_id, int64_t since)
+{
+	return sum_since("SELECT coalesce(sum(-amount), 0) FROM ledger_entries"
+			 " WHERE key_id = :id AND created_at >= :since AND kind = 'usage'",
+			 key_id, since);
+}
+
 int64_t ledger_org_spend(int64_t org_id, int64_t since)
 {
-	sqlite3_stmt *st = db_stmt("SELECT coalesce(sum(-amount), 0) FROM ledger_entries"
-				   " WHERE org_id = :o AND created_at >= :since AND kind = 'usage'");
-	int64_t v = 0;
-
-	if (!st || db_bind_int64(st, ":o", org_id) != TG_OK ||
-	    db_bind_int64(st, ":since", since) != TG_OK)
-		return 0;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int64(st, 0);
-	db_done(st);
-	return v;
+	return sum_since("SELECT coalesce(sum(-amount), 0) FROM ledger_entries"
+			 " WHERE org_id = :id AND created_at >= :since AND kind = 'usage'",
+			 org_id, since);
 }
 
 /* ------------------------------------------------------------ the chain */

@@ -561,40 +561,50 @@ int metrics_render(buf_t *out, const struct metrics_process *p)
 	for (i = 0; i < TOK_KINDS && !rc; i++)
 		rc = buf_appendf(out, "tollgate_gateway_tokens_total{kind=\"%s\"} %llu\n", tok_names[i],
 				 (unsigned long long)atomic_load(&tokens[i]));
-	if (rc || (rc = render_scalar(out, "tollgate_gateway_credits_debited_micro_total", "counter",
-				      "Credits debited for gateway calls, in micro-credits.",
-				      (long long)atomic_load(&debited_micro))) ||
-	    (rc = render_scalar(out, "tollgate_gateway_insufficient_credits_total", "counter",
-				"Gateway calls answered 402 (insufficient credits).",
-				(long long)atomic_load(&insufficient_total))) ||
-	    (rc = render_scalar(out, "tollgate_gateway_rate_limited_total", "counter",
-				"Gateway calls answered 429 (rate limited).",
-				(long long)atomic_load(&rate_limited_total))) ||
-	    (rc = render_scalar(out, "tollgate_gateway_active_streams", "gauge",
-				"Streams relaying to clients now.",
-				(long long)atomic_load(&active_streams))) ||
-	    (rc = render_scalar(out, "tollgate_ledger_held_micro", "gauge",
-				"Credits reserved by calls in flight, or owed by finished calls whose debit "
-				"is not committed yet, in micro-credits.",
-				(long long)p->held_micro)) ||
-	    (rc = render_scalar(out, "tollgate_journal_records_total", "counter",
-				"Finished calls written to the call journal.",
-				(long long)p->journal_records)) ||
-	    (rc = render_scalar(out, "tollgate_journal_batches_total", "counter",
-				"Batches of calls the journal's writer committed to the database.",
-				(long long)p->journal_batches)) ||
-	    (rc = render_scalar(out, "tollgate_journal_queued", "gauge",
-				"Calls in the journal waiting for the writer's next batch.",
-				(long long)p->journal_queued)) ||
-	    (rc = render_scalar(out, "tollgate_http_connections_open", "gauge",
-				"Connections holding one of the max_connections slots now.",
-				(long long)p->connections_open)) ||
-	    (rc = render_scalar(out, "tollgate_http_connections_refused_total", "counter",
-				"Requests answered 503 because every connection slot was taken.",
-				(long long)p->connections_refused)) ||
-	    (rc = render_scalar(out, "tollgate_gateway_streams_refused_total", "counter",
-				"Streaming calls answered 503 because max_streams were open.",
-				(long long)p->streams_refused)))
+	{
+		const struct {
+			const char *name, *type, *help;
+			long long value;
+		} scalars[] = {
+			{ "tollgate_gateway_credits_debited_micro_total", "counter",
+			  "Credits debited for gateway calls, in micro-credits.",
+			  (long long)atomic_load(&debited_micro) },
+			{ "tollgate_gateway_insufficient_credits_total", "counter",
+			  "Gateway calls answered 402 (insufficient credits).",
+			  (long long)atomic_load(&insufficient_total) },
+			{ "tollgate_gateway_rate_limited_total", "counter",
+			  "Gateway calls answered 429 (rate limited).",
+			  (long long)atomic_load(&rate_limited_total) },
+			{ "tollgate_gateway_active_streams", "gauge", "Streams relaying to clients now.",
+			  (long long)atomic_load(&active_streams) },
+			{ "tollgate_ledger_held_micro", "gauge",
+			  "Credits reserved by calls in flight, or owed by finished calls whose debit "
+			  "is not committed yet, in micro-credits.",
+			  (long long)p->held_micro },
+			{ "tollgate_journal_records_total", "counter",
+			  "Finished calls written to the call journal.", (long long)p->journal_records },
+			{ "tollgate_journal_batches_total", "counter",
+			  "Batches of calls the journal's writer committed to the database.",
+			  (long long)p->journal_batches },
+			{ "tollgate_journal_queued", "gauge",
+			  "Calls in the journal waiting for the writer's next batch.",
+			  (long long)p->journal_queued },
+			{ "tollgate_http_connections_open", "gauge",
+			  "Connections holding one of the max_connections slots now.",
+			  (long long)p->connections_open },
+			{ "tollgate_http_connections_refused_total", "counter",
+			  "Requests answered 503 because every connection slot was taken.",
+			  (long long)p->connections_refused },
+			{ "tollgate_gateway_streams_refused_total", "counter",
+			  "Streaming calls answered 503 because max_streams were open.",
+			  (long long)p->streams_refused },
+		};
+
+		for (i = 0; i < sizeof(scalars) / sizeof(scalars[0]) && !rc; i++)
+			rc = render_scalar(out, scalars[i].name, scalars[i].type, scalars[i].help,
+					   scalars[i].value);
+	}
+	if (rc)
 		goto out;
 	if ((rc = family(out, "tollgate_auth_throttled_total", "counter",
 			 "Requests refused because their address failed authentication too often.")) ||

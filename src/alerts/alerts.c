@@ -513,7 +513,7 @@ static void deliver(int64_t org_id, const char *event_id, const char *kind, cons
 	char url[ALERTS_URL_MAX + 1], sig[ALERTS_SIG_LEN + 1], err[160];
 	char *sealed = NULL, *secret = NULL;
 	size_t secret_n = 0;
-	int attempt, ok = 0, rc = TG_OK;
+	int attempt, rc = TG_EIO;
 
 	if (!st || db_bind_int64(st, ":o", org_id) || sqlite3_step(st) != SQLITE_ROW) {
 		db_done(st);
@@ -528,7 +528,7 @@ static void deliver(int64_t org_id, const char *event_id, const char *kind, cons
 	}
 	alerts_sign(secret, body, strlen(body), sig);
 	/* A refused address is not retried: it would be refused again. */
-	for (attempt = 1; attempt <= ALERTS_ATTEMPTS && !ok && rc != TG_EPERM &&
+	for (attempt = 1; attempt <= ALERTS_ATTEMPTS && rc != TG_OK && rc != TG_EPERM &&
 			  !atomic_load(&stopping);
 	     attempt++) {
 		int64_t t0;
@@ -540,11 +540,10 @@ static void deliver(int64_t org_id, const char *event_id, const char *kind, cons
 			break;
 		t0 = time_mono_us();
 		rc = post_once(url, body, sig, &status, err, sizeof(err));
-		ok = rc == TG_OK;
-		record_attempt(org_id, event_id, kind, attempt, status, ok, ok ? "" : err,
-			       (time_mono_us() - t0) / 1000);
+		record_attempt(org_id, event_id, kind, attempt, status, rc == TG_OK,
+			       rc == TG_OK ? "" : err, (time_mono_us() - t0) / 1000);
 	}
-	if (!ok)
+	if (rc != TG_OK)
 		log_warn("budget alerts: webhook of org %lld failed after %d attempts", (long long)org_id,
 			 attempt - 1);
 out:

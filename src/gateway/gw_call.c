@@ -1105,7 +1105,9 @@ static int run_call(tg_req_t *r, const char *endpoint, const char *path, int emb
 		goto out;
 	}
 	{
-		struct gw_sink sink = { &c, sink_status, sink_body, sink_idle };
+		/* Only a stream has events to send while the provider pauses; a
+		 * plain call keeps libcurl's progress callback off. */
+		struct gw_sink sink = { &c, sink_status, sink_body, c.stream ? sink_idle : NULL };
 
 		c.up_start_us = time_mono_us();
 		if (c.prov.kind == PROVIDER_ECHO) {

@@ -271,18 +271,48 @@ static void close_after_answer(tg_req_t *r)
 		ri->num_headers = i + 1;
 }
 
+/* Every request's start, answered by a route (dispatch) or by CivetWeb's
+ * error path (on_http_error). */
+static void req_open(tg_req_t *r, struct mg_connection *conn)
+{
+	memset(r, 0, sizeof(*r));
+	r->start_us = time_mono_us();
+	r->conn = conn;
+	r->ri = mg_get_request_info(conn);
+	r->method = r->ri && r->ri->request_method ? r->ri->request_method : "-";
+	buf_init(&r->headers, 16384);
+	if (r->ri)
+		request_id_init(r);
+	else
+		snprintf(r->request_id, sizeof(r->request_id), "-");
+}
+
+/* ...and its end: a stream head still waiting goes out (with an empty body),
+ * then the metrics, the access log and what the request owned. */
+static void req_close(tg_req_t *r)
+{
+	int k;
+
+	if (r->stream_head.len)
+		resp_stream_end(r, NULL, 0);
+	if (r->close && r->ri)
+		close_after_answer(r);
+	metrics_http_request(r->method, r->path, r->status);
+	log_request(r->method, r->path, r->status, time_mono_us() - r->start_us, r->request_id);
+	for (k = 0; k < r->nparams; k++)
+		free(r->params[k]);
+	buf_free(&r->body);
+	buf_free(&r->headers);
+	buf_free(&r->stream_head);
+}
+
 static int dispatch(struct mg_connection *conn, void *cbdata)
 {
 	tg_req_t r;
 	char *path;
-	int k;
 
 	(void)cbdata;
-	memset(&r, 0, sizeof(r));
-	r.start_us = time_mono_us();
-	r.conn = conn;
-	r.ri = mg_get_request_info(conn);
-	r.method = r.ri->request_method;
+	req_open(&r, conn);
 	/* CivetWeb leaves the path encoded (decode_url=no) with its dot segments
 	 * removed; decoding here refuses what it would let through. */
 	r.path = r.ri->local_uri ? r.ri->local_uri : "/";
@@ -292,8 +322,6 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
 	r.query = r.ri->query_string;
 	r.api = is_api_path(r.path);
 	r.max_body = cfg_cur->max_body_bytes;
-	buf_init(&r.headers, 16384);
-	request_id_init(&r);
 
 	if (!connection_admit(&r)) {
 		connection_refuse(&r);
@@ -317,19 +345,8 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
 	} else {
 		dispatch_route(&r);
 	}
-	if (r.stream_head.len)
-		resp_stream_end(&r, NULL, 0); /* a stream that never wrote: its head, empty */
-	if (r.close)
-		close_after_answer(&r);
-	metrics_http_request(r.method, r.path, r.status);
-
-	log_request(r.method, r.path, r.status, time_mono_us() - r.start_us, r.request_id);
-	for (k = 0; k < r.nparams; k++)
-		free(r.params[k]);
+	req_close(&r);
 	free(path);
-	buf_free(&r.body);
-	buf_free(&r.headers);
-	buf_free(&r.stream_head);
 	return r.status ? r.status : 500;
 }
 
@@ -364,12 +381,9 @@ static int on_http_error(struct mg_connection *conn, int status, const char *err
 		if (known[i].status == status) {
 			code = known[i].code;
 			message = known[i].message;
+			break;
 		}
-	memset(&r, 0, sizeof(r));
-	r.start_us = time_mono_us();
-	r.conn = conn;
-	r.ri = mg_get_request_info(conn);
-	r.method = r.ri && r.ri->request_method ? r.ri->request_method : "-";
+	req_open(&r, conn);
 	if (r.ri && (r.ri->local_uri || r.ri->request_uri)) {
 		/* Only as far as the query: this decides the envelope. */
 		snprintf(path, sizeof(path), "%s", r.ri->local_uri ? r.ri->local_uri :
@@ -381,17 +395,9 @@ static int on_http_error(struct mg_connection *conn, int status, const char *err
 	if (!r.path)
 		r.path = "-";
 	r.close = 1;
-	buf_init(&r.headers, 16384);
-	if (r.ri)
-		request_id_init(&r);
-	else
-		snprintf(r.request_id, sizeof(r.request_id), "-");
 	resp_error(&r, status, status < 500 ? "invalid_request_error" : "server_error", code,
 		   message);
-	metrics_http_request(r.method, r.path, r.status);
-	log_request(r.method, r.path, r.status, time_mono_us() - r.start_us, r.request_id);
-	buf_free(&r.headers);
-	buf_free(&r.stream_head);
+	req_close(&r);
 	return 0;
 }
 

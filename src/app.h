@@ -2,7 +2,7 @@
 #ifndef TG_APP_H
 #define TG_APP_H
 
-#include "config.h"
+#include "core/config.h"
 
 /* Open the data directory for use: create it (0700), configure the database
  * and apply migrations. err gets a message on failure. */

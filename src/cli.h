@@ -2,7 +2,7 @@
 #ifndef TG_CLI_H
 #define TG_CLI_H
 
-#include "config.h"
+#include "core/config.h"
 
 /* Parsed arguments for one command: config flags are applied to cfg, the rest
  * are kept in order in argv (not including the command name). */

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "gateway/gw.h"
-#include "gateway/metrics.h"
+#include "metrics/metrics.h"
 #include "http/server.h"
 #include "store/db.h"
 #include "web/web.h"

@@ -19,7 +19,7 @@
 #include "core/timeutil.h"
 #include "gateway/gw.h"
 #include "gateway/journal.h"
-#include "gateway/metrics.h"
+#include "metrics/metrics.h"
 #include "gateway/ratelimit.h"
 #include "gateway/sse.h"
 #include "gateway/streams.h"

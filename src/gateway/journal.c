@@ -19,7 +19,7 @@
 #include "core/log.h"
 #include "core/timeutil.h"
 #include "gateway/gw.h"
-#include "config.h"
+#include "core/config.h"
 #include "store/db.h"
 
 #define MAGIC "TGJ1"

@@ -1,7 +1,7 @@
 /* streams.c - the max_streams cap; see streams.h. */
 #include "gateway/streams.h"
 
-#include "config.h"
+#include "core/config.h"
 #include "core/slots.h"
 #include "http/server.h"
 

@@ -11,7 +11,7 @@
 #include "core/log.h"
 #include "core/slots.h"
 #include "core/timeutil.h"
-#include "gateway/metrics.h"
+#include "metrics/metrics.h"
 #include "http/ipthrottle.h"
 #include "store/db.h"
 

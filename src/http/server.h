@@ -2,7 +2,7 @@
 #ifndef TG_SERVER_H
 #define TG_SERVER_H
 
-#include "config.h"
+#include "core/config.h"
 #include "http/http.h"
 
 /* The route table (src/routes.c). */

@@ -9,7 +9,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "config.h"
+#include "core/config.h"
 #include "core/timeutil.h"
 #include "http/http.h"
 #include "web/web.h"

@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "app.h"
-#include "config.h"
+#include "core/config.h"
 #include "core/log.h"
 #include "store/db.h"
 

@@ -16,7 +16,7 @@
 #include <pthread.h>
 
 #include "core/buf.h"
-#include "gateway/metrics.h"
+#include "metrics/metrics.h"
 
 /* ------------------------------------------------------------ parser */
 

@@ -6,7 +6,7 @@
  * endpoints) are interned into fixed tables the same way, under a mutex only
  * when a name is new. Nothing here allocates until a scrape renders.
  */
-#include "gateway/metrics.h"
+#include "metrics/metrics.h"
 #include "gateway/journal.h"
 
 #include <pthread.h>
@@ -17,7 +17,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "config.h"
+#include "core/config.h"
 #include "core/timeutil.h"
 #include "gateway/streams.h"
 #include "http/ipthrottle.h"

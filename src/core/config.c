@@ -1,5 +1,5 @@
 /* config.c - configuration table, file/env/flag loading; see config.h. */
-#include "config.h"
+#include "core/config.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -5,6 +5,12 @@
  * as a C string (it is NULL until the first append). `max` caps the length:
  * an append that would exceed it fails with TG_ETOOBIG and leaves the buffer
  * unchanged. All appends return TG_OK or a negative TG_E* code.
+ *
+ * Every buffer states its cap: there is no default. A cap of 0 means nothing
+ * may be appended (the same as a zeroed buf_t); an empty append still succeeds.
+ * Pick the cap from what the buffer holds (a header block, a path, one
+ * template); BUF_MAX_LARGE is for the few that hold a whole response, page or
+ * stream chunk and have no tighter natural bound.
  */
 #ifndef TG_BUF_H
 #define TG_BUF_H
@@ -21,8 +27,9 @@ typedef struct buf {
 	size_t max;  /* largest allowed len */
 } buf_t;
 
-#define BUF_DEFAULT_MAX ((size_t)64 << 20) /* 64 MiB */
+#define BUF_MAX_LARGE ((size_t)64 << 20) /* 64 MiB: a whole response, page or chunk */
 
+/* An empty buffer that may grow to max bytes (0: none at all; see above). */
 void buf_init(buf_t *b, size_t max);
 int buf_append(buf_t *b, const void *p, size_t n);
 int buf_puts(buf_t *b, const char *s);

@@ -90,7 +90,7 @@ int resp_send(tg_req_t *r, int status, const char *content_type, const void *bod
 		return TG_EINVAL;
 	}
 	/* One write for head and body: one packet for small answers. */
-	buf_init(&b, 0);
+	buf_init(&b, r->headers.len + 4096 + len); /* head (r->headers, 4 KiB more), body */
 	rc = build_head(r, &b, status, content_type);
 	if (!rc) {
 		char cl[48];
@@ -148,7 +148,7 @@ static int send_plain_html_error(tg_req_t *r, int status, const char *message)
 	buf_t b;
 	int rc;
 
-	buf_init(&b, 0);
+	buf_init(&b, (size_t)64 << 10); /* fixed markup and one message; else plain text */
 	rc = buf_appendf(&b,
 			 "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
 			 "<title>%d %s</title><link rel=\"stylesheet\" href=\"/static/app.css\">"
@@ -192,7 +192,7 @@ int resp_stream_start(tg_req_t *r, int status, const char *content_type)
 {
 	int rc;
 
-	buf_init(&r->stream_head, 0);
+	buf_init(&r->stream_head, BUF_MAX_LARGE); /* the first chunk joins it (stream_send) */
 	rc = build_head(r, &r->stream_head, status, content_type);
 	if (!rc)
 		rc = buf_puts(&r->stream_head, "Transfer-Encoding: chunked\r\n\r\n");
@@ -218,7 +218,7 @@ static int stream_send(tg_req_t *r, const void *p, size_t n, int last)
 	b = r->stream_head; /* the head's buffer becomes the write's */
 	memset(&r->stream_head, 0, sizeof(r->stream_head));
 	if (!b.data)
-		buf_init(&b, 0);
+		buf_init(&b, n + 64); /* one chunk: its size line, data and the last chunk */
 	if (n) {
 		rc = buf_appendf(&b, "%zx\r\n", n);
 		if (!rc)

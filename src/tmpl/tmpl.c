@@ -120,7 +120,7 @@ static int list_push(struct nodelist *l, enum ntype type, struct node **out)
 	*out = &l->v[l->n++];
 	memset(*out, 0, sizeof **out);
 	(*out)->type = type;
-	buf_init(&(*out)->text, 0);
+	buf_init(&(*out)->text, TMPL_MAX_FILE); /* a piece of one template */
 	return TG_OK;
 }
 
@@ -839,7 +839,7 @@ static int load_tree(tmpl_set_t *s, const char *root, buf_t *rel, int level, cha
 	DIR *d = NULL;
 	int rc;
 
-	buf_init(&path, 0);
+	buf_init(&path, 4096); /* a file path (PATH_MAX) */
 	buf_init(&text, TMPL_MAX_FILE);
 	if ((rc = buf_appendf(&path, "%s/%s", root, buf_cstr(rel))))
 		goto out;
@@ -914,7 +914,7 @@ int tmpl_set_load_dir(tmpl_set_t *s, const char *dir, char *err, size_t errlen)
 		seterr(err, errlen, "tmpl_set_load_dir: bad arguments");
 		return TG_EINVAL;
 	}
-	buf_init(&rel, 0);
+	buf_init(&rel, 4096); /* a path below the template directory */
 	rc = buf_puts(&rel, "");
 	if (!rc)
 		rc = load_tree(s, dir, &rel, 0, err, errlen);

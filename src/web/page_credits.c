@@ -727,7 +727,7 @@ int page_codes_create(tg_req_t *r)
 	/* Shown once, right here: only their hashes are stored. */
 	d = cJSON_CreateObject();
 	list = cJSON_AddArrayToObject(d, "codes");
-	buf_init(&all, 0);
+	buf_init(&all, (size_t)n * (LEDGER_CODE_LEN + 1)); /* one code and '\n' a line */
 	for (i = 0; i < n; i++) {
 		cJSON_AddItemToArray(list, cJSON_CreateString(codes[i]));
 		buf_puts(&all, codes[i]);

@@ -537,7 +537,7 @@ int web_render(tg_req_t *r, int status, const char *page, cJSON *data)
 	if (!data)
 		return resp_error(r, 500, "server_error", NULL, "Out of memory.");
 	add_layout(r, data);
-	buf_init(&out, 0);
+	buf_init(&out, BUF_MAX_LARGE); /* a whole page */
 	rc = tmpl_render(templates, page, data, &out);
 	cJSON_Delete(data);
 	if (rc) {

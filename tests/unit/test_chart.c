@@ -47,7 +47,7 @@ static char *render(const struct chart *c)
 	buf_t out;
 
 	assert_non_null(d);
-	buf_init(&out, 0);
+	buf_init(&out, (size_t)1 << 20);
 	assert_int_equal(tmpl_render(set, "partials/chart", d, &out), 0);
 	cJSON_Delete(d);
 	return buf_detach(&out);

@@ -274,7 +274,7 @@ static struct exposition *render(const struct metrics_process *p, buf_t *text)
 {
 	static struct exposition e;
 
-	buf_init(text, 0);
+	buf_init(text, BUF_MAX_LARGE);
 	assert_int_equal(metrics_render(text, p), TG_OK);
 	parse(buf_cstr(text), &e);
 	return &e;

@@ -33,7 +33,7 @@ static int collect_cb(void *ud, const char *event, const char *data, size_t data
 
 static void collect_init(struct collect *c)
 {
-	buf_init(&c->log, 0);
+	buf_init(&c->log, (size_t)1 << 20);
 	c->events = 0;
 	c->stop_at = 0;
 }
@@ -84,7 +84,7 @@ static char *with_eol(const char *s, const char *eol, size_t *len)
 {
 	buf_t b;
 
-	buf_init(&b, 0);
+	buf_init(&b, (size_t)1 << 20);
 	for (; *s; s++)
 		assert_int_equal(*s == '\n' ? buf_puts(&b, eol) : buf_putc(&b, *s), TG_OK);
 	*len = b.len;
@@ -371,7 +371,7 @@ static void test_bad_arguments(void **state)
 	sse_free(p);
 	sse_free(NULL);
 
-	buf_init(&b, 0);
+	buf_init(&b, (size_t)1 << 20);
 	assert_int_equal(sse_write_event(NULL, "a", 1), TG_EINVAL);
 	assert_int_equal(sse_write_event(&b, NULL, 1), TG_EINVAL);
 	assert_int_equal(sse_write_event(&b, NULL, 0), TG_OK);
@@ -384,7 +384,7 @@ static void test_write_event_format(void **state)
 	buf_t b;
 
 	(void)state;
-	buf_init(&b, 0);
+	buf_init(&b, (size_t)1 << 20);
 	assert_int_equal(sse_write_event(&b, "[DONE]", 6), TG_OK);
 	assert_string_equal(b.data, "data: [DONE]\n\n");
 	buf_reset(&b);
@@ -434,12 +434,12 @@ static void test_write_event_round_trip(void **state)
 		struct collect c;
 		buf_t b, expect;
 
-		buf_init(&b, 0);
+		buf_init(&b, (size_t)1 << 20);
 		/* two events back to back, to check each one is terminated */
 		assert_int_equal(sse_write_event(&b, cases[i].data, cases[i].len), TG_OK);
 		assert_int_equal(sse_write_event(&b, "next", 4), TG_OK);
 
-		buf_init(&expect, 0);
+		buf_init(&expect, (size_t)1 << 20);
 		assert_int_equal(buf_puts(&expect, "[|"), TG_OK);
 		assert_int_equal(buf_append(&expect, want, want_len), TG_OK);
 		assert_int_equal(buf_puts(&expect, "][|next]"), TG_OK);

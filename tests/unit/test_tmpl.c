@@ -60,7 +60,7 @@ static char *render_text(const char *text, const char *json)
 	buf_t out;
 	char *res;
 
-	buf_init(&out, 0);
+	buf_init(&out, (size_t)1 << 20);
 	assert_int_equal(tmpl_set_new(&s), TG_OK);
 	assert_int_equal(tmpl_set_add(s, "t", text, strlen(text), err, sizeof err), TG_OK);
 	assert_int_equal(tmpl_render(s, "t", data, &out), TG_OK);
@@ -110,7 +110,7 @@ static int run_case(const char *file, const cJSON *tc)
 	buf_t out;
 	int rc, ok = 0;
 
-	buf_init(&out, 0);
+	buf_init(&out, (size_t)1 << 20);
 	if (!cJSON_IsString(name) || !cJSON_IsString(tpl) || !cJSON_IsString(exp)) {
 		printf("  FAIL %s: malformed case\n", file);
 		return 0;
@@ -268,7 +268,7 @@ static void test_inheritance_layout(void **state)
 	buf_t out;
 
 	(void)state;
-	buf_init(&out, 0);
+	buf_init(&out, (size_t)1 << 20);
 	assert_int_equal(tmpl_set_new(&s), TG_OK);
 	assert_int_equal(tmpl_set_add(s, "layout", layout, strlen(layout), err, sizeof err), TG_OK);
 	assert_int_equal(tmpl_set_add(s, "page", page, strlen(page), err, sizeof err), TG_OK);
@@ -323,7 +323,7 @@ static void test_load_dir(void **state)
 	assert_int_equal(tmpl_set_new(&s), TG_OK);
 	assert_int_equal(tmpl_set_load_dir(s, dir, err, sizeof err), TG_OK);
 	data = cJSON_Parse("{\"page\": 2}");
-	buf_init(&out, 0);
+	buf_init(&out, (size_t)1 << 20);
 	assert_int_equal(tmpl_render(s, "layout", data, &out), TG_OK);
 	assert_string_equal(buf_cstr(&out), "<main>\n  <nav>2</nav>\n  <i>2</i>\n</main>\n");
 	buf_reset(&out);
@@ -418,7 +418,7 @@ static void test_recursion_limit(void **state)
 	assert_int_equal(tmpl_set_new(&s), TG_OK);
 	assert_int_equal(tmpl_set_add(s, "node", node, strlen(node), err, sizeof err), TG_OK);
 	assert_int_equal(tmpl_set_add(s, "self", self, strlen(self), err, sizeof err), TG_OK);
-	buf_init(&out, 0);
+	buf_init(&out, (size_t)1 << 20);
 
 	/* 10 levels of data: fine. The innermost level says child: false, or
 	 * the lookup would find its parent's child on the context stack. */
@@ -457,7 +457,7 @@ static void test_missing_template_and_partial(void **state)
 	buf_t out;
 
 	(void)state;
-	buf_init(&out, 0);
+	buf_init(&out, (size_t)1 << 20);
 	assert_int_equal(tmpl_set_new(&s), TG_OK);
 	assert_int_equal(tmpl_render(s, "nothing", NULL, &out), TG_ENOTFOUND);
 	assert_int_equal(tmpl_set_add(s, "a", "[{{>gone}}|{{<gone}}{{/gone}}]", 30, err, sizeof err),
@@ -482,7 +482,7 @@ static void test_many_templates(void **state)
 	int i;
 
 	(void)state;
-	buf_init(&out, 0);
+	buf_init(&out, (size_t)1 << 20);
 	assert_int_equal(tmpl_set_new(&s), TG_OK);
 	for (i = 0; i < 500; i++) {
 		snprintf(name, sizeof name, "t%d", i);
@@ -513,7 +513,7 @@ static void *render_thread(void *arg)
 	buf_t out;
 	int i;
 
-	buf_init(&out, 0);
+	buf_init(&out, (size_t)1 << 20);
 	for (i = 0; i < 300; i++) {
 		buf_reset(&out);
 		if (tmpl_render(job->set, "page", job->data, &out) ||
@@ -552,7 +552,7 @@ static void test_concurrent_render(void **state)
 		cJSON_AddNumberToObject(r, "amount", i * 1.25);
 		cJSON_AddItemToArray(rows, r);
 	}
-	buf_init(&ref, 0);
+	buf_init(&ref, (size_t)1 << 20);
 	assert_int_equal(tmpl_render(s, "page", data, &ref), TG_OK);
 	assert_non_null(strstr(ref.data, "<h1>&lt;Acme &amp; Co&gt;</h1>\n  <table>\n"
 					 "    <tr><td>&quot;q&quot;</td><td>0</td></tr>\n"

@@ -10,7 +10,7 @@
 #include "cli.h"
 #include "cli_commands.h"
 #include "identity/identity.h"
-#include "gateway/journal.h"
+#include "billing/journal.h"
 #include "ledger/ledger.h"
 #include "ledger/money.h"
 #include "store/db.h"

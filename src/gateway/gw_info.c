@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "gateway/gw.h"
+#include "ledger/money.h"
 #include "store/db.h"
 
 static void add_price(cJSON *obj, const char *name, int64_t micro)

@@ -7,7 +7,7 @@
 #include "apikeys/apikeys.h"
 #include "core/timeutil.h"
 #include "gateway/gw.h"
-#include "gateway/journal.h"
+#include "billing/billing.h"
 #include "identity/identity.h"
 #include "ledger/ledger.h"
 #include "ledger/money.h"
@@ -63,9 +63,8 @@ int gw_key_info(tg_req_t *r)
 
 	/* Spend in the current period (the whole life of the key without one),
 	 * including the caller's calls whose debits are still in the journal. */
-	journal_flush();
 	since = k.period != PERIOD_NONE ? apikey_period_start(k.period, now) : 0;
-	spent = ledger_key_spend(k.id, since);
+	spent = billing()->key_spend(k.id, since);
 	usage = cJSON_AddObjectToObject(data, "usage");
 	money_format(spent, money);
 	cJSON_AddStringToObject(usage, "spent", money);
@@ -76,7 +75,7 @@ int gw_key_info(tg_req_t *r)
 	} else {
 		cJSON_AddNullToObject(usage, "limit_remaining");
 	}
-	if (ledger_balance(k.org_id, &balance) == TG_OK) {
+	if (billing()->balance(k.org_id, &balance) == TG_OK) {
 		money_format(balance, money);
 		cJSON_AddStringToObject(data, "org_balance", money);
 	}

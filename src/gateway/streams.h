@@ -17,7 +17,10 @@
  * max_streams are open; the refusal is counted. */
 int gw_stream_begin(void);
 void gw_stream_end(void);
-/* The cap in force: config_max_streams of the running server's config. */
+/* Set the cap (gw_init: config_max_streams of the server's config); 0 or
+ * less: no cap. */
+void gw_streams_configure(int64_t max);
+/* The cap in force. */
 int64_t gw_streams_max(void);
 /* Slots held now and streams refused so far. */
 void gw_streams_stats(int64_t *open, uint64_t *refused);

@@ -52,8 +52,6 @@ done
 status=0
 for t in $targets; do
 	link=$objs
-	# fuzz_gateway_json includes gw_call.c itself to reach its static helpers.
-	[ "$t" = fuzz_gateway_json ] && link=$(echo "$objs" | tr ' ' '\n' | grep -v 'src_gateway_gw_call\.c\.o$' | tr '\n' ' ')
 	# shellcheck disable=SC2086
 	$cc $cflags $san -fsanitize=fuzzer -Wall -Wextra -Wno-unused-function \
 		"$here/$t.c" $link $libs -o "$build/$t" ||

@@ -19,7 +19,7 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "crypto/keys.h"
-#include "gateway/journal.h"
+#include "billing/journal.h"
 #include "identity/identity.h"
 #include "ledger/ledger.h"
 #include "ledger/money.h"
@@ -93,10 +93,10 @@ static int teardown(void **state)
 	return 0;
 }
 
-static struct gw_record *record(const struct fixture *f, uint64_t seq, const char *rid,
+static struct call_record *record(const struct fixture *f, uint64_t seq, const char *rid,
 				int64_t cost, int billed)
 {
-	struct gw_record *r = calloc(1, sizeof(*r));
+	struct call_record *r = calloc(1, sizeof(*r));
 
 	assert_non_null(r);
 	r->seq = seq;
@@ -161,7 +161,7 @@ static off_t file_size(const struct fixture *f, int n)
 static void encode_into(buf_t *b, const struct fixture *f, uint64_t seq, const char *rid,
 			int64_t cost, int billed)
 {
-	struct gw_record *r = record(f, seq, rid, cost, billed);
+	struct call_record *r = record(f, seq, rid, cost, billed);
 
 	assert_int_equal(journal_encode(r, b), TG_OK);
 	free(r);
@@ -172,7 +172,7 @@ static void encode_into(buf_t *b, const struct fixture *f, uint64_t seq, const c
 static void test_encode_decode_roundtrip(void **state)
 {
 	struct fixture *f = *state;
-	struct gw_record *r = record(f, 42, "req-1", 1234, 1), back;
+	struct call_record *r = record(f, 42, "req-1", 1234, 1), back;
 	buf_t b;
 	size_t used = 0, i;
 
@@ -310,7 +310,7 @@ static void test_writer_settles_holds(void **state)
 {
 	struct fixture *f = *state;
 	struct ledger_hold h, h2;
-	struct gw_record *r;
+	struct call_record *r;
 	int64_t avail = 0, projected = 0;
 	char err[256];
 	int i;
@@ -365,7 +365,7 @@ static void test_writer_retries_without_dropping(void **state)
 	assert_int_equal(journal_start(f->dir, 0, err, sizeof(err)), TG_OK);
 	for (i = 0; i < 5; i++) {
 		char rid[32];
-		struct gw_record *r;
+		struct call_record *r;
 
 		assert_int_equal(ledger_hold(f->org, f->key, C(2), 0, 0, &h, &avail), TG_OK);
 		snprintf(rid, sizeof(rid), "blocked-%d", i);
@@ -390,7 +390,7 @@ static void test_writer_retries_without_dropping(void **state)
 static void test_direct_without_writer(void **state)
 {
 	struct fixture *f = *state;
-	struct gw_record *r = record(f, 0, "direct", C(2), 1);
+	struct call_record *r = record(f, 0, "direct", C(2), 1);
 
 	assert_int_equal(journal_submit(r), TG_OK);
 	assert_int_equal(balance(f), C(8));

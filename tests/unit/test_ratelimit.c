@@ -9,7 +9,7 @@
 #include <cmocka.h>
 
 #include "core/timeutil.h"
-#include "gateway/ratelimit.h"
+#include "billing/ratelimit.h"
 
 #define SEC 1000000LL
 #define MIN (60 * SEC)

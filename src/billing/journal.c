@@ -1,5 +1,5 @@
 /* journal.c - the gateway's call journal; see journal.h for the design. */
-#include "gateway/journal.h"
+#include "billing/journal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,7 +18,7 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/timeutil.h"
-#include "gateway/gw.h"
+#include "billing/inflight.h"
 #include "core/config.h"
 #include "store/db.h"
 
@@ -48,7 +48,7 @@ static int fds[NFILES] = { -1, -1 };
 static char paths[NFILES][CONFIG_STR_MAX + 32];
 static off_t fsize[NFILES];                /* bytes appended to each file since it was emptied */
 static int cur;                          /* the file appends go to */
-static struct gw_record *head, **tail = &head;
+static struct call_record *head, **tail = &head;
 static uint64_t next_seq, applied_seq, n_records, n_batches, n_queued;
 
 /* ------------------------------------------------------------ encoding */
@@ -68,7 +68,7 @@ static int put_str(buf_t *b, const char *s)
 	return buf_append(b, &len, sizeof(len)) || buf_append(b, s, n) ? TG_ENOMEM : TG_OK;
 }
 
-int journal_encode(const struct gw_record *r, buf_t *out)
+int journal_encode(const struct call_record *r, buf_t *out)
 {
 	unsigned char sum[SUM_LEN];
 	buf_t p;
@@ -124,7 +124,7 @@ static int get_str(struct reader *rd, char *dst, size_t cap)
 	return TG_OK;
 }
 
-int journal_decode(const unsigned char *p, size_t n, struct gw_record *r, size_t *used)
+int journal_decode(const unsigned char *p, size_t n, struct call_record *r, size_t *used)
 {
 	unsigned char sum[SUM_LEN], flags = 0;
 	struct reader rd;
@@ -165,7 +165,7 @@ int journal_decode(const unsigned char *p, size_t n, struct gw_record *r, size_t
 
 /* ------------------------------------------------------------- applying */
 
-static int insert_request_row(const struct gw_record *r, int64_t cost, const char *source,
+static int insert_request_row(const struct call_record *r, int64_t cost, const char *source,
 			      const char *err)
 {
 	sqlite3_stmt *st = db_stmt(
@@ -201,7 +201,7 @@ static int exec_literal(sqlite3_stmt *st)
  * debited, a key that no longer exists) is recorded without its debit,
  * logged; a database error fails the whole batch, which is then retried, so
  * a transient error (disk full, I/O) never drops a debit. */
-static int apply_one(struct gw_record *r)
+static int apply_one(struct call_record *r)
 {
 	const char *source = r->source, *err = r->err;
 	int64_t cost = r->billed ? r->cost : 0;
@@ -259,9 +259,9 @@ fail:
 /* Before a batch's transaction ends without its commit: its holds count
  * their costs again. Done while the write lock is still held, so no other
  * commit can reuse a rolled-back entry id in between. */
-static void rearm(struct gw_record *list)
+static void rearm(struct call_record *list)
 {
-	struct gw_record *r;
+	struct call_record *r;
 
 	for (r = list; r; r = r->next)
 		if (r->billed && r->hold.active && r->hold.serial)
@@ -271,9 +271,9 @@ static void rearm(struct gw_record *list)
 /* Write a batch (in seq order) in one transaction; update_seq also moves
  * journal_state.applied_seq (records from the files only: a record applied
  * directly has no seq). On failure nothing is written. */
-static int apply_batch(struct gw_record *list, int update_seq)
+static int apply_batch(struct call_record *list, int update_seq)
 {
-	struct gw_record *r;
+	struct call_record *r;
 	uint64_t last = 0;
 	sqlite3_stmt *st;
 	int rc;
@@ -310,9 +310,9 @@ fail:
 }
 
 /* After the commit: alerts, holds, in-flight ids; frees the list. */
-static void finish_batch(struct gw_record *list)
+static void finish_batch(struct call_record *list)
 {
-	struct gw_record *r, *next;
+	struct call_record *r, *next;
 
 	for (r = list; r; r = next) {
 		next = r->next;
@@ -320,7 +320,7 @@ static void finish_batch(struct gw_record *list)
 			alerts_after_debit(r->org_id, r->key_id, r->cost, r->balance_after);
 		ledger_release(&r->hold);
 		if (r->inflight)
-			gw_inflight_drop(r->request_id);
+			inflight_drop(r->request_id);
 		free(r);
 	}
 }
@@ -364,7 +364,7 @@ static int read_file(const char *path, buf_t *out)
 
 static int seq_cmp(const void *a, const void *b)
 {
-	const struct gw_record *x = *(struct gw_record *const *)a, *y = *(struct gw_record *const *)b;
+	const struct call_record *x = *(struct call_record *const *)a, *y = *(struct call_record *const *)b;
 
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
@@ -385,10 +385,10 @@ static int read_applied_seq(uint64_t *out)
 /* Every intact record with a seq above `above` in the journal files of
  * data_dir, in seq order (each seq once), as a list the caller frees (or
  * hands to apply_batch). *max_seen gets the largest seq found at all. */
-static int load_pending(const char *data_dir, uint64_t above, struct gw_record **list_out,
+static int load_pending(const char *data_dir, uint64_t above, struct call_record **list_out,
 			size_t *count, uint64_t *max_seen, char *err, size_t errlen)
 {
-	struct gw_record **recs = NULL, *list = NULL, **lt = &list;
+	struct call_record **recs = NULL, *list = NULL, **lt = &list;
 	size_t n = 0, cap = 0, i;
 	int rc = TG_OK, f;
 
@@ -407,10 +407,10 @@ static int load_pending(const char *data_dir, uint64_t above, struct gw_record *
 			rc = TG_EIO;
 		}
 		while (rc == TG_OK && off < data.len) {
-			struct gw_record *r;
+			struct call_record *r;
 
 			if (n == cap) {
-				struct gw_record **grown = realloc(recs, (cap ? cap * 2 : 64) * sizeof(*recs));
+				struct call_record **grown = realloc(recs, (cap ? cap * 2 : 64) * sizeof(*recs));
 
 				if (!grown) {
 					rc = TG_ENOMEM;
@@ -472,10 +472,10 @@ static int load_pending(const char *data_dir, uint64_t above, struct gw_record *
 	return rc;
 }
 
-static void list_free(struct gw_record *list)
+static void list_free(struct call_record *list)
 {
 	while (list) {
-		struct gw_record *next = list->next;
+		struct call_record *next = list->next;
 
 		free(list);
 		list = next;
@@ -484,7 +484,7 @@ static void list_free(struct gw_record *list)
 
 int journal_pending(const char *data_dir, uint64_t *calls, int64_t *debits)
 {
-	struct gw_record *list = NULL, *r;
+	struct call_record *list = NULL, *r;
 	uint64_t applied = 0, max_seen;
 	size_t n = 0;
 	char err[256];
@@ -507,7 +507,7 @@ int journal_pending(const char *data_dir, uint64_t *calls, int64_t *debits)
 /* Apply every intact record above applied_seq from both files, in seq order. */
 static int replay(const char *data_dir, char *err, size_t errlen)
 {
-	struct gw_record *list = NULL;
+	struct call_record *list = NULL;
 	uint64_t max_seen = 0;
 	size_t applied = 0;
 	int rc, f;
@@ -546,7 +546,7 @@ static int replay(const char *data_dir, char *err, size_t errlen)
 
 static void *writer_main(void *arg)
 {
-	struct gw_record *batch = NULL;
+	struct call_record *batch = NULL;
 	uint64_t last = 0;
 	int from = 0, failures = 0;
 
@@ -554,7 +554,7 @@ static void *writer_main(void *arg)
 	/* Not at a lower priority: the writer takes hold_mu (ledger holds) for
 	 * moments, and preempted there it would stall the calls waiting on it. */
 	for (;;) {
-		struct gw_record *r;
+		struct call_record *r;
 
 		pthread_mutex_lock(&mu);
 		if (!batch) {
@@ -626,7 +626,7 @@ static void *writer_main(void *arg)
 	if (head) {
 		*tail = NULL;
 		if (batch) {
-			struct gw_record *t = batch;
+			struct call_record *t = batch;
 
 			while (t->next)
 				t = t->next;
@@ -641,11 +641,11 @@ static void *writer_main(void *arg)
 	pthread_cond_broadcast(&space_cv);
 	pthread_mutex_unlock(&mu);
 	while (batch) {
-		struct gw_record *next = batch->next;
+		struct call_record *next = batch->next;
 
 		ledger_release(&batch->hold);
 		if (batch->inflight)
-			gw_inflight_drop(batch->request_id);
+			inflight_drop(batch->request_id);
 		free(batch);
 		batch = next;
 	}
@@ -714,7 +714,7 @@ void journal_stop(void)
 /* No writer (the CLI, tests, or after the writer stopped): apply the record
  * now, in its own transaction. It takes no seq: applied_seq only ever covers
  * records written to the files. */
-static int submit_inline(struct gw_record *r)
+static int submit_inline(struct call_record *r)
 {
 	int rc;
 
@@ -744,9 +744,9 @@ static int append_record(const buf_t *enc)
 	return TG_EIO;
 }
 
-int journal_submit(struct gw_record *r)
+int journal_submit(struct call_record *r)
 {
-	char id[REQ_ID_MAX + 1];
+	char id[BILLING_REQUEST_ID_MAX + 1];
 	struct timespec ts;
 	buf_t enc;
 	uint64_t seq;

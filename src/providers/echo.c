@@ -14,7 +14,8 @@
 #include <time.h>
 
 #include "core/timeutil.h"
-#include "gateway/gw.h"
+#include "core/buf.h"
+#include "providers/provider.h"
 
 #define ECHO_DEFAULT_MAX_TOKENS 64
 
@@ -43,7 +44,7 @@ static int64_t tokens_of(size_t bytes)
 	return (int64_t)((bytes + 3) / 4);
 }
 
-static int send_json(struct gw_sink *sink, cJSON *obj)
+static int send_json(struct prov_sink *sink, cJSON *obj)
 {
 	char *s = cJSON_PrintUnformatted(obj);
 	int rc;
@@ -55,7 +56,7 @@ static int send_json(struct gw_sink *sink, cJSON *obj)
 	return rc;
 }
 
-static int send_event(struct gw_sink *sink, cJSON *obj)
+static int send_event(struct prov_sink *sink, cJSON *obj)
 {
 	char *s = cJSON_PrintUnformatted(obj);
 	int rc = TG_ENOMEM;
@@ -91,7 +92,7 @@ static cJSON *usage_obj(int64_t prompt, int64_t completion)
 	return u;
 }
 
-static int echo_chat(const cJSON *req, struct gw_sink *sink)
+static int echo_chat(const cJSON *req, struct prov_sink *sink)
 {
 	const cJSON *messages = cJSON_GetObjectItemCaseSensitive(req, "messages"), *m, *mt;
 	const cJSON *model = cJSON_GetObjectItemCaseSensitive(req, "model");
@@ -239,7 +240,7 @@ out:
 	return rc;
 }
 
-static int echo_embeddings(const cJSON *req, struct gw_sink *sink)
+static int echo_embeddings(const cJSON *req, struct prov_sink *sink)
 {
 	const cJSON *input = cJSON_GetObjectItemCaseSensitive(req, "input"), *item;
 	const cJSON *model = cJSON_GetObjectItemCaseSensitive(req, "model");
@@ -274,9 +275,30 @@ static int echo_embeddings(const cJSON *req, struct gw_sink *sink)
 	return rc;
 }
 
-int echo_answer(const char *path, const cJSON *req, struct gw_sink *sink)
+/* The request as it would go upstream (built by the OpenAI kind), answered
+ * here. */
+static int echo_forward(const struct prov_call *c, const struct prov_request *rq,
+			struct prov_sink *sink, int64_t *first_byte_us, char *err, size_t errlen)
 {
-	if (strcmp(path, "/embeddings") == 0)
-		return echo_embeddings(req, sink);
-	return echo_chat(req, sink);
+	cJSON *req = cJSON_ParseWithLength(rq->body, rq->len);
+	int rc;
+
+	*first_byte_us = 0;
+	if (!req) {
+		snprintf(err, errlen, "the echo provider could not read the request");
+		return PROV_FWD_BROKEN;
+	}
+	rc = c->endpoint == PROV_EMBEDDINGS ? echo_embeddings(req, sink) : echo_chat(req, sink);
+	cJSON_Delete(req);
+	/* A sink that stopped the answer is a client gone; anything else broke. */
+	return rc == TG_OK ? PROV_FWD_OK : rc == TG_EIO ? PROV_FWD_ABORTED : PROV_FWD_BROKEN;
 }
+
+const struct provider_ops provider_echo = {
+	.kind = "echo",
+	.build_request = openai_build_request,
+	.forward = echo_forward,
+	.parse_response = openai_parse_response,
+	.parse_stream_event = openai_parse_stream_event,
+	.extract_usage = openai_extract_usage,
+};

@@ -1,5 +1,5 @@
 /* ratelimit.c - token buckets in a process-wide hash table; see ratelimit.h. */
-#include "gateway/ratelimit.h"
+#include "billing/ratelimit.h"
 
 #include <pthread.h>
 #include <stdio.h>

@@ -1,13 +1,14 @@
-/* gw_json.c - finding top-level members in JSON text, so the gateway can
- * forward a body with one value replaced instead of printing the whole
- * document again (see gw.h). The text has already been parsed by cJSON; the
- * scanner still checks every bound and answers -1 for anything it does not
- * fully understand, and the callers then print the parsed document as before.
+/* json_text.c - finding top-level members in JSON text and editing it; see
+ * json_text.h. The text has already been parsed by cJSON; the scanner still
+ * checks every bound and answers -1 for anything it does not fully
+ * understand, and the callers then print the parsed document as before.
  */
 #include <stdio.h>
 #include <string.h>
 
-#include "gateway/gw.h"
+#include <cjson/cJSON.h>
+
+#include "core/json_text.h"
 
 #define DEPTH_MAX 512
 
@@ -79,7 +80,7 @@ static size_t skip_value(const char *p, size_t n, size_t i)
 	return 0;
 }
 
-int gw_json_member(const char *p, size_t n, const char *name, size_t *vs, size_t *ve)
+int json_member(const char *p, size_t n, const char *name, size_t *vs, size_t *ve)
 {
 	size_t i = skip_ws(p, n, 0), nlen = strlen(name);
 	int found = 0;
@@ -128,7 +129,7 @@ end:
 	return skip_ws(p, n, i) == n ? found : -1;
 }
 
-int gw_json_put_string(buf_t *b, const char *s)
+int json_put_string(buf_t *b, const char *s)
 {
 	static const char hex[] = "0123456789abcdef";
 	int rc = buf_putc(b, '"');
@@ -149,4 +150,49 @@ int gw_json_put_string(buf_t *b, const char *s)
 		}
 	}
 	return rc ? rc : buf_putc(b, '"');
+}
+
+char *json_edits_apply(const char *src, size_t n, struct json_edit *e, int ne, size_t *len)
+{
+	size_t at = 0, total = n;
+	char *out, *w;
+	int i;
+
+	if (ne < 0 || ne > 2)
+		return NULL;
+	if (ne == 2 && e[1].start < e[0].start) {
+		struct json_edit t = e[0];
+
+		e[0] = e[1];
+		e[1] = t;
+	}
+	for (i = 0; i < ne; i++) {
+		if (e[i].start < at || e[i].end < e[i].start || e[i].end > n)
+			return NULL;
+		at = e[i].end;
+		total += e[i].text.len - (e[i].end - e[i].start);
+	}
+	if (!(out = w = cJSON_malloc(total + 1)))
+		return NULL;
+	for (at = 0, i = 0; i < ne; i++) {
+		memcpy(w, src + at, e[i].start - at);
+		w += e[i].start - at;
+		if (e[i].text.len)
+			memcpy(w, e[i].text.data, e[i].text.len);
+		w += e[i].text.len;
+		at = e[i].end;
+	}
+	memcpy(w, src + at, n - at);
+	w += n - at;
+	*w = '\0';
+	*len = total;
+	return out;
+}
+
+void json_edits_free(struct json_edit *e, int ne)
+{
+	int i;
+
+	for (i = 0; i < ne; i++)
+		buf_free(&e[i].text);
 }

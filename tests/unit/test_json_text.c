@@ -1,8 +1,8 @@
-/* Unit tests for the gateway's JSON text scanner (gw_json_member) and string
- * writer (gw_json_put_string): a table of cases, then a property test over
+/* Unit tests for the JSON text scanner (json_member) and string
+ * writer (json_put_string): a table of cases, then a property test over
  * seeded pseudo-random documents checked against cJSON. Whenever the scanner
  * finds a member, the span parsed alone must equal the member cJSON finds,
- * and replacing the span with a string written by gw_json_put_string must
+ * and replacing the span with a string written by json_put_string must
  * give the document cJSON gets by replacing that member; when it finds
  * nothing, cJSON must find nothing either, and a refusal (-1) needs one of
  * the reasons the scanner names (a repeated name, a key with escapes).
@@ -20,7 +20,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/buf.h"
-#include "gateway/gw.h"
+#include "core/json_text.h"
 
 #define DOCS 600
 #define CUTS 4
@@ -126,10 +126,10 @@ static void test_member_table(void **state)
 	for (i = 0; i < sizeof(member_cases) / sizeof(member_cases[0]); i++) {
 		const struct member_case *c = &member_cases[i];
 		size_t n = c->len ? c->len : strlen(c->doc), vs = 0, ve = 0;
-		int got = gw_json_member(c->doc, n, c->name, &vs, &ve);
+		int got = json_member(c->doc, n, c->name, &vs, &ve);
 
 		if (got != c->want)
-			fail_msg("case %zu: gw_json_member(%s, \"%s\") = %d, want %d", i, c->doc, c->name,
+			fail_msg("case %zu: json_member(%s, \"%s\") = %d, want %d", i, c->doc, c->name,
 				 got, c->want);
 		if (c->want == 1) {
 			assert_true(vs <= ve && ve <= n);
@@ -152,14 +152,14 @@ static void test_member_depth(void **state)
 		buf_t b;
 		int got;
 
-		buf_init(&b, 0);
+		buf_init(&b, (size_t)1 << 20);
 		assert_int_equal(buf_puts(&b, "{\"a\":"), TG_OK);
 		for (i = 0; i < depth; i++)
 			assert_int_equal(buf_putc(&b, '['), TG_OK);
 		for (i = 0; i < depth; i++)
 			assert_int_equal(buf_putc(&b, ']'), TG_OK);
 		assert_int_equal(buf_puts(&b, ",\"b\":2}"), TG_OK);
-		got = gw_json_member(b.data, b.len, "b", &vs, &ve);
+		got = json_member(b.data, b.len, "b", &vs, &ve);
 		if (depth <= 512) {
 			assert_int_equal(got, 1);
 			assert_int_equal(ve - vs, 1);
@@ -175,8 +175,8 @@ static void expect_put(const char *in, const char *want)
 {
 	buf_t b;
 
-	buf_init(&b, 0);
-	assert_int_equal(gw_json_put_string(&b, in), TG_OK);
+	buf_init(&b, (size_t)1 << 20);
+	assert_int_equal(json_put_string(&b, in), TG_OK);
 	assert_string_equal(buf_cstr(&b), want);
 	buf_free(&b);
 }
@@ -205,8 +205,8 @@ static void test_put_string_round_trip(void **state)
 	for (i = 1; i < 256; i++)
 		all[i - 1] = (char)i;
 	all[255] = '\0';
-	buf_init(&b, 0);
-	assert_int_equal(gw_json_put_string(&b, all), TG_OK);
+	buf_init(&b, (size_t)1 << 20);
+	assert_int_equal(json_put_string(&b, all), TG_OK);
 	for (i = 0; i < (int)b.len; i++)
 		assert_true((unsigned char)b.data[i] >= 0x20); /* no raw control byte */
 	j = cJSON_ParseWithLengthOpts(b.data, b.len, NULL, 0);
@@ -224,15 +224,15 @@ static void test_put_string_cap(void **state)
 
 	(void)state;
 	buf_init(&b, 4);
-	assert_int_not_equal(gw_json_put_string(&b, "abcd"), TG_OK);
+	assert_int_not_equal(json_put_string(&b, "abcd"), TG_OK);
 	assert_true(b.len <= 4);
 	buf_free(&b);
 	buf_init(&b, 6);
-	assert_int_equal(gw_json_put_string(&b, "abcd"), TG_OK);
+	assert_int_equal(json_put_string(&b, "abcd"), TG_OK);
 	assert_string_equal(buf_cstr(&b), "\"abcd\"");
 	buf_free(&b);
 	buf_init(&b, 6);
-	assert_int_not_equal(gw_json_put_string(&b, "\001"), TG_OK); /* "\u0001" is 8 bytes */
+	assert_int_not_equal(json_put_string(&b, "\001"), TG_OK); /* "\u0001" is 8 bytes */
 	buf_free(&b);
 }
 
@@ -449,9 +449,9 @@ static void check_found(const char *doc, size_t n, const cJSON *root, const char
 	free(span);
 
 	gen_plain(plain, sizeof(plain));
-	buf_init(&text, 0);
-	buf_init(&out, 0);
-	assert_int_equal(gw_json_put_string(&text, plain), TG_OK);
+	buf_init(&text, (size_t)1 << 20);
+	buf_init(&out, (size_t)1 << 20);
+	assert_int_equal(json_put_string(&text, plain), TG_OK);
 	assert_int_equal(buf_append(&out, doc, vs), TG_OK);
 	assert_int_equal(buf_append(&out, text.data, text.len), TG_OK);
 	assert_int_equal(buf_append(&out, doc + ve, n - ve), TG_OK);
@@ -468,7 +468,7 @@ static void check_found(const char *doc, size_t n, const cJSON *root, const char
 	{
 		size_t vs2 = 0, ve2 = 0;
 
-		assert_int_equal(gw_json_member(spliced, strlen(spliced), name, &vs2, &ve2), 1);
+		assert_int_equal(json_member(spliced, strlen(spliced), name, &vs2, &ve2), 1);
 		assert_int_equal(vs2, vs);
 		assert_int_equal(ve2, vs + text.len);
 	}
@@ -493,7 +493,7 @@ static void test_member_property(void **state)
 		buf_t b;
 		size_t n;
 
-		buf_init(&b, 0);
+		buf_init(&b, (size_t)1 << 20);
 		gen_ws(&b);
 		gen_members(&b, 0, pick(7), &escaped);
 		gen_ws(&b);
@@ -505,7 +505,7 @@ static void test_member_property(void **state)
 		for (k = 0; k < NNAMES + 2; k++) {
 			const char *name = k < NNAMES ? names[k] : k == NNAMES ? "mode" : "missing";
 			size_t vs = 0, ve = 0, count = count_members(root, name);
-			int got = gw_json_member(b.data, n, name, &vs, &ve);
+			int got = json_member(b.data, n, name, &vs, &ve);
 
 			if (got == 1) {
 				if (count != 1)
@@ -533,7 +533,7 @@ static void test_member_property(void **state)
 			while (last > 0 && b.data[last - 1] != '}')
 				last--;
 			cut = pick((unsigned)last);
-			assert_int_equal(gw_json_member(b.data, cut, "a", &vs, &ve), -1);
+			assert_int_equal(json_member(b.data, cut, "a", &vs, &ve), -1);
 		}
 		cJSON_Delete(root);
 		buf_free(&b);

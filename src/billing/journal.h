@@ -1,4 +1,4 @@
-/* journal.h - the gateway's call journal: how a finished call's debit and
+/* journal.h - the SQLite store's call journal: how a finished call's debit and
  * request row reach the database without a SQLite commit on the call's path.
  *
  * A finished call becomes one record. journal_submit() appends the record to
@@ -32,30 +32,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "catalog/catalog.h"
+#include "billing/billing.h"
 #include "core/buf.h"
-#include "http/http.h"
-#include "ledger/ledger.h"
 
-struct gw_record {
-	/* Written to the journal file. */
-	uint64_t seq; /* assigned by journal_submit */
-	int64_t created_at, org_id, key_id, provider_id; /* provider_id 0: none */
-	int64_t stream, status, prompt, cached, completion, cost, upstream_ms, total_ms;
-	int billed;    /* debit `cost` as a usage entry carrying request_id */
-	int mark_used; /* set the key's last_used_at to created_at */
-	char request_id[REQ_ID_MAX + 1];
-	char endpoint[32];
-	char model[CATALOG_NAME_MAX + 1];
-	char source[16]; /* reported | estimated | none */
-	char err[256];
-	/* In memory only. */
-	struct ledger_hold hold; /* handed over by the call; released after the commit */
-	int inflight;            /* a client request id: drop it from the in-flight table after */
-	int debited;             /* this attempt wrote the debit */
-	int64_t balance_after;
-	struct gw_record *next;
-};
 
 /* Replay what the journal files hold, then start the writer thread.
  * wait_for_commit: callers of journal_submit wait for their batch's commit. */
@@ -67,7 +46,7 @@ void journal_stop(void);
  * releases rec->hold). Do not touch rec afterwards. TG_OK when the record is
  * in the journal file (or committed); on TG_EIO the record could not be made
  * durable and was not applied (its hold is released). */
-int journal_submit(struct gw_record *rec);
+int journal_submit(struct call_record *rec);
 
 /* Wait (up to a few seconds) until every record submitted so far is
  * committed: for readers that must see a caller's own calls (GET /v1/key). */
@@ -76,8 +55,8 @@ void journal_flush(void);
 /* Record encoding, for the unit tests and the replay: appends one framed
  * record to out; journal_decode reads one from p (TG_OK and *used, or
  * TG_EINVAL for a torn or corrupt record). */
-int journal_encode(const struct gw_record *rec, buf_t *out);
-int journal_decode(const unsigned char *p, size_t n, struct gw_record *rec, size_t *used);
+int journal_encode(const struct call_record *rec, buf_t *out);
+int journal_decode(const unsigned char *p, size_t n, struct call_record *rec, size_t *used);
 
 /* Calls answered but not yet in the database: intact records in data_dir's
  * journal files above applied_seq, and the sum of their debits (for `tollgate

@@ -1,10 +1,11 @@
-/* upstream.c - forwarding to OpenAI-compatible providers with libcurl.
+/* http.c - the HTTP transport of the remote provider kinds, with libcurl.
  *
  * Each worker thread keeps one easy handle and reuses it, so connections to a
  * provider stay alive between calls. Bytes are handed to the sink as they
  * arrive; nothing buffers a whole stream here.
  */
 #include <curl/curl.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,12 +14,13 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "core/timeutil.h"
-#include "gateway/gw.h"
+#include "crypto/secrets.h"
+#include "providers/provider.h"
 
 static __thread CURL *tls_curl;
 
 struct xfer {
-	struct gw_sink *sink;
+	struct prov_sink *sink;
 	long status;
 	char content_type[128];
 	int status_sent;
@@ -27,20 +29,18 @@ struct xfer {
 	int64_t *first_byte_us;
 };
 
-int gw_init(void)
+int providers_init(void)
 {
-	json_arena_install();
 	return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? TG_OK : TG_EIO;
 }
 
-void gw_shutdown(void)
+void providers_shutdown(void)
 {
 	curl_global_cleanup();
 }
 
-void gw_thread_cleanup(void)
+void providers_thread_cleanup(void)
 {
-	json_arena_thread_free();
 	if (tls_curl) {
 		curl_easy_cleanup(tls_curl);
 		tls_curl = NULL;
@@ -104,9 +104,9 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
 	return 0;
 }
 
-int upstream_post(const struct provider *prov, const char *path, const char *body, size_t len,
-		  const char *request_id, struct gw_sink *sink, int64_t *first_byte_us, char *err,
-		  size_t errlen)
+int prov_http_post(const struct provider *prov, const struct prov_request *rq,
+		   const char *request_id, struct prov_sink *sink, int64_t *first_byte_us,
+		   char *err, size_t errlen)
 {
 	struct curl_slist *hdrs = NULL;
 	char url[CATALOG_URL_MAX + 64], line[256];
@@ -123,7 +123,7 @@ int upstream_post(const struct provider *prov, const char *path, const char *bod
 	if (!tls_curl) {
 		if (!(tls_curl = curl_easy_init())) {
 			snprintf(err, errlen, "could not create an HTTP client");
-			return GW_FWD_CONNECT;
+			return PROV_FWD_CONNECT;
 		}
 		/* What is the same for every call, set once per handle. */
 		curl_easy_setopt(tls_curl, CURLOPT_POST, 1L);
@@ -138,21 +138,21 @@ int upstream_post(const struct provider *prov, const char *path, const char *bod
 		curl_easy_setopt(tls_curl, CURLOPT_PROTOCOLS_STR, "http,https");
 		curl_easy_setopt(tls_curl, CURLOPT_USERAGENT, "tollgate/" TG_VERSION);
 	}
-	snprintf(url, sizeof(url), "%s%s", prov->base_url, path);
+	snprintf(url, sizeof(url), "%s%s", prov->base_url, rq->path);
 	if (catalog_provider_api_key(prov->id, &key, &keylen) != TG_OK) {
 		snprintf(err, errlen, "the provider's API key could not be opened");
-		return GW_FWD_CONNECT;
+		return PROV_FWD_CONNECT;
 	}
 	hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
 	hdrs = curl_slist_append(hdrs, "Accept: application/json, text/event-stream");
 	hdrs = curl_slist_append(hdrs, "Expect:");
 	snprintf(line, sizeof(line), "X-Request-Id: %s", request_id);
 	hdrs = curl_slist_append(hdrs, line);
-	if (key && keylen) {
+	if (key && keylen && rq->auth_prefix) {
 		buf_t auth;
 
 		buf_init(&auth, 8192);
-		if (buf_puts(&auth, "Authorization: Bearer ") == TG_OK &&
+		if (buf_puts(&auth, rq->auth_prefix) == TG_OK &&
 		    buf_append(&auth, key, keylen) == TG_OK)
 			hdrs = curl_slist_append(hdrs, auth.data);
 		sodium_memzero(auth.data, auth.len);
@@ -161,8 +161,8 @@ int upstream_post(const struct provider *prov, const char *path, const char *bod
 	if (key)
 		secrets_plain_free(key, keylen);
 	curl_easy_setopt(tls_curl, CURLOPT_URL, url);
-	curl_easy_setopt(tls_curl, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(tls_curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	curl_easy_setopt(tls_curl, CURLOPT_POSTFIELDS, rq->body);
+	curl_easy_setopt(tls_curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->len);
 	curl_easy_setopt(tls_curl, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(tls_curl, CURLOPT_HEADERDATA, &x);
 	curl_easy_setopt(tls_curl, CURLOPT_WRITEDATA, &x);
@@ -184,19 +184,19 @@ int upstream_post(const struct provider *prov, const char *path, const char *bod
 		sink->on_status(sink->ud, (int)x.status, x.content_type);
 	}
 	if (cc == CURLE_OK) {
-		rc = GW_FWD_OK;
+		rc = PROV_FWD_OK;
 	} else if (x.aborted) {
-		rc = GW_FWD_ABORTED;
+		rc = PROV_FWD_ABORTED;
 		snprintf(err, errlen, "transfer stopped");
 	} else if (cc == CURLE_OPERATION_TIMEDOUT) {
-		rc = GW_FWD_TIMEOUT;
+		rc = PROV_FWD_TIMEOUT;
 		snprintf(err, errlen, "the provider did not answer within %lld s",
 			 (long long)prov->timeout_s);
 	} else if (x.status_sent) {
-		rc = GW_FWD_BROKEN;
+		rc = PROV_FWD_BROKEN;
 		snprintf(err, errlen, "the provider's connection broke: %s", curl_easy_strerror(cc));
 	} else {
-		rc = GW_FWD_CONNECT;
+		rc = PROV_FWD_CONNECT;
 		snprintf(err, errlen, "could not reach the provider: %s", curl_easy_strerror(cc));
 	}
 	return rc;

@@ -798,3 +798,51 @@ void catalog_price_detail(const money_price_t *before, const money_price_t *afte
 	snprintf(out, n, "input %s -> %s, cached input %s -> %s, output %s -> %s", b[0], a[0], b[1],
 		 a[1], b[2], a[2]);
 }
+
+int catalog_each_listed_model(int (*fn)(void *ud, const struct catalog_listed_model *lm),
+			      void *ud)
+{
+	sqlite3_stmt *st = db_stmt("SELECT m.name, m.created_at, p.name, m.kind, m.price_in,"
+				   " m.price_cached_in, m.price_out, m.max_output_tokens,"
+				   " m.context_window"
+				   " FROM models m JOIN providers p ON p.id = m.provider_id"
+				   " WHERE m.enabled = 1 AND p.enabled = 1 ORDER BY m.name");
+	int rc = st ? TG_OK : TG_EDB, step;
+
+	while (st && (step = sqlite3_step(st)) == SQLITE_ROW) {
+		struct model m;
+		struct catalog_listed_model lm = { &m, db_col_text(st, 2),
+						   sqlite3_column_int64(st, 1) };
+
+		memset(&m, 0, sizeof(m));
+		snprintf(m.name, sizeof(m.name), "%s", db_col_text(st, 0));
+		m.kind = catalog_model_kind_parse(db_col_text(st, 3)) == MODEL_EMBEDDING ?
+				 MODEL_EMBEDDING : MODEL_CHAT;
+		m.price.in = sqlite3_column_int64(st, 4);
+		m.price.cached_in = sqlite3_column_int64(st, 5);
+		m.price.out = sqlite3_column_int64(st, 6);
+		m.max_output_tokens = sqlite3_column_int64(st, 7);
+		m.context_window = sqlite3_column_int64(st, 8);
+		m.enabled = 1;
+		if (fn(ud, &lm))
+			break;
+	}
+	db_done(st);
+	return rc;
+}
+
+int catalog_each_listed_provider(int (*fn)(void *ud, const char *name, const char *kind,
+					   int64_t models),
+				 void *ud)
+{
+	sqlite3_stmt *st = db_stmt("SELECT p.name, p.kind, (SELECT count(*) FROM models m"
+				   " WHERE m.provider_id = p.id AND m.enabled = 1)"
+				   " FROM providers p WHERE p.enabled = 1 ORDER BY p.name");
+	int rc = st ? TG_OK : TG_EDB;
+
+	while (st && sqlite3_step(st) == SQLITE_ROW)
+		if (fn(ud, db_col_text(st, 0), db_col_text(st, 1), sqlite3_column_int64(st, 2)))
+			break;
+	db_done(st);
+	return rc;
+}

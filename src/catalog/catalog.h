@@ -65,6 +65,22 @@ void catalog_forget(void);
  * *key_out is NULL (TG_OK) when none is set. TG_EPERM before catalog_init. */
 int catalog_provider_api_key(int64_t id, char **key_out, size_t *len_out);
 
+/* What the gateway lists (GET /v1/models, GET /v1/providers): the enabled
+ * models of enabled providers by name, with their provider's name; the
+ * enabled providers by name, with their count of enabled models. fn is
+ * called once per row (the strings are valid during the call); a non-zero
+ * return stops the walk. TG_OK, or TG_EDB. */
+struct catalog_listed_model {
+	const struct model *m;
+	const char *provider;
+	int64_t created_at;
+};
+int catalog_each_listed_model(int (*fn)(void *ud, const struct catalog_listed_model *lm),
+			      void *ud);
+int catalog_each_listed_provider(int (*fn)(void *ud, const char *name, const char *kind,
+					   int64_t models),
+				 void *ud);
+
 /* Same lookups by the other key, for pages and the CLI. Provider names
  * compare without regard to case. */
 int catalog_model_get_by_id(int64_t id, struct model *out);            /* TG_ENOTFOUND */

@@ -54,6 +54,7 @@ static struct hold_rec *holds;
 static size_t holds_len, holds_cap;
 static uint64_t holds_serial;
 
+/* hold_mu for ledger_grant's deductions; see ledger_internal.h. */
 void ledger_holds_lock(void)
 {
 	pthread_mutex_lock(&hold_mu);
@@ -256,6 +257,7 @@ static int org_weight_locked(int64_t org_id, int settled_only, int64_t *balance,
 	return TG_OK;
 }
 
+/* What the org's holds count now, with hold_mu held (for a deduction). */
 int ledger_org_reserved_locked(int64_t org_id, int64_t *reserved)
 {
 	int64_t balance = 0;

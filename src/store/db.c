@@ -17,10 +17,18 @@
 #define DB_CHECKPOINT_BYTES (16 << 20) /* restart the WAL once it passes this */
 #define DB_CHECKPOINT_FRAMES 1000      /* checkpoint (passively) past this, as SQLite would */
 #define STMT_SLOTS 512 /* power of two; more distinct statements than this still work, uncached */
+#define STMT_PROBES 8
+#define STMT_USED_MAX 256 /* cached statements tracked as handed out */
+#define STMT_LOOSE_MAX 64 /* uncached statements handed out at once */
 
+/* A statement is in use from db_stmt until db_done or db_exec_stmt: only a
+ * slot not in use may be evicted (its statement finalized). When every
+ * candidate slot is in use, db_stmt prepares a loose statement instead, which
+ * db_done / db_exec_stmt finalize. */
 struct stmt_slot {
 	const char *sql;
 	sqlite3_stmt *st;
+	int in_use;
 };
 
 #define AFTER_COMMIT_MAX 8
@@ -28,6 +36,10 @@ struct stmt_slot {
 struct db_thread {
 	sqlite3 *db;
 	struct stmt_slot slots[STMT_SLOTS];
+	size_t used[STMT_USED_MAX];          /* the slots in use */
+	int n_used;
+	sqlite3_stmt *loose[STMT_LOOSE_MAX]; /* uncached statements in use */
+	int n_loose;
 	int in_tx;
 	uint64_t *after_commit[AFTER_COMMIT_MAX]; /* counters to bump once the transaction ends */
 	int n_after;
@@ -64,6 +76,8 @@ static void db_thread_free(void *p)
 	for (i = 0; i < STMT_SLOTS; i++)
 		if (t->slots[i].st)
 			sqlite3_finalize(t->slots[i].st);
+	for (i = 0; i < (size_t)t->n_loose; i++)
+		sqlite3_finalize(t->loose[i]);
 	if (t->db)
 		sqlite3_close(t->db);
 	free(t);
@@ -190,11 +204,41 @@ sqlite3 *db_get(void)
 	return t ? t->db : NULL;
 }
 
+/* Mark slot i in use (it is handed out now). 0 when no more can be tracked. */
+static int slot_take(struct db_thread *t, size_t i)
+{
+	if (t->slots[i].in_use)
+		return 1;
+	if (t->n_used == STMT_USED_MAX)
+		return 0;
+	t->slots[i].in_use = 1;
+	t->used[t->n_used++] = i;
+	return 1;
+}
+
+/* A statement outside the cache, finalized when its user gives it back. */
+static sqlite3_stmt *stmt_loose(struct db_thread *t, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (t->n_loose == STMT_LOOSE_MAX) {
+		log_error("db: more than %d uncached statements in use: %s", STMT_LOOSE_MAX, sql);
+		return NULL;
+	}
+	if (sqlite3_prepare_v2(t->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		log_error("db: prepare failed: %s: %s", sqlite3_errmsg(t->db), sql);
+		return NULL;
+	}
+	t->loose[t->n_loose++] = st;
+	return st;
+}
+
 sqlite3_stmt *db_stmt(const char *sql)
 {
 	struct db_thread *t = db_thread();
+	struct stmt_slot *s;
 	uintptr_t h;
-	size_t i, probe;
+	size_t i, probe, victim = STMT_SLOTS;
 	sqlite3_stmt *st = NULL;
 
 	if (!t)
@@ -202,31 +246,78 @@ sqlite3_stmt *db_stmt(const char *sql)
 	h = (uintptr_t)sql;
 	h ^= h >> 17;
 	h *= 0x9E3779B97F4A7C15ull;
-	for (probe = 0; probe < 8; probe++) {
+	for (probe = 0; probe < STMT_PROBES; probe++) {
 		i = (size_t)((h >> 20) + probe) & (STMT_SLOTS - 1);
-		if (t->slots[i].sql == sql) {
-			sqlite3_reset(t->slots[i].st);
-			sqlite3_clear_bindings(t->slots[i].st);
-			return t->slots[i].st;
+		s = &t->slots[i];
+		if (s->sql == sql) {
+			/* In use already: an early return skipped db_done, or an
+			 * outer caller holds the same SQL. As ever, it is reset
+			 * and handed out again. */
+			if (!slot_take(t, i))
+				return stmt_loose(t, sql);
+			sqlite3_reset(s->st);
+			sqlite3_clear_bindings(s->st);
+			return s->st;
 		}
-		if (!t->slots[i].sql)
+		if (!s->sql)
 			break;
+		if (!s->in_use && victim == STMT_SLOTS)
+			victim = i;
 	}
+	if (probe < STMT_PROBES)
+		victim = i; /* a free slot */
+	else if (victim == STMT_SLOTS || t->n_used == STMT_USED_MAX)
+		return stmt_loose(t, sql); /* every candidate is in use */
 	if (sqlite3_prepare_v3(t->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
 		log_error("db: prepare failed: %s: %s", sqlite3_errmsg(t->db), sql);
 		return NULL;
 	}
-	if (probe < 8 && !t->slots[i].sql) {
-		t->slots[i].sql = sql;
-		t->slots[i].st = st;
-		return st;
-	}
-	/* Table crowded here: evict the slot at the first probe position. */
-	i = (size_t)(h >> 20) & (STMT_SLOTS - 1);
-	sqlite3_finalize(t->slots[i].st);
-	t->slots[i].sql = sql;
-	t->slots[i].st = st;
+	/* A free slot, or with the table crowded here the first candidate not
+	 * in use, whose statement goes. */
+	s = &t->slots[victim];
+	if (s->st)
+		sqlite3_finalize(s->st);
+	s->sql = sql;
+	s->st = st;
+	s->in_use = 0;
+	slot_take(t, victim);
 	return st;
+}
+
+/* The caller is done with st: a cached statement is reset and may be
+ * evicted again, a loose one is finalized. */
+static void stmt_give_back(sqlite3_stmt *st)
+{
+	struct db_thread *t = pthread_getspecific(db_key);
+	int i;
+
+	if (!t)
+		return; /* the thread's connection is closed: st is gone with it */
+	for (i = t->n_used - 1; i >= 0; i--) {
+		struct stmt_slot *s = &t->slots[t->used[i]];
+
+		if (s->st == st) {
+			sqlite3_reset(st);
+			s->in_use = 0;
+			t->used[i] = t->used[--t->n_used];
+			return;
+		}
+	}
+	for (i = t->n_loose - 1; i >= 0; i--) {
+		if (t->loose[i] == st) {
+			sqlite3_finalize(st);
+			t->loose[i] = t->loose[--t->n_loose];
+			return;
+		}
+	}
+	/* Given back twice, or handed out again while in use: reset it if it is
+	 * still one of the cache's (a loose one given back is gone). */
+	for (i = 0; i < STMT_SLOTS; i++) {
+		if (t->slots[i].st == st) {
+			sqlite3_reset(st);
+			return;
+		}
+	}
 }
 
 static int bind_index(sqlite3_stmt *st, const char *name)
@@ -290,14 +381,14 @@ int db_exec_stmt(sqlite3_stmt *st)
 			  sqlite3_sql(st));
 		ret = TG_EDB;
 	}
-	sqlite3_reset(st);
+	stmt_give_back(st);
 	return ret;
 }
 
 void db_done(sqlite3_stmt *st)
 {
 	if (st)
-		sqlite3_reset(st);
+		stmt_give_back(st);
 }
 
 int db_exec(const char *sql)

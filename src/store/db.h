@@ -4,9 +4,12 @@
  *
  * db_stmt(SQL) takes a string LITERAL (the cache is keyed by its address) and
  * returns a reset statement with cleared bindings; the connection owns it, so
- * callers never finalize it, but call sqlite3_reset() (or db_done()) when they
- * stop stepping so no read transaction stays open. SQL text never contains
- * request data: values are always bound.
+ * callers never finalize it, but give it back with db_done() (or
+ * db_exec_stmt(), which steps and gives back) when they stop stepping, so no
+ * read transaction stays open, and do not touch it after. A statement is never
+ * evicted from the cache while handed out: when the cache has no room, db_stmt
+ * hands out an uncached one, which giving it back finalizes. SQL text never
+ * contains request data: values are always bound.
  */
 #ifndef TG_DB_H
 #define TG_DB_H
@@ -28,10 +31,10 @@ int db_bind_text(sqlite3_stmt *st, const char *name, const char *text);
 int db_bind_int64(sqlite3_stmt *st, const char *name, int64_t v);
 int db_bind_null(sqlite3_stmt *st, const char *name);
 int db_bind_blob(sqlite3_stmt *st, const char *name, const void *p, int n);
-/* Step a statement that returns no rows; reset it. TG_OK, TG_ECONFLICT on a
- * constraint violation, TG_EDB otherwise. */
+/* Step a statement that returns no rows and give it back (see above). TG_OK,
+ * TG_ECONFLICT on a constraint violation, TG_EDB otherwise. */
 int db_exec_stmt(sqlite3_stmt *st);
-/* Reset a statement after reading. */
+/* Give a statement back after reading: reset (or, if uncached, finalized). */
 void db_done(sqlite3_stmt *st);
 /* Run SQL text with no parameters (schema, pragmas). */
 int db_exec(const char *sql);

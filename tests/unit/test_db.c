@@ -1,7 +1,8 @@
 /* Unit tests for the store's connection set-up: the durability setting goes
  * from the configuration (flag or environment) through app_open_store to the
  * pragmas of every connection, on every thread, and the other per-connection
- * pragmas (WAL, foreign keys) hold in both modes. */
+ * pragmas (WAL, foreign keys) hold in both modes. And the statement cache:
+ * a statement handed out is never finalized under its user. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -196,6 +197,152 @@ static void test_full_then_normal(void **state)
 	check_store(&c, 1);
 }
 
+/* ------------------------------------------------------- statement cache */
+
+#define CACHE_SLOTS 512            /* STMT_SLOTS in db.c */
+#define CHURN (16 * CACHE_SLOTS)   /* enough to hit every slot of the cache */
+
+static void open_plain(const struct fixture *f)
+{
+	char path[300];
+
+	db_close_thread();
+	snprintf(path, sizeof(path), "%s/tollgate.db", f->dir);
+	assert_int_equal(db_configure(path, 0, 5000), TG_OK);
+	assert_int_equal(db_exec("CREATE TABLE t(v INTEGER); INSERT INTO t VALUES (1), (2), (3)"),
+			 TG_OK);
+}
+
+/* n distinct SQL strings; the cache is keyed by address, so they stay
+ * allocated until the connection is closed. */
+static char **distinct_sql(int n)
+{
+	char **v = calloc((size_t)n, sizeof(*v));
+	int i;
+
+	assert_non_null(v);
+	for (i = 0; i < n; i++) {
+		v[i] = malloc(32);
+		assert_non_null(v[i]);
+		snprintf(v[i], 32, "SELECT %d", i);
+	}
+	return v;
+}
+
+static void free_sql(char **v, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static int connection_has(sqlite3_stmt *st)
+{
+	sqlite3_stmt *p = NULL;
+
+	while ((p = sqlite3_next_stmt(db_get(), p)))
+		if (p == st)
+			return 1;
+	return 0;
+}
+
+static int connection_stmts(void)
+{
+	sqlite3_stmt *p = NULL;
+	int n = 0;
+
+	while ((p = sqlite3_next_stmt(db_get(), p)))
+		n++;
+	return n;
+}
+
+/* Each of sql[0..n) once, given back at once. */
+static void churn(char **sql, int n)
+{
+	sqlite3_stmt *st;
+	int i;
+
+	for (i = 0; i < n; i++) {
+		st = db_stmt(sql[i]);
+		assert_non_null(st);
+		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+		assert_int_equal(sqlite3_column_int(st, 0), i);
+		db_done(st);
+	}
+}
+
+/* A statement handed out and being stepped is never finalized under its
+ * user, however many other statements the thread prepares meanwhile. */
+static void test_stmt_in_use_not_evicted(void **state)
+{
+	char **sql = distinct_sql(CHURN);
+	sqlite3_stmt *first;
+
+	open_plain(*state);
+	first = db_stmt("SELECT v FROM t ORDER BY v");
+	assert_non_null(first);
+	assert_int_equal(sqlite3_step(first), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(first, 0), 1);
+
+	churn(sql, CHURN);
+
+	assert_true(connection_has(first));
+	assert_int_equal(sqlite3_step(first), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(first, 0), 2);
+	assert_int_equal(sqlite3_step(first), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(first, 0), 3);
+	assert_int_equal(sqlite3_step(first), SQLITE_DONE);
+	db_done(first);
+	/* given back, it is cached again: the same statement, reset */
+	assert_ptr_equal(db_stmt("SELECT v FROM t ORDER BY v"), first);
+	assert_int_equal(sqlite3_step(first), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(first, 0), 1);
+	db_done(first);
+	db_close_thread();
+	free_sql(sql, CHURN);
+}
+
+/* Many statements in use at once, more than the cache can keep where they
+ * hash: the ones it cannot keep are handed out uncached, all keep working,
+ * and giving them back finalizes the uncached ones. */
+#define HELD 300
+
+static void test_stmt_many_in_use(void **state)
+{
+	char **held = distinct_sql(HELD), **sql = distinct_sql(CHURN);
+	sqlite3_stmt *st[HELD];
+	int i;
+
+	open_plain(*state);
+	for (i = 0; i < HELD; i++) {
+		st[i] = db_stmt(held[i]);
+		assert_non_null(st[i]);
+		assert_int_equal(sqlite3_step(st[i]), SQLITE_ROW);
+	}
+	churn(sql, CHURN);
+	for (i = 0; i < HELD; i++) {
+		assert_true(connection_has(st[i]));
+		assert_int_equal(sqlite3_column_int(st[i], 0), i);
+		assert_int_equal(sqlite3_step(st[i]), SQLITE_DONE);
+	}
+	for (i = 0; i < HELD; i++)
+		db_done(st[i]);
+	assert_true(connection_stmts() <= CACHE_SLOTS);
+	/* db_exec_stmt gives a statement back as db_done does */
+	for (i = 0; i < HELD; i++) {
+		st[i] = db_stmt(held[i]);
+		assert_non_null(st[i]);
+	}
+	for (i = 0; i < HELD; i++)
+		assert_int_equal(db_exec_stmt(st[i]), TG_OK);
+	assert_true(connection_stmts() <= CACHE_SLOTS);
+	db_close_thread();
+	free_sql(held, HELD);
+	free_sql(sql, CHURN);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -203,6 +350,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_flag_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_env_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_then_normal, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stmt_in_use_not_evicted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stmt_many_in_use, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

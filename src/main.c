@@ -16,9 +16,11 @@
 #include "crypto/password.h"
 #include "crypto/secrets.h"
 #include "gateway/gw.h"
-#include "gateway/journal.h"
+#include "billing/journal.h"
 #include "identity/identity.h"
 #include "http/server.h"
+#include "metrics_page.h"
+#include "routes.h"
 #include "store/db.h"
 #include "store/migrate.h"
 #include "web/web.h"
@@ -95,8 +97,16 @@ static void raise_fd_limit(void)
 	}
 }
 
+/* A server worker's exit: its HTTP client handle and database connection. */
+static void serve_thread_exit(void)
+{
+	gw_thread_cleanup();
+	db_close_thread();
+}
+
 static int cmd_serve(struct cli_args *a)
 {
+	struct server_app app;
 	char err[512];
 	tg_secrets_t secrets;
 	sigset_t set;
@@ -124,7 +134,7 @@ static int cmd_serve(struct cli_args *a)
 		fprintf(stderr, "tollgate: templates: %s\n", err);
 		goto out;
 	}
-	if (gw_init()) {
+	if (gw_init(&a->cfg)) {
 		fprintf(stderr, "tollgate: cannot initialise the HTTP client library\n");
 		goto out;
 	}
@@ -133,12 +143,16 @@ static int cmd_serve(struct cli_args *a)
 		fprintf(stderr, "tollgate: %s\n", err);
 		goto out;
 	}
-	server_on_thread_exit(gw_thread_cleanup);
+	metrics_page_init(&a->cfg);
 	if (db_checkpointer_start())
 		log_warn("could not start the WAL checkpointer; relying on automatic checkpoints");
 	alerts_allow_private((int)a->cfg.webhook_private_ok);
 	alerts_worker_start(); /* budget alert webhooks; logs its own failure */
-	if (server_start(&a->cfg, err, sizeof(err))) {
+	app.routes = tg_routes;
+	app.nroutes = tg_routes_count;
+	app.authorize = routes_authorize;
+	app.thread_exit = serve_thread_exit;
+	if (server_start(&a->cfg, &app, err, sizeof(err))) {
 		fprintf(stderr, "tollgate: %s\n", err);
 		goto out;
 	}

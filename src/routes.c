@@ -2,12 +2,13 @@
  * handler and who may call it. Authorization by level happens here, before
  * any handler runs; handlers then check finer rules (org roles) first thing.
  */
+#include "routes.h"
+
 #include <cjson/cJSON.h>
 #include <string.h>
 
 #include "gateway/gw.h"
-#include "metrics/metrics.h"
-#include "http/server.h"
+#include "metrics_page.h"
 #include "store/db.h"
 #include "web/web.h"
 
@@ -98,8 +99,8 @@ const struct route tg_routes[] = {
 	{ "POST", "/alerts/webhook/remove", page_alerts_webhook_remove, AUTH_SESSION },
 	/* --- end budget alerts --- */
 
-	/* --- metrics (gateway/metrics.c) --- */
-	{ "GET", "/metrics", gw_metrics, AUTH_PUBLIC },
+	/* --- metrics (metrics_page.c) --- */
+	{ "GET", "/metrics", page_metrics, AUTH_PUBLIC },
 	/* --- end metrics --- */
 
 	/* --- gateway (gateway/) --- */

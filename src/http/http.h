@@ -1,14 +1,16 @@
 /* http.h - the request object, route table types, and response helpers.
  *
  * One CivetWeb handler receives every request and dispatches it through the
- * route table (src/routes.c). A handler gets a tg_req_t, checks what it must,
- * and sends exactly one response with a resp_* function. Responses under /v1
- * are JSON (OpenAI error envelope); everything else is HTML.
+ * route table handed to server_start (http/server.h). A handler gets a
+ * tg_req_t, checks what it must, and sends exactly one response with a resp_*
+ * function. Responses under /v1 are JSON (OpenAI error envelope); everything
+ * else is HTML.
  */
 #ifndef TG_HTTP_H
 #define TG_HTTP_H
 
 #include <cjson/cJSON.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/buf.h"
@@ -21,7 +23,7 @@ struct gw_key;
 #define REQ_MAX_PARAMS 4
 #define REQ_ID_MAX 64
 
-/* Who may call a route; checked before the handler runs (src/routes.c). */
+/* Who may call a route; checked before the handler runs (server_app.authorize). */
 enum auth_level {
 	AUTH_PUBLIC = 0, /* anyone */
 	AUTH_SESSION,    /* a signed-in dashboard user */
@@ -46,10 +48,12 @@ typedef struct tg_req {
 	struct gw_key *key;          /* set for AUTH_APIKEY routes */
 	buf_t headers;     /* extra response header lines "Name: value\r\n" */
 	buf_t stream_head; /* a streaming answer's head, sent with its first bytes */
+	const char *route; /* pattern of the route picked for the path, NULL for none */
 	int status;        /* status sent, for the access log (0 = nothing sent) */
 	int close;         /* 1: close the connection after the answer (set before sending) */
 	int64_t start_us;
 	int64_t max_body;
+	int64_t timeout_ms; /* request_timeout_ms: a body slower than this gets a 408 */
 } tg_req_t;
 
 typedef int (*route_fn)(tg_req_t *r);
@@ -63,8 +67,13 @@ struct route {
 
 /* --- routing (router.c) --- */
 /* Match path against pattern; on a match fill params (heap copies, caller
- * frees) and return 1. */
+ * frees) and return 1. params may be NULL to only test the match. */
 int router_match(const char *pattern, const char *path, char **params, int *nparams);
+/* The route of routes[0..n) that answers method and path: the first entry
+ * matching both (a GET entry also takes HEAD), *method_ok = 1; else the first
+ * matching the path alone (a 405), *method_ok = 0; else NULL. Copies nothing. */
+const struct route *router_find(const struct route *routes, size_t n, const char *method,
+				const char *path, int *method_ok);
 
 /* --- request helpers (req.c) --- */
 const char *req_header(const tg_req_t *r, const char *name);

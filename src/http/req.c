@@ -9,7 +9,6 @@
 #include "core/json.h"
 #include "core/timeutil.h"
 #include "http/http.h"
-#include "http/server.h"
 
 const char *req_header(const tg_req_t *r, const char *name)
 {
@@ -59,14 +58,12 @@ int req_read_body(tg_req_t *r)
 
 int req_body_fail(tg_req_t *r, int rc)
 {
-	const tg_config_t *cfg = server_config();
-
 	r->close = 1;
 	if (rc == TG_ETOOBIG)
 		return resp_error(r, 413, "invalid_request_error", "request_too_large",
 				  r->api ? "Request body is too large." :
 					   "The submitted form is too large.");
-	if (cfg && time_mono_us() - r->start_us >= cfg->request_timeout_ms * 1000)
+	if (r->timeout_ms > 0 && time_mono_us() - r->start_us >= r->timeout_ms * 1000)
 		return resp_error(r, 408, "invalid_request_error", "request_timeout",
 				  "The request body did not arrive in time.");
 	return resp_error(r, 400, "invalid_request_error", "invalid_body",

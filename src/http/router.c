@@ -17,8 +17,7 @@ int router_match(const char *pattern, const char *path, char **params, int *npar
 
 			if (len == 0 || n >= REQ_MAX_PARAMS)
 				goto nomatch;
-			params[n] = strndup(s, len);
-			if (!params[n])
+			if (params && !(params[n] = strndup(s, len)))
 				goto nomatch;
 			n++;
 			s += len;
@@ -36,9 +35,36 @@ int router_match(const char *pattern, const char *path, char **params, int *npar
 	*nparams = n;
 	return 1;
 nomatch:
-	for (i = 0; i < n; i++) {
+	for (i = 0; params && i < n; i++) {
 		free(params[i]);
 		params[i] = NULL;
 	}
 	return 0;
+}
+
+static int methods_equal(const char *route_method, const char *method)
+{
+	return strcmp(route_method, method) == 0 ||
+	       (strcmp(route_method, "GET") == 0 && strcmp(method, "HEAD") == 0);
+}
+
+const struct route *router_find(const struct route *routes, size_t n, const char *method,
+				const char *path, int *method_ok)
+{
+	const struct route *first = NULL;
+	size_t i;
+	int np;
+
+	*method_ok = 0;
+	for (i = 0; i < n; i++) {
+		if (!router_match(routes[i].pattern, path, NULL, &np))
+			continue;
+		if (methods_equal(routes[i].method, method)) {
+			*method_ok = 1;
+			return &routes[i];
+		}
+		if (!first)
+			first = &routes[i];
+	}
+	return first;
 }

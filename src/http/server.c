@@ -11,21 +11,15 @@
 #include "core/log.h"
 #include "core/slots.h"
 #include "core/timeutil.h"
-#include "metrics/metrics.h"
 #include "http/ipthrottle.h"
-#include "store/db.h"
+#include "metrics/metrics.h"
 
 /* Addresses remembered per authentication throttle table (fixed memory). */
 #define THROTTLE_CAPACITY 4096
 
 static struct mg_context *ctx;
 static struct ipthrottle *throttles[THROTTLE_COUNT];
-static void (*thread_exit_fn)(void);
-
-void server_on_thread_exit(void (*fn)(void))
-{
-	thread_exit_fn = fn;
-}
+static struct server_app app_cur;
 static const tg_config_t *cfg_cur;
 
 const tg_config_t *server_config(void)
@@ -176,12 +170,6 @@ static int is_api_path(const char *path)
 	       strcmp(path, "/health") == 0 || strcmp(path, "/metrics") == 0;
 }
 
-static int methods_equal(const char *route_method, const char *method)
-{
-	return strcmp(route_method, method) == 0 ||
-	       (strcmp(route_method, "GET") == 0 && strcmp(method, "HEAD") == 0);
-}
-
 /* JSON under the API, HTML forms in the dashboard; anything else is a 415. */
 static int post_content_type_ok(tg_req_t *r)
 {
@@ -199,40 +187,60 @@ static int post_content_type_ok(tg_req_t *r)
 	return 0;
 }
 
-static void dispatch_route(tg_req_t *r)
+/* The route answering r, its pattern set as r->route (the metrics label);
+ * *method_ok as router_find. */
+static const struct route *route_pick(tg_req_t *r, int *method_ok)
 {
-	char allow[64] = "";
+	const struct route *rt = router_find(app_cur.routes, app_cur.nroutes, r->method, r->path,
+					     method_ok);
+
+	r->route = rt ? rt->pattern : NULL;
+	return rt;
+}
+
+/* Every method the route table has for r's path, as an Allow header value. */
+static void allowed_methods(const tg_req_t *r, char *allow, size_t size)
+{
 	size_t i;
-	int k;
+	int n;
 
-	for (i = 0; i < tg_routes_count; i++) {
-		const struct route *rt = &tg_routes[i];
-		char *params[REQ_MAX_PARAMS] = { 0 };
-		int n;
+	allow[0] = '\0';
+	for (i = 0; i < app_cur.nroutes; i++) {
+		const char *m = app_cur.routes[i].method;
 
-		if (!router_match(rt->pattern, r->path, params, &n))
+		if (!router_match(app_cur.routes[i].pattern, r->path, NULL, &n) || strstr(allow, m) ||
+		    strlen(allow) + strlen(m) + 3 >= size)
 			continue;
-		if (!methods_equal(rt->method, r->method)) {
-			if (!strstr(allow, rt->method) && strlen(allow) + strlen(rt->method) + 3 < sizeof(allow)) {
-				if (allow[0])
-					strcat(allow, ", ");
-				strcat(allow, rt->method);
-			}
-			for (k = 0; k < n; k++)
-				free(params[k]);
-			continue;
+		if (allow[0])
+			strcat(allow, ", ");
+		strcat(allow, m);
+	}
+}
+
+static void server_error(tg_req_t *r)
+{
+	resp_error(r, 500, "server_error", NULL, "The server could not complete the request.");
+}
+
+static void dispatch_route(tg_req_t *r, const struct route *rt, int method_ok)
+{
+	char allow[64];
+
+	if (rt && method_ok) {
+		if (!router_match(rt->pattern, r->path, r->params, &r->nparams)) {
+			server_error(r); /* out of memory copying the parameters */
+			return;
 		}
-		memcpy(r->params, params, sizeof(params));
-		r->nparams = n;
 		if (strcmp(r->method, "POST") == 0 && !post_content_type_ok(r))
 			return;
-		if (routes_authorize(r, rt) == TG_OK)
+		if (app_cur.authorize(r, rt) == TG_OK)
 			rt->fn(r);
 		if (!r->status)
-			resp_error(r, 500, "server_error", NULL, "The server could not complete the request.");
+			server_error(r);
 		return;
 	}
-	if (allow[0]) {
+	if (rt) {
+		allowed_methods(r, allow, sizeof(allow));
 		resp_header(r, "Allow", allow);
 		resp_error(r, 405, "invalid_request_error", "method_not_allowed",
 			   "This method is not allowed for this path.");
@@ -240,7 +248,7 @@ static void dispatch_route(tg_req_t *r)
 	}
 	if (strncmp(r->path, "/static/", 8) == 0 &&
 	    (strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0)) {
-		static_serve(r);
+		static_serve(r, cfg_cur->assets_dir);
 		return;
 	}
 	if (r->api)
@@ -297,7 +305,7 @@ static void req_close(tg_req_t *r)
 		resp_stream_end(r, NULL, 0);
 	if (r->close && r->ri)
 		close_after_answer(r);
-	metrics_http_request(r->method, r->path, r->status);
+	metrics_http_request(r->method, r->route, r->status);
 	log_request(r->method, r->path, r->status, time_mono_us() - r->start_us, r->request_id);
 	for (k = 0; k < r->nparams; k++)
 		free(r->params[k]);
@@ -308,8 +316,10 @@ static void req_close(tg_req_t *r)
 
 static int dispatch(struct mg_connection *conn, void *cbdata)
 {
+	const struct route *rt;
 	tg_req_t r;
 	char *path;
+	int method_ok;
 
 	(void)cbdata;
 	req_open(&r, conn);
@@ -322,6 +332,8 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
 	r.query = r.ri->query_string;
 	r.api = is_api_path(r.path);
 	r.max_body = cfg_cur->max_body_bytes;
+	r.timeout_ms = cfg_cur->request_timeout_ms;
+	rt = route_pick(&r, &method_ok);
 
 	if (!connection_admit(&r)) {
 		connection_refuse(&r);
@@ -343,7 +355,7 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
 			   r.api ? "Request body is too large." :
 				   "The submitted form is too large.");
 	} else {
-		dispatch_route(&r);
+		dispatch_route(&r, rt, method_ok);
 	}
 	req_close(&r);
 	free(path);
@@ -375,6 +387,7 @@ static int on_http_error(struct mg_connection *conn, int status, const char *err
 	char path[256];
 	tg_req_t r;
 	size_t i;
+	int method_ok;
 
 	(void)errmsg; /* CivetWeb's wording, with bytes of the request in it */
 	for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
@@ -394,6 +407,7 @@ static int on_http_error(struct mg_connection *conn, int status, const char *err
 	r.api = !r.path || is_api_path(r.path);
 	if (!r.path)
 		r.path = "-";
+	route_pick(&r, &method_ok);
 	r.close = 1;
 	resp_error(&r, status, status < 500 ? "invalid_request_error" : "server_error", code,
 		   message);
@@ -413,9 +427,8 @@ static void thread_exit(const struct mg_context *c, int thread_type, void *user)
 	(void)c;
 	(void)thread_type;
 	(void)user;
-	if (thread_exit_fn)
-		thread_exit_fn();
-	db_close_thread();
+	if (app_cur.thread_exit)
+		app_cur.thread_exit();
 }
 
 static void throttles_free(void)
@@ -435,7 +448,8 @@ static int allow_all(struct mg_connection *conn, void *ud)
 	return 1;
 }
 
-int server_start(const tg_config_t *cfg, char *err, size_t errlen)
+int server_start(const tg_config_t *cfg, const struct server_app *app, char *err,
+		 size_t errlen)
 {
 	struct mg_callbacks cb;
 	char threads[16], timeout[24], keep_alive[24];
@@ -453,6 +467,7 @@ int server_start(const tg_config_t *cfg, char *err, size_t errlen)
 	};
 
 	cfg_cur = cfg;
+	app_cur = *app;
 	conn_max = config_max_connections(cfg);
 	snprintf(threads, sizeof(threads), "%lld", (long long)cfg->threads);
 	if ((cfg->auth_fail_limit > 0 &&

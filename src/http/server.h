@@ -5,21 +5,24 @@
 #include "core/config.h"
 #include "http/http.h"
 
-/* The route table (src/routes.c). */
-extern const struct route tg_routes[];
-extern const size_t tg_routes_count;
-/* Decide whether r may call route (src/routes.c). Returns TG_OK to proceed;
- * otherwise it has already sent a response (401/403/redirect). */
-int routes_authorize(tg_req_t *r, const struct route *route);
+/* What the server serves, handed over by the program that runs it. */
+struct server_app {
+	const struct route *routes; /* matched in order; the first match wins */
+	size_t nroutes;
+	/* Decide whether r may call route: TG_OK to run the handler; otherwise
+	 * it has already sent a response (401/403/redirect). */
+	int (*authorize)(tg_req_t *r, const struct route *route);
+	/* Run by every worker thread as it exits, to close per-thread resources
+	 * (database connection, HTTP client); may be NULL. */
+	void (*thread_exit)(void);
+};
 
-/* Start serving (config must outlive the server). */
-int server_start(const tg_config_t *cfg, char *err, size_t errlen);
-/* A function every worker thread runs as it exits (closing per-thread
- * resources: database connection, HTTP client). */
-void server_on_thread_exit(void (*fn)(void));
+/* Start serving. cfg and app (and the route table) must outlive the server. */
+int server_start(const tg_config_t *cfg, const struct server_app *app, char *err,
+		 size_t errlen);
 /* Stop accepting, let in-flight requests finish, join the workers. */
 void server_stop(void);
-/* The running configuration. */
+/* The running configuration (being retired: take the config at init instead). */
 const tg_config_t *server_config(void);
 /* Port actually bound (useful with port 0). */
 int server_port(void);
@@ -34,7 +37,7 @@ void server_connection_stats(int64_t *open, uint64_t *refused);
 enum server_throttle { THROTTLE_GATEWAY_AUTH, THROTTLE_LOGIN, THROTTLE_COUNT };
 struct ipthrottle *server_throttle(enum server_throttle which);
 
-/* Serve /static/NAME from the assets directory (static.c). */
-int static_serve(tg_req_t *r);
+/* Serve /static/NAME from assets_dir/static (static.c). */
+int static_serve(tg_req_t *r, const char *assets_dir);
 
 #endif

@@ -47,7 +47,7 @@ static int name_ok(const char *name)
 	return 1;
 }
 
-int static_serve(tg_req_t *r)
+int static_serve(tg_req_t *r, const char *assets_dir)
 {
 	const char *name = r->path + strlen("/static/");
 	const char *inm;
@@ -58,7 +58,7 @@ int static_serve(tg_req_t *r)
 	ssize_t got;
 
 	if (!name_ok(name) ||
-	    snprintf(path, sizeof(path), "%s/static/%s", server_config()->assets_dir, name) >=
+	    snprintf(path, sizeof(path), "%s/static/%s", assets_dir, name) >=
 		    (int)sizeof(path))
 		return resp_error(r, 404, "invalid_request_error", "not_found", "No such file.");
 	fd = open(path, O_RDONLY | O_CLOEXEC);

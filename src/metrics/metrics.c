@@ -1,4 +1,4 @@
-/* metrics.c - lock-free process counters and GET /metrics; see metrics.h.
+/* metrics.c - lock-free process counters and their exposition; see metrics.h.
  *
  * Labeled counters live in fixed open-addressing tables of (key, count)
  * pairs: the key packs the label ids into 64 bits and is claimed with one
@@ -7,29 +7,20 @@
  * when a name is new. Nothing here allocates until a scrape renders.
  */
 #include "metrics/metrics.h"
-#include "gateway/journal.h"
 
 #include <pthread.h>
-#include <sodium.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
-#include "core/config.h"
+#include "core/common.h"
 #include "core/timeutil.h"
-#include "gateway/streams.h"
-#include "http/ipthrottle.h"
-#include "http/server.h"
-#include "ledger/ledger.h"
-#include "store/db.h"
 
 #define KEY_TAG ((uint64_t)1 << 63) /* a claimed key is never 0 */
 #define MAX_PROBES 64
 #define HTTP_SLOTS 4096  /* power of two */
 #define GW_SLOTS 16384   /* power of two */
-#define ROUTES_MAX 1024  /* route table entries that get their own label */
 #define ID_OTHER 0xfffe
 #define ID_UNKNOWN 0xffff
 
@@ -134,6 +125,10 @@ static char endpoint_names[METRICS_ENDPOINT_LABELS_MAX][METRICS_LABEL_MAX + 1];
 static _Atomic uint32_t endpoint_slots[32];
 static struct names endpoints = { PTHREAD_MUTEX_INITIALIZER, METRICS_ENDPOINT_LABELS_MAX, 32,
 				  endpoint_names, endpoint_slots, 0, 0 };
+static char route_names[METRICS_ROUTE_LABELS_MAX][METRICS_LABEL_MAX + 1];
+static _Atomic uint32_t route_slots[2 * METRICS_ROUTE_LABELS_MAX];
+static struct names routes = { PTHREAD_MUTEX_INITIALIZER, METRICS_ROUTE_LABELS_MAX,
+			       2 * METRICS_ROUTE_LABELS_MAX, route_names, route_slots, 0, 0 };
 
 static size_t str_hash(const char *s)
 {
@@ -319,77 +314,12 @@ void metrics_stream_end(void)
 	atomic_fetch_sub_explicit(&active_streams, 1, memory_order_relaxed);
 }
 
-/* Route table entries with the same pattern share one label: canon[i] is
- * the first entry with route i's pattern. */
-static uint16_t canon[ROUTES_MAX];
-static size_t nroutes;
-static pthread_once_t canon_once = PTHREAD_ONCE_INIT;
-
-static void canon_init(void)
+void metrics_http_request(const char *method, const char *route, int status)
 {
-	size_t i, j;
+	uint32_t id = route ? names_id(&routes, route) : ID_OTHER;
 
-	nroutes = tg_routes_count < ROUTES_MAX ? tg_routes_count : ROUTES_MAX;
-	for (i = 0; i < nroutes; i++) {
-		for (j = 0; j < i && strcmp(tg_routes[j].pattern, tg_routes[i].pattern); j++)
-			;
-		canon[i] = (uint16_t)j;
-	}
-}
-
-/* router_match() without copying the parameters out. */
-static int pattern_match(const char *p, const char *s)
-{
-	int n = 0;
-
-	while (*p && *s) {
-		if (*p == ':') {
-			size_t len = strcspn(s, "/");
-
-			if (len == 0 || n >= REQ_MAX_PARAMS)
-				return 0;
-			n++;
-			s += len;
-			while (*p && *p != '/')
-				p++;
-			continue;
-		}
-		if (*p != *s)
-			return 0;
-		p++;
-		s++;
-	}
-	return !*p && !*s;
-}
-
-/* 0 for "other", else 1 + the canonical route index; the same choice as
- * dispatch: the first entry matching path and method, else the first
- * matching the path (a 405). */
-static uint32_t route_label(const char *method, const char *path)
-{
-	uint32_t first = 0;
-	size_t i;
-
-	pthread_once(&canon_once, canon_init);
-	for (i = 0; i < nroutes; i++) {
-		const struct route *rt = &tg_routes[i];
-
-		if (!pattern_match(rt->pattern, path))
-			continue;
-		if (strcmp(rt->method, method) == 0 ||
-		    (strcmp(rt->method, "GET") == 0 && strcmp(method, "HEAD") == 0))
-			return (uint32_t)canon[i] + 1;
-		if (!first)
-			first = (uint32_t)canon[i] + 1;
-	}
-	return first;
-}
-
-void metrics_http_request(const char *method, const char *path, int status)
-{
-	uint32_t route = method && path ? route_label(method, path) : 0;
-
-	series_add(http_tab, HTTP_SLOTS, KEY_TAG | (uint64_t)route << 16 | status_label(status));
+	(void)method;
+	series_add(http_tab, HTTP_SLOTS, KEY_TAG | (uint64_t)id << 16 | status_label(status));
 }
 
 void metrics_reset(void)
@@ -407,6 +337,7 @@ void metrics_reset(void)
 	atomic_store(&series_dropped, 0);
 	names_reset(&models);
 	names_reset(&endpoints);
+	names_reset(&routes);
 	for (i = 0; i < TOK_KINDS; i++)
 		atomic_store(&tokens[i], 0);
 	for (i = 0; i < SRC_KINDS; i++)
@@ -462,7 +393,6 @@ static int render_http(buf_t *b)
 	size_t n = 0, i;
 	int rc;
 
-	pthread_once(&canon_once, canon_init);
 	if ((rc = family(b, "tollgate_http_requests_total", "counter",
 			 "HTTP requests answered, by route pattern and status.")) ||
 	    (rc = series_snapshot(http_tab, HTTP_SLOTS, &v, &n)))
@@ -472,8 +402,7 @@ static int render_http(buf_t *b)
 
 		rc = buf_puts(b, "tollgate_http_requests_total{route=");
 		if (!rc)
-			rc = put_label_value(b, route && route <= nroutes ?
-						   tg_routes[route - 1].pattern : "other");
+			rc = put_label_value(b, names_get(&routes, route));
 		if (!rc)
 			rc = buf_appendf(b, ",status=\"%u\"} %llu\n", (unsigned)(v[i].key & 0xffff),
 					 (unsigned long long)v[i].count);
@@ -640,69 +569,5 @@ int metrics_render(buf_t *out, const struct metrics_process *p)
 			   "Samples not counted because a label table was full.",
 			   (long long)atomic_load(&series_dropped));
 out:
-	return rc;
-}
-
-/* ----------------------------------------------------------- handler */
-
-/* Constant time in the token: both sides are hashed to a fixed size first. */
-static int token_ok(const tg_req_t *r, const char *token)
-{
-	unsigned char want[32], got[32];
-	const char *h;
-
-	if (req_header_count(r, "Authorization") != 1)
-		return 0;
-	h = req_header(r, "Authorization");
-	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
-		return 0;
-	for (h += 7; *h == ' '; h++)
-		;
-	crypto_generichash(want, sizeof(want), (const unsigned char *)token, strlen(token), NULL, 0);
-	crypto_generichash(got, sizeof(got), (const unsigned char *)h, strlen(h), NULL, 0);
-	return sodium_memcmp(want, got, sizeof(want)) == 0;
-}
-
-static int64_t db_size(void)
-{
-	sqlite3_stmt *st = db_stmt("SELECT page_count * page_size FROM pragma_page_count(),"
-				   " pragma_page_size()");
-	int64_t size = -1;
-
-	if (st && sqlite3_step(st) == SQLITE_ROW)
-		size = sqlite3_column_int64(st, 0);
-	db_done(st);
-	return size;
-}
-
-int gw_metrics(tg_req_t *r)
-{
-	const tg_config_t *cfg = server_config();
-	struct metrics_process p;
-	int64_t streams_open;
-	buf_t b;
-	int rc;
-
-	buf_init(&b, BUF_DEFAULT_MAX);
-	if (cfg && cfg->metrics_token[0] && !token_ok(r, cfg->metrics_token)) {
-		resp_header(r, "WWW-Authenticate", "Bearer realm=\"metrics\"");
-		rc = resp_text(r, 401, "A valid metrics token is required (Authorization: Bearer).\n");
-		goto out;
-	}
-	p.db_up = db_healthy();
-	p.db_size_bytes = p.db_up ? db_size() : -1;
-	p.held_micro = ledger_held_total();
-	journal_stats(&p.journal_records, &p.journal_batches, &p.journal_queued);
-	server_connection_stats(&p.connections_open, &p.connections_refused);
-	gw_streams_stats(&streams_open, &p.streams_refused);
-	p.auth_throttled_gateway = ipthrottle_refused(server_throttle(THROTTLE_GATEWAY_AUTH));
-	p.auth_throttled_login = ipthrottle_refused(server_throttle(THROTTLE_LOGIN));
-	if ((rc = metrics_render(&b, &p))) {
-		rc = resp_text(r, 500, "The metrics could not be rendered.\n");
-		goto out;
-	}
-	rc = resp_send(r, 200, METRICS_CONTENT_TYPE, b.data, b.len);
-out:
-	buf_free(&b);
 	return rc;
 }

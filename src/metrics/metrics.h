@@ -4,9 +4,10 @@
  * Recording is lock-free (C11 atomics): it allocates nothing and formats
  * nothing, since it runs on the gateway's hot path. A mutex is taken only the
  * first time a new model or endpoint name is seen. Label sets are bounded:
- * HTTP routes are the patterns of the route table ("other" for the rest),
- * at most METRICS_MODEL_LABELS_MAX model names get their own label (later
- * ones count as "other"), and a model that is not in the catalog counts as
+ * HTTP routes are the route patterns the dispatcher hands over ("other" for
+ * none, and past METRICS_ROUTE_LABELS_MAX of them), at most
+ * METRICS_MODEL_LABELS_MAX model names get their own label (later ones count
+ * as "other"), and a model that is not in the catalog counts as
  * "unknown", so clients cannot grow the label set.
  */
 #ifndef TG_METRICS_H
@@ -15,11 +16,11 @@
 #include <stdint.h>
 
 #include "core/buf.h"
-#include "http/http.h"
 
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 #define METRICS_MODEL_LABELS_MAX 200
 #define METRICS_ENDPOINT_LABELS_MAX 8
+#define METRICS_ROUTE_LABELS_MAX 256
 #define METRICS_LABEL_MAX 128 /* longer names count as "other" */
 
 /* One finished gateway call. model: the catalog name, or NULL / "" when the
@@ -33,18 +34,19 @@ void metrics_gw_call(const char *endpoint, const char *model, int status, int64_
 /* A stream started relaying to the client / ended. */
 void metrics_stream_start(void);
 void metrics_stream_end(void);
-/* One answered HTTP request (any route); the route label is the pattern of
- * the route table entry dispatch picks for method and path. */
-void metrics_http_request(const char *method, const char *path, int status);
+/* One answered HTTP request. route: the pattern of the route table entry the
+ * dispatcher picked for its method and path (for a 405, the first entry for
+ * the path), NULL when none matched (counted as "other"). */
+void metrics_http_request(const char *method, const char *route, int status);
 
 /* Values read at scrape time. */
 struct metrics_process {
 	int db_up;
 	int64_t db_size_bytes; /* < 0: unknown, the sample is left out */
 	int64_t held_micro;
-	/* the call journal (gateway/journal.c) */
+	/* the call journal */
 	uint64_t journal_records, journal_batches, journal_queued;
-	/* limits (http/server.c, gateway/streams.c, http/ipthrottle.c) */
+	/* limits: connection slots, streams, authentication throttles */
 	int64_t connections_open;
 	uint64_t connections_refused;
 	uint64_t streams_refused;
@@ -52,10 +54,6 @@ struct metrics_process {
 };
 /* Append the whole exposition to out. */
 int metrics_render(buf_t *out, const struct metrics_process *p);
-
-/* GET /metrics. When metrics_token is set, requires "Authorization: Bearer
- * TOKEN" (401 otherwise). */
-int gw_metrics(tg_req_t *r);
 
 /* Zero every counter and forget the label names (tests only; not safe while
  * other threads record). */

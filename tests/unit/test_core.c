@@ -152,6 +152,48 @@ static void test_router_match(void **state)
 	assert_int_equal(n, 0);
 	assert_true(router_match("/", "/", p, &n));
 	assert_false(router_match("/", "/x", p, &n));
+	/* without params: only the test, nothing copied */
+	assert_true(router_match("/orgs/:id/members/:uid/role", "/orgs/7/members/9/role", NULL, &n));
+	assert_int_equal(n, 2);
+	assert_false(router_match("/orgs/:id", "/orgs/1/2", NULL, &n));
+}
+
+static int route_stub(tg_req_t *r)
+{
+	(void)r;
+	return TG_OK;
+}
+
+static void test_router_find(void **state)
+{
+	static const struct route routes[] = {
+		{ "GET", "/keys", route_stub, AUTH_PUBLIC },
+		{ "POST", "/keys", route_stub, AUTH_PUBLIC },
+		{ "GET", "/keys/new", route_stub, AUTH_PUBLIC },
+		{ "GET", "/keys/:id", route_stub, AUTH_PUBLIC },
+		{ "POST", "/keys/:id/revoke", route_stub, AUTH_PUBLIC },
+	};
+	size_t n = sizeof(routes) / sizeof(routes[0]);
+	int ok = -1;
+
+	(void)state;
+	assert_ptr_equal(router_find(routes, n, "GET", "/keys", &ok), &routes[0]);
+	assert_int_equal(ok, 1);
+	assert_ptr_equal(router_find(routes, n, "HEAD", "/keys", &ok), &routes[0]);
+	assert_int_equal(ok, 1);
+	assert_ptr_equal(router_find(routes, n, "POST", "/keys", &ok), &routes[1]);
+	assert_int_equal(ok, 1);
+	/* the first entry wins: /keys/new before /keys/:id */
+	assert_ptr_equal(router_find(routes, n, "GET", "/keys/new", &ok), &routes[2]);
+	assert_ptr_equal(router_find(routes, n, "GET", "/keys/12", &ok), &routes[3]);
+	/* the path is known, the method is not: the first entry for the path */
+	assert_ptr_equal(router_find(routes, n, "DELETE", "/keys", &ok), &routes[0]);
+	assert_int_equal(ok, 0);
+	assert_ptr_equal(router_find(routes, n, "GET", "/keys/12/revoke", &ok), &routes[4]);
+	assert_int_equal(ok, 0);
+	assert_null(router_find(routes, n, "GET", "/nowhere", &ok));
+	assert_int_equal(ok, 0);
+	assert_null(router_find(routes, 0, "GET", "/keys", &ok));
 }
 
 static void test_form_parsing(void **state)
@@ -283,6 +325,7 @@ int main(void)
 		cmocka_unit_test(test_config_precedence_file_env_flag),
 		cmocka_unit_test(test_config_errors_are_precise),
 		cmocka_unit_test(test_router_match),
+		cmocka_unit_test(test_router_find),
 		cmocka_unit_test(test_form_parsing),
 		cmocka_unit_test(test_path_decode),
 		cmocka_unit_test(test_day_range),

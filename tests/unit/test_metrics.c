@@ -16,7 +16,9 @@
 #include <pthread.h>
 
 #include "core/buf.h"
+#include "http/http.h"
 #include "metrics/metrics.h"
+#include "routes.h"
 
 /* ------------------------------------------------------------ parser */
 
@@ -392,6 +394,16 @@ static void test_recorded_calls_render_exactly(void **state)
 	buf_free(&t);
 }
 
+/* A request as the dispatcher records it: labeled with the pattern of the
+ * route it picks for method and path (NULL when none). */
+static void http_request(const char *method, const char *path, int status)
+{
+	int ok;
+	const struct route *rt = router_find(tg_routes, tg_routes_count, method, path, &ok);
+
+	metrics_http_request(method, rt ? rt->pattern : NULL, status);
+}
+
 static void test_http_routes_use_patterns(void **state)
 {
 	struct exposition *e;
@@ -399,16 +411,16 @@ static void test_http_routes_use_patterns(void **state)
 
 	(void)state;
 	metrics_reset();
-	metrics_http_request("GET", "/health", 200);
-	metrics_http_request("HEAD", "/health", 200);
-	metrics_http_request("GET", "/keys/12", 303);
-	metrics_http_request("GET", "/keys/new", 200);   /* its own entry, before /keys/:id */
-	metrics_http_request("GET", "/keys", 200);
-	metrics_http_request("POST", "/keys", 200);      /* a second entry, same pattern */
-	metrics_http_request("DELETE", "/health", 405);  /* path known, method not */
-	metrics_http_request("GET", "/nowhere", 404);
-	metrics_http_request("GET", "/static/app.css", 200);
-	metrics_http_request("POST", "/v1/chat/completions", 402);
+	http_request("GET", "/health", 200);
+	http_request("HEAD", "/health", 200);
+	http_request("GET", "/keys/12", 303);
+	http_request("GET", "/keys/new", 200);   /* its own entry, before /keys/:id */
+	http_request("GET", "/keys", 200);
+	http_request("POST", "/keys", 200);      /* a second entry, same pattern */
+	http_request("DELETE", "/health", 405);  /* path known, method not */
+	http_request("GET", "/nowhere", 404);
+	http_request("GET", "/static/app.css", 200);
+	http_request("POST", "/v1/chat/completions", 402);
 	e = render(&proc, &t);
 	assert_true(value(e, "tollgate_http_requests_total", "route=\"/health\",status=\"200\"") == 2);
 	assert_true(value(e, "tollgate_http_requests_total", "route=\"/keys/:id\",status=\"303\"") == 1);
@@ -420,6 +432,34 @@ static void test_http_routes_use_patterns(void **state)
 	assert_true(value(e, "tollgate_http_requests_total",
 			  "route=\"/v1/chat/completions\",status=\"402\"") == 1);
 	assert_int_equal(count_named(e, "tollgate_http_requests_total"), 8);
+	buf_free(&t);
+}
+
+/* Route labels are keyed by the pattern's text, not its address; past
+ * METRICS_ROUTE_LABELS_MAX distinct ones they count as "other". */
+static void test_route_labels_are_capped(void **state)
+{
+	struct exposition *e;
+	char name[32], copy[32];
+	buf_t t;
+	int i;
+
+	(void)state;
+	metrics_reset();
+	for (i = 0; i < METRICS_ROUTE_LABELS_MAX + 3; i++) {
+		snprintf(name, sizeof(name), "/r%03d", i);
+		metrics_http_request("GET", name, 200);
+	}
+	snprintf(copy, sizeof(copy), "/r%03d", 0);
+	metrics_http_request("GET", copy, 200);
+	metrics_http_request("GET", NULL, 200);
+	e = render(&proc, &t);
+	assert_int_equal(count_named(e, "tollgate_http_requests_total"),
+			 METRICS_ROUTE_LABELS_MAX + 1);
+	assert_true(value(e, "tollgate_http_requests_total", "route=\"/r000\",status=\"200\"") == 2);
+	snprintf(name, sizeof(name), "route=\"/r%03d\",status=\"200\"", METRICS_ROUTE_LABELS_MAX - 1);
+	assert_true(value(e, "tollgate_http_requests_total", name) == 1);
+	assert_true(value(e, "tollgate_http_requests_total", "route=\"other\",status=\"200\"") == 4);
 	buf_free(&t);
 }
 
@@ -542,6 +582,7 @@ int main(void)
 		cmocka_unit_test(test_limit_values_render),
 		cmocka_unit_test(test_recorded_calls_render_exactly),
 		cmocka_unit_test(test_http_routes_use_patterns),
+		cmocka_unit_test(test_route_labels_are_capped),
 		cmocka_unit_test(test_label_values_are_escaped),
 		cmocka_unit_test(test_model_labels_are_capped),
 		cmocka_unit_test(test_concurrent_recording_loses_nothing),

@@ -10,7 +10,7 @@ void buf_init(buf_t *b, size_t max)
 	b->data = NULL;
 	b->len = 0;
 	b->cap = 0;
-	b->max = max ? max : BUF_MAX_LARGE; /* until the last caller passing 0 states a cap */
+	b->max = max; /* 0: nothing may be appended; no default (see buf.h) */
 }
 
 /* Make room for n more bytes plus the NUL. */

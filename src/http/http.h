@@ -74,6 +74,14 @@ int router_match(const char *pattern, const char *path, char **params, int *npar
  * matching the path alone (a 405), *method_ok = 0; else NULL. Copies nothing. */
 const struct route *router_find(const struct route *routes, size_t n, const char *method,
 				const char *path, int *method_ok);
+/* What the dispatcher does after a handler returned rc with r->status
+ * already `status` (0: nothing sent). */
+enum dispatch_outcome {
+	DISPATCH_DONE,      /* answered: nothing more to do */
+	DISPATCH_SEND_500,  /* nothing sent: answer 500 in the route's envelope */
+	DISPATCH_CLOSE,     /* failed after its answer started: close the connection */
+};
+enum dispatch_outcome dispatch_outcome(int rc, int status);
 
 /* --- request helpers (req.c) --- */
 const char *req_header(const tg_req_t *r, const char *name);

@@ -1,4 +1,5 @@
-/* router.c - path pattern matching for the route table. */
+/* router.c - path pattern matching for the route table, and what the
+ * dispatcher makes of a handler's return code. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -67,4 +68,11 @@ const struct route *router_find(const struct route *routes, size_t n, const char
 			first = &routes[i];
 	}
 	return first;
+}
+
+enum dispatch_outcome dispatch_outcome(int rc, int status)
+{
+	if (!status)
+		return DISPATCH_SEND_500;
+	return rc < 0 ? DISPATCH_CLOSE : DISPATCH_DONE;
 }

@@ -222,6 +222,27 @@ static void server_error(tg_req_t *r)
 	resp_error(r, 500, "server_error", NULL, "The server could not complete the request.");
 }
 
+/* Run the route's handler and make good what it left undone. */
+static void run_handler(tg_req_t *r, const struct route *rt)
+{
+	int rc = rt->fn(r);
+
+	switch (dispatch_outcome(rc, r->status)) {
+	case DISPATCH_DONE:
+		break;
+	case DISPATCH_SEND_500:
+		log_error("%s %s: the handler returned %d without answering", rt->method,
+			  rt->pattern, rc);
+		server_error(r);
+		break;
+	case DISPATCH_CLOSE:
+		log_warn("%s %s: the handler returned %d after answering %d; closing the connection",
+			 rt->method, rt->pattern, rc, r->status);
+		r->close = 1;
+		break;
+	}
+}
+
 static void dispatch_route(tg_req_t *r, const struct route *rt, int method_ok)
 {
 	char allow[64];
@@ -234,8 +255,8 @@ static void dispatch_route(tg_req_t *r, const struct route *rt, int method_ok)
 		if (strcmp(r->method, "POST") == 0 && !post_content_type_ok(r))
 			return;
 		if (app_cur.authorize(r, rt) == TG_OK)
-			rt->fn(r);
-		if (!r->status)
+			run_handler(r, rt);
+		else if (!r->status)
 			server_error(r);
 		return;
 	}

@@ -1,4 +1,5 @@
-/* Unit tests for configuration loading, route matching and time parsing. */
+/* Unit tests for configuration loading, route matching, the dispatcher's
+ * handling of handler return codes and time parsing. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -196,6 +197,20 @@ static void test_router_find(void **state)
 	assert_null(router_find(routes, 0, "GET", "/keys", &ok));
 }
 
+/* What the dispatcher does with a handler's return code. */
+static void test_dispatch_outcome(void **state)
+{
+	(void)state;
+	assert_int_equal(dispatch_outcome(TG_OK, 200), DISPATCH_DONE);
+	assert_int_equal(dispatch_outcome(TG_OK, 404), DISPATCH_DONE);
+	/* nothing sent, whatever it returned: a 500 */
+	assert_int_equal(dispatch_outcome(TG_OK, 0), DISPATCH_SEND_500);
+	assert_int_equal(dispatch_outcome(TG_EDB, 0), DISPATCH_SEND_500);
+	/* failed after its answer started (a stream cut short): close */
+	assert_int_equal(dispatch_outcome(TG_EIO, 200), DISPATCH_CLOSE);
+	assert_int_equal(dispatch_outcome(TG_ENOMEM, 500), DISPATCH_CLOSE);
+}
+
 static void test_form_parsing(void **state)
 {
 	static const char body[] = "email=a%40b.c&name=Ada+L&empty=&flag&x=%2";
@@ -326,6 +341,7 @@ int main(void)
 		cmocka_unit_test(test_config_errors_are_precise),
 		cmocka_unit_test(test_router_match),
 		cmocka_unit_test(test_router_find),
+		cmocka_unit_test(test_dispatch_outcome),
 		cmocka_unit_test(test_form_parsing),
 		cmocka_unit_test(test_path_decode),
 		cmocka_unit_test(test_day_range),

@@ -206,9 +206,10 @@ static void allowed_methods(const tg_req_t *r, char *allow, size_t size)
 
 	allow[0] = '\0';
 	for (i = 0; i < app_cur.nroutes; i++) {
-		const char *m = app_cur.routes[i].method;
+		const struct route *rt = &app_cur.routes[i];
+		const char *m = rt->method;
 
-		if (!router_match(app_cur.routes[i].pattern, r->path, NULL, &n) || strstr(allow, m) ||
+		if (!router_match(rt->pattern, r->path, NULL, &n) || strstr(allow, m) ||
 		    strlen(allow) + strlen(m) + 3 >= size)
 			continue;
 		if (allow[0])
@@ -236,8 +237,8 @@ static void run_handler(tg_req_t *r, const struct route *rt)
 		server_error(r);
 		break;
 	case DISPATCH_CLOSE:
-		log_warn("%s %s: the handler returned %d after answering %d; closing the connection",
-			 rt->method, rt->pattern, rc, r->status);
+		log_warn("%s %s: the handler returned %d after answering %d; closing the "
+			 "connection", rt->method, rt->pattern, rc, r->status);
 		r->close = 1;
 		break;
 	}

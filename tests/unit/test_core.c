@@ -154,7 +154,8 @@ static void test_router_match(void **state)
 	assert_true(router_match("/", "/", p, &n));
 	assert_false(router_match("/", "/x", p, &n));
 	/* without params: only the test, nothing copied */
-	assert_true(router_match("/orgs/:id/members/:uid/role", "/orgs/7/members/9/role", NULL, &n));
+	assert_true(router_match("/orgs/:id/members/:uid/role", "/orgs/7/members/9/role", NULL,
+				 &n));
 	assert_int_equal(n, 2);
 	assert_false(router_match("/orgs/:id", "/orgs/1/2", NULL, &n));
 }

@@ -456,8 +456,10 @@ static void test_route_labels_are_capped(void **state)
 	e = render(&proc, &t);
 	assert_int_equal(count_named(e, "tollgate_http_requests_total"),
 			 METRICS_ROUTE_LABELS_MAX + 1);
-	assert_true(value(e, "tollgate_http_requests_total", "route=\"/r000\",status=\"200\"") == 2);
-	snprintf(name, sizeof(name), "route=\"/r%03d\",status=\"200\"", METRICS_ROUTE_LABELS_MAX - 1);
+	assert_true(value(e, "tollgate_http_requests_total",
+			  "route=\"/r000\",status=\"200\"") == 2);
+	snprintf(name, sizeof(name), "route=\"/r%03d\",status=\"200\"",
+		 METRICS_ROUTE_LABELS_MAX - 1);
 	assert_true(value(e, "tollgate_http_requests_total", name) == 1);
 	assert_true(value(e, "tollgate_http_requests_total", "route=\"other\",status=\"200\"") == 4);
 	buf_free(&t);

@@ -12,8 +12,8 @@
 
 #include "core/common.h"
 #include "identity/identity.h"
+#include "ledger/ledger_kind.h" /* enum ledger_kind */
 
-enum ledger_kind { LEDGER_GRANT = 0, LEDGER_ADJUST, LEDGER_REDEEM, LEDGER_USAGE };
 const char *ledger_kind_name(enum ledger_kind k);
 
 #define LEDGER_MEMO_MAX 500    /* characters in a grant / adjust memo */

@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #include "identity/identity.h"
-#include "ledger/ledger.h"
+#include "ledger/ledger_kind.h"
 #include "store/db.h"
 
 #define LEDGER_CHAIN_LEN 32

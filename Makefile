@@ -1,7 +1,8 @@
 # Tollgate - thin wrapper over CMake, apt and npm.
 #   make run    install what is missing, build, migrate and serve on 127.0.0.1:8081
-#   make test   install what is missing and run every test (unit, e2e, crash, then unit and e2e
-#               under ASan+UBSan, then the fuzz targets)
+#   make test   install what is missing and run every test (the style checks, unit, e2e, crash,
+#               then unit and e2e under ASan+UBSan, then the fuzz targets)
+#   make check-style  lines over 100 columns, clang-format differences, include cycles
 #   make bench  benchmarks (not part of make test)
 #   make crash  the full crash test: 20 rounds of kill -9 under load (make test runs 5)
 
@@ -13,11 +14,11 @@ E2E := tests/e2e
 
 APT_PACKAGES := build-essential cmake pkg-config libcivetweb-dev libsqlite3-dev libcjson-dev \
 	libsodium-dev libcurl4-openssl-dev libcmocka-dev sqlite3 curl chromium nodejs npm \
-	clang libclang-rt-14-dev
+	clang libclang-rt-14-dev clang-format
 BENCH_PACKAGES := nginx-light
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps deps-apt deps-bench deps-npm build build-asan run test test-unit test-e2e test-crash test-asan test-fuzz fuzz crash bench clean
+.PHONY: all deps deps-apt deps-bench deps-npm build build-asan run check-style test test-unit test-e2e test-crash test-asan test-fuzz fuzz crash bench clean
 
 all: build
 
@@ -65,6 +66,10 @@ build-asan: deps-apt $(ASAN_BUILD)/CMakeCache.txt
 run: build
 	./$(BUILD)/tollgate serve
 
+# docs/CODE_STYLE.md: line length, clang-format (.clang-format), include cycles.
+check-style: deps-apt
+	scripts/check-style.sh
+
 test-unit: build
 	cd $(BUILD) && ctest --output-on-failure
 
@@ -92,6 +97,7 @@ fuzz: deps-apt
 	FUZZ_JOBS=2 tests/fuzz/run.sh build-fuzz 60
 
 test: deps
+	$(MAKE) check-style
 	$(MAKE) test-unit
 	$(MAKE) test-e2e
 	$(MAKE) test-crash

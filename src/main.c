@@ -130,7 +130,7 @@ static int cmd_serve(struct cli_args *a)
 	if (app_load_secrets(&a->cfg, &secrets))
 		goto out;
 	app_init_modules(&secrets);
-	if (web_init(a->cfg.assets_dir, &secrets, err, sizeof(err))) {
+	if (web_init(&a->cfg, &secrets, err, sizeof(err))) {
 		fprintf(stderr, "tollgate: templates: %s\n", err);
 		goto out;
 	}

@@ -13,7 +13,7 @@
 /* Start a fresh session for user u (new token: no fixation) and go to next. */
 static int start_session(tg_req_t *r, const struct user *u, const char *next)
 {
-	const tg_config_t *cfg = server_config();
+	const tg_config_t *cfg = web_config();
 	struct session_row row;
 	char token[44];
 	char *old = NULL, name[64];

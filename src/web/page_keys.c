@@ -12,7 +12,6 @@
 
 #include "apikeys/apikeys.h"
 #include "core/timeutil.h"
-#include "http/server.h"
 #include "ledger/ledger.h"
 #include "ledger/money.h"
 #include "store/db.h"
@@ -521,7 +520,7 @@ int page_keys_new(tg_req_t *r)
 static int reveal_render(tg_req_t *r, const char *key, int64_t id, const char *name,
 			 const struct apikey *old, int64_t grace_s)
 {
-	const tg_config_t *cfg = server_config();
+	const tg_config_t *cfg = web_config();
 	const char *host = req_header(r, "Host");
 	cJSON *d = cJSON_CreateObject();
 	char base[CONFIG_STR_MAX + 16] = "", prefix[KEYS_PREFIX_LEN + 1], when[20];

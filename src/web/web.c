@@ -12,28 +12,35 @@
 #include "core/log.h"
 #include "core/timeutil.h"
 #include "crypto/tokens.h"
-#include "http/server.h"
 #include "store/db.h"
 #include "tmpl/tmpl.h"
 
 static tmpl_set_t *templates;
 static unsigned char csrf_key[32];
+static const tg_config_t *config; /* the caller's, from web_init on */
 
 /* One request is served by one thread from start to end, so the session of
  * the request in flight can live in thread-local storage: nothing to free. */
 static __thread struct web_session tls_session;
+/* Set while this thread must not render an error page in the layout (a page
+ * just failed to render): the error hook then declines and the plain page is
+ * sent. Per thread, so the hook itself is set once at init and never changed
+ * while serving. */
+static __thread int tls_plain_errors;
 
 static int render_error_page(tg_req_t *r, int status, const char *title, const char *message);
 
-int web_init(const char *assets_dir, const tg_secrets_t *secrets, char *err, size_t errlen)
+int web_init(const tg_config_t *cfg, const tg_secrets_t *secrets, char *err, size_t errlen)
 {
 	char dir[1024];
 	int rc;
 
+	config = cfg;
+
 	/* A key of its own for CSRF, derived from the pepper. */
 	crypto_generichash(csrf_key, sizeof(csrf_key), (const unsigned char *)"tollgate-csrf-key", 17,
 			   secrets->pepper, sizeof(secrets->pepper));
-	snprintf(dir, sizeof(dir), "%s/templates", assets_dir);
+	snprintf(dir, sizeof(dir), "%s/templates", cfg->assets_dir);
 	if ((rc = tmpl_set_new(&templates))) {
 		snprintf(err, errlen, "out of memory");
 		return rc;
@@ -49,6 +56,30 @@ void web_shutdown(void)
 	tmpl_set_free(templates);
 	templates = NULL;
 	sodium_memzero(csrf_key, sizeof(csrf_key));
+	config = NULL;
+}
+
+const tg_config_t *web_config(void)
+{
+	return config;
+}
+
+int web_plain_errors_begin(void)
+{
+	int prev = tls_plain_errors;
+
+	tls_plain_errors = 1;
+	return prev;
+}
+
+void web_plain_errors_end(int prev)
+{
+	tls_plain_errors = prev;
+}
+
+int web_plain_errors(void)
+{
+	return tls_plain_errors;
 }
 
 /* ------------------------------------------------------------- cookies */
@@ -274,7 +305,7 @@ static void pick_org(tg_req_t *r, struct web_session *s)
 int web_authenticate(tg_req_t *r, int admin_only)
 {
 	struct web_session *s = &tls_session;
-	const tg_config_t *cfg = server_config();
+	const tg_config_t *cfg = config;
 	char *tok = cookie(r, "tg_session");
 	int rc;
 
@@ -532,7 +563,7 @@ static void add_layout(tg_req_t *r, cJSON *data)
 int web_render(tg_req_t *r, int status, const char *page, cJSON *data)
 {
 	buf_t out;
-	int rc;
+	int rc, prev;
 
 	if (!data)
 		return resp_error(r, 500, "server_error", NULL, "Out of memory.");
@@ -543,9 +574,9 @@ int web_render(tg_req_t *r, int status, const char *page, cJSON *data)
 	if (rc) {
 		log_error("render %s failed: %s", page, tg_strerror(rc));
 		buf_free(&out);
-		resp_set_html_error_renderer(NULL); /* avoid recursing into a broken layout */
+		prev = web_plain_errors_begin(); /* avoid recursing into a broken layout */
 		rc = resp_error(r, 500, "server_error", NULL, "The page could not be rendered.");
-		resp_set_html_error_renderer(render_error_page);
+		web_plain_errors_end(prev);
 		return rc;
 	}
 	rc = resp_html(r, status, &out);
@@ -558,8 +589,10 @@ static int render_error_page(tg_req_t *r, int status, const char *title, const c
 	cJSON *d = cJSON_CreateObject();
 	char code[8];
 
-	if (!d || !templates)
+	if (web_plain_errors() || !d || !templates) {
+		cJSON_Delete(d);
 		return -1;
+	}
 	snprintf(code, sizeof(code), "%d", status);
 	cJSON_AddStringToObject(d, "status", code);
 	cJSON_AddStringToObject(d, "title", title);

@@ -7,6 +7,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "core/config.h"
 #include "crypto/secrets.h"
 #include "http/http.h"
 #include "identity/identity.h"
@@ -21,9 +22,21 @@ struct web_session {
 	char csrf[44];
 };
 
-/* Load templates and keep the secrets used for CSRF. */
-int web_init(const char *assets_dir, const tg_secrets_t *secrets, char *err, size_t errlen);
+/* Load templates from cfg->assets_dir and keep the secrets used for CSRF.
+ * cfg is borrowed: it must outlive serving (until web_shutdown). */
+int web_init(const tg_config_t *cfg, const tg_secrets_t *secrets, char *err, size_t errlen);
 void web_shutdown(void);
+/* The configuration given to web_init (NULL before it), for the pages. */
+const tg_config_t *web_config(void);
+
+/* Per-thread guard for error pages: between begin and end, resp_error on
+ * this thread sends the plain HTML page instead of rendering one in the
+ * layout (used when the layout itself failed, so it is not re-entered).
+ * begin returns the previous state to hand to end; nests. */
+int web_plain_errors_begin(void);
+void web_plain_errors_end(int prev);
+/* 1 while this thread is inside begin/end. */
+int web_plain_errors(void);
 
 /* Called by the route table for AUTH_SESSION / AUTH_ADMIN routes: loads the
  * session from the cookie (or redirects to /login), checks CSRF and Origin on

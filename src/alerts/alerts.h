@@ -53,7 +53,7 @@ void alerts_init(const tg_secrets_t *secrets);
  * private, link-local, ...): off unless the operator sets webhook_private_ok.
  * Set once before serving. */
 void alerts_allow_private(int yes);
-/* 1 when the address is not a public unicast one (see alerts.c). */
+/* 1 when the address is not a public unicast one (see webhook.c). */
 int alerts_addr_private(const struct sockaddr *sa);
 /* The delivery thread (serve only). Stop joins it (an attempt in flight is
  * aborted, events still queued are dropped) and frees the threshold cache;

@@ -22,11 +22,6 @@ static struct ipthrottle *throttles[THROTTLE_COUNT];
 static struct server_app app_cur;
 static const tg_config_t *cfg_cur;
 
-const tg_config_t *server_config(void)
-{
-	return cfg_cur;
-}
-
 /* Random bytes for request ids, drawn from the system a block at a time. */
 static void id_random(unsigned char *out, size_t n)
 {
@@ -475,6 +470,7 @@ int server_start(const tg_config_t *cfg, const struct server_app *app, char *err
 {
 	struct mg_callbacks cb;
 	char threads[16], timeout[24], keep_alive[24];
+	/* clang-format off: name and value pairs */
 	const char *options[] = {
 		"listening_ports", cfg->listen,
 		"num_threads", threads,
@@ -487,6 +483,8 @@ int server_start(const tg_config_t *cfg, const struct server_app *app, char *err
 		"decode_url", "no", /* dispatch() decodes, refusing what must not pass */
 		NULL,
 	};
+	/* clang-format on */
+
 
 	cfg_cur = cfg;
 	app_cur = *app;

@@ -22,8 +22,6 @@ int server_start(const tg_config_t *cfg, const struct server_app *app, char *err
 		 size_t errlen);
 /* Stop accepting, let in-flight requests finish, join the workers. */
 void server_stop(void);
-/* The running configuration (being retired: take the config at init instead). */
-const tg_config_t *server_config(void);
 /* Port actually bound (useful with port 0). */
 int server_port(void);
 

@@ -164,7 +164,8 @@ void alerts_after_debit(int64_t org_id, int64_t key_id, int64_t cost, int64_t ba
 		if (mine[i].kind == ALERT_BALANCE_BELOW) {
 			if (money_add(balance_after, cost, &before) == TG_OK &&
 			    alerts_balance_crossed(mine[i].value, before, balance_after))
-				webhook_enqueue(WEBHOOK_JOB_BALANCE_FIRE, org_id, 0, mine[i].value, balance_after);
+				webhook_enqueue(WEBHOOK_JOB_BALANCE_FIRE, org_id, 0, mine[i].value,
+						balance_after);
 		} else if (mine[i].key_id == key_id) {
 			webhook_enqueue(WEBHOOK_JOB_KEY_CHECK, org_id, key_id, mine[i].value, 0);
 		}

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "ledger/money.h"
+#include "web/fmt.h"
 
 #define PLOT_L10 (CHART_LEFT * 10)
 #define PLOT_W10 ((CHART_W - CHART_LEFT - CHART_RIGHT) * 10)
@@ -42,19 +43,6 @@ static void add10(cJSON *o, const char *key, int64_t v10)
 	cJSON_AddStringToObject(o, key, s);
 }
 
-static void format_count(int64_t v, char out[32])
-{
-	char digits[24];
-	int n = snprintf(digits, sizeof(digits), "%lld", (long long)v), i, j = 0;
-
-	for (i = 0; i < n; i++) {
-		if (i > 0 && digits[i - 1] != '-' && (n - i) % 3 == 0)
-			out[j++] = ',';
-		out[j++] = digits[i];
-	}
-	out[j] = '\0';
-}
-
 /* ceil(a / b) for a >= 0, b > 0, without overflow. */
 static int64_t ceil_div(int64_t a, int64_t b)
 {
@@ -66,7 +54,7 @@ void chart_format(enum chart_unit unit, int64_t v, char out[32])
 	if (unit == CHART_MONEY)
 		money_format_short(v, out);
 	else
-		format_count(v, out);
+		web_fmt_count(v, out);
 }
 
 int64_t chart_nice_step(int64_t max, int ticks)

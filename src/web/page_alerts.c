@@ -17,6 +17,7 @@
 #include "ledger/ledger.h"
 #include "ledger/money.h"
 #include "store/db.h"
+#include "web/fmt.h"
 #include "web/web.h"
 
 #define DELIVERIES_SHOWN 20
@@ -65,14 +66,6 @@ struct alerts_form {
 
 /* ------------------------------------------------------------ the page */
 
-static void add_money(cJSON *o, const char *name, int64_t v)
-{
-	char s[MONEY_FMT_LEN];
-
-	money_format_short(v, s);
-	cJSON_AddStringToObject(o, name, s);
-}
-
 static void add_thresholds(cJSON *d, int64_t org_id, const struct alerts_form *f, int64_t balance)
 {
 	sqlite3_stmt *st = db_stmt("SELECT coalesce(t.key_id, 0), t.value, t.fired_at"
@@ -119,10 +112,10 @@ static void add_thresholds(cJSON *d, int64_t org_id, const struct alerts_form *f
 		cJSON_AddStringToObject(o, "prefix", k.prefix);
 		cJSON_AddStringToObject(o, "name", k.name);
 		cJSON_AddNumberToObject(o, "percent", (double)rows[i].value);
-		add_money(o, "spent", spent);
+		web_add_money(o, "spent", spent);
 		cJSON_AddStringToObject(o, "period_words", period_words(k.period));
 		if (k.spend_limit > 0) {
-			add_money(o, "limit", k.spend_limit);
+			web_add_money(o, "limit", k.spend_limit);
 			cJSON_AddStringToObject(o, "limit_words", limit_words(k.period));
 		}
 		cJSON_AddBoolToObject(o, "holds", alerts_share_holds(spent, k.spend_limit,
@@ -207,7 +200,7 @@ static int render(tg_req_t *r, int status, const struct alerts_form *f, const ch
 		return resp_error(r, 500, "server_error", NULL, "Out of memory.");
 	ledger_balance(s->org.id, &balance);
 	cJSON_AddStringToObject(d, "org", s->org.name);
-	add_money(d, "balance", balance);
+	web_add_money(d, "balance", balance);
 	form = cJSON_AddObjectToObject(d, "form");
 	if (f->balance)
 		cJSON_AddStringToObject(form, "balance", f->balance);

@@ -10,6 +10,7 @@
 #include "catalog/catalog.h"
 #include "ledger/money.h"
 #include "store/db.h"
+#include "web/fmt.h"
 #include "web/web.h"
 
 /* ------------------------------------------------------------ helpers */
@@ -25,45 +26,6 @@ static int64_t parse_count(const char *s)
 	errno = 0;
 	v = strtoll(s, &end, 10);
 	return errno || *end ? -1 : (int64_t)v;
-}
-
-/* 1234567 -> "1,234,567". */
-static void fmt_count(int64_t v, char out[32])
-{
-	char digits[24];
-	int n, i, o = 0;
-
-	n = snprintf(digits, sizeof(digits), "%lld", (long long)v);
-	for (i = 0; i < n; i++) {
-		if (i && digits[0] != '-' && (n - i) % 3 == 0)
-			out[o++] = ',';
-		out[o++] = digits[i];
-	}
-	out[o] = '\0';
-}
-
-static void add_count(cJSON *obj, const char *key, int64_t v)
-{
-	char s[32];
-
-	fmt_count(v, s);
-	cJSON_AddStringToObject(obj, key, s);
-}
-
-static void add_money(cJSON *obj, const char *key, int64_t micro)
-{
-	char s[MONEY_FMT_LEN];
-
-	money_format_short(micro, s);
-	cJSON_AddStringToObject(obj, key, s);
-}
-
-static void add_int(cJSON *obj, const char *key, int64_t v)
-{
-	char s[24];
-
-	snprintf(s, sizeof(s), "%lld", (long long)v);
-	cJSON_AddStringToObject(obj, key, s);
 }
 
 static int is_checked(const char *v)
@@ -132,9 +94,9 @@ static void providers_list(cJSON *d)
 		cJSON_AddStringToObject(p, "base_url", db_col_text(st, 3));
 		cJSON_AddBoolToObject(p, "echo", echo);
 		cJSON_AddBoolToObject(p, "has_key", sqlite3_column_int(st, 4));
-		add_int(p, "timeout_s", sqlite3_column_int64(st, 5));
+		web_add_int(p, "timeout_s", sqlite3_column_int64(st, 5));
 		cJSON_AddBoolToObject(p, "enabled", sqlite3_column_int(st, 6));
-		add_count(p, "models", sqlite3_column_int64(st, 7));
+		web_add_count(p, "models", sqlite3_column_int64(st, 7));
 		cJSON_AddItemToArray(list, p);
 	}
 	db_done(st);
@@ -343,11 +305,11 @@ static void models_list(cJSON *d, int admin)
 		cJSON_AddStringToObject(m, "provider", db_col_text(st, 2));
 		cJSON_AddStringToObject(m, "upstream_model", db_col_text(st, 3));
 		cJSON_AddStringToObject(m, "kind", db_col_text(st, 4));
-		add_money(m, "in", price.in);
-		add_money(m, "cached", price.cached_in);
-		add_money(m, "out", price.out);
-		add_count(m, "max_output", sqlite3_column_int64(st, 8));
-		add_count(m, "context", sqlite3_column_int64(st, 9));
+		web_add_money(m, "in", price.in);
+		web_add_money(m, "cached", price.cached_in);
+		web_add_money(m, "out", price.out);
+		web_add_count(m, "max_output", sqlite3_column_int64(st, 8));
+		web_add_count(m, "context", sqlite3_column_int64(st, 9));
 		cJSON_AddBoolToObject(m, "enabled", usable);
 		/* Enabled itself but its provider is off: say why it is unavailable. */
 		cJSON_AddBoolToObject(m, "provider_off", sqlite3_column_int(st, 11) && !usable);
@@ -397,9 +359,9 @@ static int pricing_render(tg_req_t *r, int status, const struct model *editing,
 
 		cJSON_AddNumberToObject(ed, "id", (double)editing->id);
 		cJSON_AddStringToObject(ed, "name", editing->name);
-		add_money(ed, "in", editing->price.in);
-		add_money(ed, "cached", editing->price.cached_in);
-		add_money(ed, "out", editing->price.out);
+		web_add_money(ed, "in", editing->price.in);
+		web_add_money(ed, "cached", editing->price.cached_in);
+		web_add_money(ed, "out", editing->price.out);
 		add_example(ed, "example", &editing->price);
 	} else {
 		models_list(d, admin);

@@ -12,19 +12,21 @@
 #include "ledger/ledger.h"
 #include "ledger/money.h"
 #include "store/db.h"
+#include "web/fmt.h"
 #include "web/web.h"
-
-#define CSV_FLUSH 65536
 
 /* ------------------------------------------------------------- helpers */
 
+/* Money; sign: a credit shows its "+" ("+5.00"). */
 static void add_money(cJSON *o, const char *key, int64_t v, int sign)
 {
-	char s[MONEY_FMT_LEN + 1];
+	char s[MONEY_FMT_LEN + 1] = "+";
 
-	money_format_short(v, sign && v > 0 ? s + 1 : s);
-	if (sign && v > 0)
-		s[0] = '+';
+	if (!sign || v <= 0) {
+		web_add_money(o, key, v);
+		return;
+	}
+	money_format_short(v, s + 1);
 	cJSON_AddStringToObject(o, key, s);
 }
 
@@ -294,30 +296,11 @@ int page_credits(tg_req_t *r)
 
 /* ----------------------------------------------------------------- CSV */
 
-/* One CSV field: quoted when it holds a comma, quote or line break; free
- * text that a spreadsheet would run as a formula gets a leading quote. */
-static void csv_field(buf_t *b, const char *s, int text)
-{
-	int quote = strpbrk(s, ",\"\r\n") != NULL;
-
-	if (quote)
-		buf_putc(b, '"');
-	if (text && (s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@'))
-		buf_putc(b, '\'');
-	for (; *s; s++) {
-		if (*s == '"')
-			buf_putc(b, '"');
-		buf_putc(b, *s);
-	}
-	if (quote)
-		buf_putc(b, '"');
-}
-
 int page_credits_csv(tg_req_t *r)
 {
 	struct web_session *s = r->session;
 	struct ledger_filter f;
-	char name[96], disp[160], day[11], amt[MONEY_FMT_LEN], after[MONEY_FMT_LEN], at[20];
+	char name[96], day[11], amt[MONEY_FMT_LEN], after[MONEY_FMT_LEN], at[20];
 	sqlite3_stmt *st;
 	buf_t b;
 	int rc;
@@ -329,8 +312,7 @@ int page_credits_csv(tg_req_t *r)
 		return resp_error(r, 400, "invalid_request_error", NULL, f.error);
 	time_format_date(time_now(), day);
 	snprintf(name, sizeof(name), "credits-org%lld-%s.csv", (long long)s->org.id, day);
-	snprintf(disp, sizeof(disp), "attachment; filename=\"%s\"", name);
-	resp_header(r, "Content-Disposition", disp);
+	web_csv_attachment(r, name);
 	st = db_stmt("SELECT id, created_at, kind, amount, balance_after, coalesce(request_id, ''),"
 		     " coalesce(key_id, 0), memo FROM ledger_entries"
 		     " WHERE org_id = :org AND (:kind = '' OR kind = :kind)"
@@ -343,7 +325,7 @@ int page_credits_csv(tg_req_t *r)
 		db_done(st);
 		return rc;
 	}
-	buf_init(&b, CSV_FLUSH * 2);
+	web_csv_init(&b);
 	buf_puts(&b, "id,created_at,kind,amount,balance_after,request_id,key_id,memo\r\n");
 	while (rc == TG_OK && sqlite3_step(st) == SQLITE_ROW) {
 		int64_t key = sqlite3_column_int64(st, 6);
@@ -354,23 +336,17 @@ int page_credits_csv(tg_req_t *r)
 		money_format(sqlite3_column_int64(st, 4), after);
 		buf_appendf(&b, "%lld,%sZ,%s,%s,%s,", (long long)sqlite3_column_int64(st, 0), at,
 			    db_col_text(st, 2), amt, after);
-		csv_field(&b, db_col_text(st, 5), 1);
+		web_csv_field(&b, db_col_text(st, 5), 1);
 		if (key)
 			buf_appendf(&b, ",%lld,", (long long)key);
 		else
 			buf_puts(&b, ",,");
-		csv_field(&b, db_col_text(st, 7), 1);
+		web_csv_field(&b, db_col_text(st, 7), 1);
 		buf_puts(&b, "\r\n");
-		if (b.len >= CSV_FLUSH) {
-			rc = resp_stream_write(r, b.data, b.len);
-			buf_reset(&b);
-		}
+		rc = web_csv_flush(r, &b);
 	}
 	db_done(st);
-	if (rc == TG_OK)
-		rc = resp_stream_end(r, b.data, b.len);
-	buf_free(&b);
-	return rc;
+	return web_csv_end(r, &b, rc);
 }
 
 /* --------------------------------------------------------------- grant */
@@ -652,7 +628,7 @@ int page_codes_create(tg_req_t *r)
 	struct audit_actor a = web_actor(r);
 	struct codes_form form = { 0 };
 	char *count_s = NULL, *amount_s = NULL, *expires_s = NULL, *batch_s = NULL;
-	char **codes = NULL, label[32], now_s[20], amt[MONEY_FMT_LEN], msg[96];
+	char **codes = NULL, label[32], now_s[20], msg[96];
 	const char *why = NULL, *batch;
 	int64_t amount = 0, expires = 0, now = time_now();
 	int n = 0, i, rc;
@@ -740,8 +716,7 @@ int page_codes_create(tg_req_t *r)
 	cJSON_AddNumberToObject(d, "count", n);
 	cJSON_AddNumberToObject(d, "rows", n < 12 ? n + 1 : 12);
 	cJSON_AddBoolToObject(d, "plural", n != 1);
-	money_format_short(amount, amt);
-	cJSON_AddStringToObject(d, "amount", amt);
+	web_add_money(d, "amount", amount);
 	cJSON_AddStringToObject(d, "batch", batch);
 	if (expires)
 		add_through(d, "expires", expires);

@@ -15,6 +15,7 @@
 #include "ledger/ledger.h"
 #include "ledger/money.h"
 #include "store/db.h"
+#include "web/fmt.h"
 #include "web/web.h"
 
 #define EXPIRY_SOON_S (7 * 86400)
@@ -100,20 +101,6 @@ static int parse_count(const char *s, int64_t *out)
 	return TG_OK;
 }
 
-/* 1234567 -> "1,234,567" for display. */
-static void fmt_count(int64_t v, char out[32])
-{
-	char digits[24];
-	int n = snprintf(digits, sizeof(digits), "%lld", (long long)v), i, j = 0;
-
-	for (i = 0; i < n; i++) {
-		if (i > 0 && digits[i - 1] != '-' && (n - i) % 3 == 0)
-			out[j++] = ',';
-		out[j++] = digits[i];
-	}
-	out[j] = '\0';
-}
-
 static void add_date(cJSON *o, const char *key, int64_t t)
 {
 	char s[11] = "";
@@ -174,14 +161,11 @@ static const char *period_words(enum spend_period p)
 static void add_spend(cJSON *o, const struct apikey *k, int64_t now)
 {
 	int64_t spent = ledger_key_spend(k->id, apikey_period_start(k->period, now));
-	char a[MONEY_FMT_LEN], b[MONEY_FMT_LEN];
 
-	money_format_short(spent, a);
-	cJSON_AddStringToObject(o, "spent", a);
+	web_add_money(o, "spent", spent);
 	cJSON_AddStringToObject(o, "period_words", period_words(k->period));
 	if (k->spend_limit > 0) {
-		money_format_short(k->spend_limit, b);
-		cJSON_AddStringToObject(o, "limit", b);
+		web_add_money(o, "limit", k->spend_limit);
 		cJSON_AddBoolToObject(o, "over", spent >= k->spend_limit);
 		cJSON_AddBoolToObject(o, "near", spent >= k->spend_limit - k->spend_limit / 5);
 	}
@@ -598,7 +582,7 @@ static int detail_render(tg_req_t *r, int status, const struct apikey *k,
 	enum apikey_state state = apikey_state_of(k, now);
 	struct apikey other;
 	struct user u;
-	char n[32], money[MONEY_FMT_LEN], when[20];
+	char n[32], when[20];
 	sqlite3_stmt *st;
 	size_t i;
 
@@ -642,13 +626,12 @@ static int detail_render(tg_req_t *r, int status, const struct apikey *k,
 	db_done(st);
 
 	lim = cJSON_AddObjectToObject(d, "limits");
-	fmt_count(k->rpm, n);
+	web_fmt_count(k->rpm, n);
 	cJSON_AddStringToObject(lim, "rpm", k->rpm ? n : "");
-	fmt_count(k->tpm, n);
+	web_fmt_count(k->tpm, n);
 	cJSON_AddStringToObject(lim, "tpm", k->tpm ? n : "");
 	if (k->spend_limit) {
-		money_format_short(k->spend_limit, money);
-		cJSON_AddStringToObject(lim, "spend", money);
+		web_add_money(lim, "spend", k->spend_limit);
 		for (i = 0; i < TG_ARRAY_LEN(periods); i++)
 			if (strcmp(periods[i].value, apikey_period_name(k->period)) == 0)
 				cJSON_AddStringToObject(lim, "period", periods[i].words);

@@ -11,29 +11,12 @@
 
 #include "core/timeutil.h"
 #include "ledger/ledger.h"
-#include "ledger/money.h"
 #include "store/db.h"
-#include "web/chart.h"
+#include "web/fmt.h"
 #include "web/web.h"
 
 #define TOP_N 5
 #define RECENT_N 10
-
-static void add_money(cJSON *o, const char *key, int64_t v)
-{
-	char s[MONEY_FMT_LEN];
-
-	money_format_short(v, s);
-	cJSON_AddStringToObject(o, key, s);
-}
-
-static void add_count(cJSON *o, const char *key, int64_t v)
-{
-	char s[32];
-
-	chart_format(CHART_COUNT, v, s);
-	cJSON_AddStringToObject(o, key, s);
-}
 
 /* Requests, tokens and spend since `since` in the scope. */
 static void add_totals(cJSON *o, const char *prefix, int64_t org, int64_t user, int64_t since)
@@ -53,11 +36,11 @@ static void add_totals(cJSON *o, const char *prefix, int64_t org, int64_t user, 
 			v[i] = sqlite3_column_int64(st, i);
 	db_done(st);
 	snprintf(k, sizeof(k), "%s_requests", prefix);
-	add_count(o, k, v[0]);
+	web_add_count(o, k, v[0]);
 	snprintf(k, sizeof(k), "%s_tokens", prefix);
-	add_count(o, k, v[1]);
+	web_add_count(o, k, v[1]);
 	snprintf(k, sizeof(k), "%s_spend", prefix);
-	add_money(o, k, v[2]);
+	web_add_money(o, k, v[2]);
 }
 
 /* The month's top models (by_key 0) or keys (1) by spend. */
@@ -90,9 +73,9 @@ static void add_top(cJSON *d, const char *name, int by_key, int64_t org, int64_t
 			cJSON_AddNumberToObject(o, "key_id", (double)sqlite3_column_int64(st, 0));
 			cJSON_AddStringToObject(o, "label", db_col_text(st, 1));
 			cJSON_AddStringToObject(o, "name", db_col_text(st, 2));
-			add_count(o, "requests", sqlite3_column_int64(st, 3));
-			add_count(o, "tokens", sqlite3_column_int64(st, 4));
-			add_money(o, "spend", sqlite3_column_int64(st, 5));
+			web_add_count(o, "requests", sqlite3_column_int64(st, 3));
+			web_add_count(o, "tokens", sqlite3_column_int64(st, 4));
+			web_add_money(o, "spend", sqlite3_column_int64(st, 5));
 			cJSON_AddItemToArray(list, o);
 		}
 	}
@@ -116,7 +99,7 @@ int page_overview(tg_req_t *r)
 	cJSON_AddStringToObject(o, "role", s->user.is_admin && membership_role(s->org.id, s->user.id) == ROLE_NONE ?
 				"instance admin" : role_name(s->role));
 	ledger_balance(s->org.id, &balance);
-	add_money(o, "balance", balance);
+	web_add_money(o, "balance", balance);
 	cJSON_AddBoolToObject(o, "negative", balance < 0);
 	cJSON_AddBoolToObject(d, "mine_only", user != 0);
 	add_totals(d, "today", s->org.id, user, now - now % 86400);

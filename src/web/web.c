@@ -462,6 +462,40 @@ void web_add_time(cJSON *obj, const char *key, int64_t t)
 	cJSON_AddStringToObject(obj, key, s);
 }
 
+/* --------------------------------------------------------- CSV downloads */
+
+void web_csv_attachment(tg_req_t *r, const char *filename)
+{
+	char disp[160];
+
+	snprintf(disp, sizeof(disp), "attachment; filename=\"%s\"", filename);
+	resp_header(r, "Content-Disposition", disp);
+}
+
+void web_csv_init(buf_t *b)
+{
+	buf_init(b, WEB_CSV_FLUSH * 2);
+}
+
+int web_csv_flush(tg_req_t *r, buf_t *b)
+{
+	int rc;
+
+	if (b->len < WEB_CSV_FLUSH)
+		return TG_OK;
+	rc = resp_stream_write(r, b->data, b->len);
+	buf_reset(b);
+	return rc;
+}
+
+int web_csv_end(tg_req_t *r, buf_t *b, int rc)
+{
+	if (rc == TG_OK)
+		rc = resp_stream_end(r, b->data, b->len);
+	buf_free(b);
+	return rc;
+}
+
 /* ------------------------------------------------------------ rendering */
 
 enum nav_need { NAV_ANY, NAV_ORG_ADMIN, NAV_INSTANCE_ADMIN };

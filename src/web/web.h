@@ -84,8 +84,20 @@ int web_parse_day(const char *s, int64_t *t);
  * Returns which days were given and valid: 1 = from, 2 = to. */
 int web_day_range(const char *from, const char *to, char from_txt[24], char to_txt[24],
 		  int64_t *from_t, int64_t *to_t, const char **error);
-/* Small cJSON helpers for page data. */
+/* Small cJSON helpers for page data (money, counts: web/fmt.h). */
 void web_add_time(cJSON *obj, const char *key, int64_t t);
+
+/* CSV downloads, streamed: name the file (Content-Disposition), start the
+ * stream (resp_stream_start), web_csv_init the buffer, append rows (fields
+ * with web_csv_field, web/fmt.h) and call web_csv_flush after each one; it
+ * writes the buffer out once it holds WEB_CSV_FLUSH bytes. web_csv_end sends
+ * the rest when rc is TG_OK and frees the buffer; it returns rc or the
+ * write's error. */
+#define WEB_CSV_FLUSH 65536
+void web_csv_attachment(tg_req_t *r, const char *filename);
+void web_csv_init(buf_t *b);
+int web_csv_flush(tg_req_t *r, buf_t *b);
+int web_csv_end(tg_req_t *r, buf_t *b, int rc);
 
 /* Page handlers, one file each (web/page_*.c). */
 int page_setup_get(tg_req_t *r);
@@ -129,19 +141,22 @@ int page_codes(tg_req_t *r);
 int page_codes_create(tg_req_t *r);
 /* --- end credits --- */
 
-/* --- usage, request log and overview (web/page_usage.c) --- */
+/* --- usage and the spend chart (web/page_usage.c) --- */
 int page_usage(tg_req_t *r);
 int page_usage_csv(tg_req_t *r);
-int page_requests(tg_req_t *r);
-int page_request(tg_req_t *r);
 /* A spend-per-day chart over the last `days` days as data for the
  * "partials/chart" template (caller frees; NULL when out of memory): the org,
  * one key of it (key_id), or only the keys user_id created (user_id 0: all). */
 cJSON *web_usage_chart(int64_t org_id, int64_t key_id, int64_t user_id, int days);
+/* --- end usage --- */
+
+/* --- the request log (web/page_requests.c) --- */
+int page_requests(tg_req_t *r);
+int page_request(tg_req_t *r);
 /* Append the newest `limit` request rows of the org (or of user_id's keys)
  * to list, as the request log shows them. Returns the count or TG_EDB. */
 int web_recent_requests(cJSON *list, int64_t org_id, int64_t user_id, int limit);
-/* --- end usage --- */
+/* --- end request log --- */
 
 /* --- budget alerts (web/page_alerts.c) --- */
 int page_alerts(tg_req_t *r);

@@ -1,16 +1,15 @@
-/* page_usage.c - usage charts and totals (/usage, /usage.csv), the request
- * log (/requests, /requests/:id) and the 30-day spend chart other pages show.
+/* page_usage.c - usage charts and totals (/usage, /usage.csv) and the 30-day
+ * spend chart other pages show; the request log is page_requests.c.
  *
  * Sums come from usage_daily or usage_hourly (migration 0006), rollups of
  * the `requests` table kept by a trigger in the same transaction as each
  * request row. Spend is therefore sum(requests.cost), which equals the ledger's usage
  * debits for the same calls: the gateway writes the debit and the request
- * row together. The request log reads `requests` itself.
+ * row together.
  *
  * Scoping: members see the calls of the keys they created; org admins and
  * owners (instance admins count as owners) the whole org being viewed.
  */
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +18,8 @@
 #include "ledger/money.h"
 #include "store/db.h"
 #include "web/chart.h"
+#include "web/fmt.h"
+#include "web/page_usage.h"
 #include "web/web.h"
 
 #define DAY 86400
@@ -27,18 +28,10 @@
 #define MAX_HOURS 168
 #define TOP_SERIES 5      /* split charts: the biggest five, then "Other" */
 #define MAX_TRACKED 2000  /* distinct models/keys kept apart in the totals */
-#define MODEL_MAX 128
-#define CSV_FLUSH 65536
 
 enum split { SPLIT_NONE = 0, SPLIT_MODEL = 1, SPLIT_KEY = 2 };
 
-/* Who sees what: the org, and 0 or the member whose keys alone count. */
-struct scope {
-	int64_t org;
-	int64_t user;
-};
-
-static int scope_get(tg_req_t *r, struct scope *sc)
+int web_usage_scope_get(tg_req_t *r, struct web_usage_scope *sc)
 {
 	struct web_session *s = r->session;
 
@@ -51,23 +44,7 @@ static int scope_get(tg_req_t *r, struct scope *sc)
 
 /* ------------------------------------------------------------- helpers */
 
-static void add_money(cJSON *o, const char *key, int64_t v)
-{
-	char s[MONEY_FMT_LEN];
-
-	money_format_short(v, s);
-	cJSON_AddStringToObject(o, key, s);
-}
-
-static void add_count(cJSON *o, const char *key, int64_t v)
-{
-	char s[32];
-
-	chart_format(CHART_COUNT, v, s);
-	cJSON_AddStringToObject(o, key, s);
-}
-
-static void qs_add(buf_t *qs, const char *name, const char *value)
+void web_qs_add(buf_t *qs, const char *name, const char *value)
 {
 	if (!value || !*value)
 		return;
@@ -75,6 +52,29 @@ static void qs_add(buf_t *qs, const char *name, const char *value)
 	buf_puts(qs, name);
 	buf_putc(qs, '=');
 	web_urlencode(qs, value);
+}
+
+void web_filter_key_model(const char *k, const char *m, int64_t *key, char model[WEB_MODEL_MAX],
+			  const char **error)
+{
+	if (k && *k && !(*key = web_parse_id(k)))
+		*error = "Choose a key from the list.";
+	if (m && *m) {
+		if (strlen(m) >= WEB_MODEL_MAX)
+			*error = "That model name is too long.";
+		else
+			snprintf(model, WEB_MODEL_MAX, "%s", m);
+	}
+}
+
+void web_qs_add_common(buf_t *qs, int64_t key, const char *model, const char *from,
+		       const char *to)
+{
+	if (key)
+		buf_appendf(qs, "%skey=%lld", qs->len ? "&" : "", (long long)key);
+	web_qs_add(qs, "model", model);
+	web_qs_add(qs, "from", from);
+	web_qs_add(qs, "to", to);
 }
 
 /* "tg_abcd1234 name" for a key id in the org, or a placeholder. */
@@ -117,7 +117,7 @@ struct usage_filter {
 	int hourly;
 	enum split split;
 	int64_t key;
-	char model[MODEL_MAX];
+	char model[WEB_MODEL_MAX];
 	char from[24], to[24];  /* as typed */
 	int64_t from_t, to_t;   /* [from_t, to_t), aligned to the bucket */
 	size_t n;               /* buckets */
@@ -160,14 +160,7 @@ static void usage_filter_parse(tg_req_t *r, struct usage_filter *f)
 		else
 			f->error = "Split the charts by model or by key, or not at all.";
 	}
-	if (k && *k && !(f->key = web_parse_id(k)))
-		f->error = "Choose a key from the list.";
-	if (m && *m) {
-		if (strlen(m) >= sizeof(f->model))
-			f->error = "That model name is too long.";
-		else
-			snprintf(f->model, sizeof(f->model), "%s", m);
-	}
+	web_filter_key_model(k, m, &f->key, f->model, &f->error);
 	range_default(f, now);
 	span = f->to_t - f->from_t;
 	/* Only a "to" day: keep the default span, ending there. */
@@ -190,13 +183,10 @@ static void usage_filter_parse(tg_req_t *r, struct usage_filter *f)
 	}
 	f->n = (size_t)((f->to_t - f->from_t) / (f->hourly ? HOUR : DAY));
 	buf_init(&qs, sizeof(f->qs) - 1);
-	qs_add(&qs, "bucket", f->hourly ? "hour" : "");
-	qs_add(&qs, "split", f->split == SPLIT_MODEL ? "model" : f->split == SPLIT_KEY ? "key" : "");
-	if (f->key)
-		buf_appendf(&qs, "%skey=%lld", qs.len ? "&" : "", (long long)f->key);
-	qs_add(&qs, "model", f->model);
-	qs_add(&qs, "from", f->from);
-	qs_add(&qs, "to", f->to);
+	web_qs_add(&qs, "bucket", f->hourly ? "hour" : "");
+	web_qs_add(&qs, "split",
+		   f->split == SPLIT_MODEL ? "model" : f->split == SPLIT_KEY ? "key" : "");
+	web_qs_add_common(&qs, f->key, f->model, f->from, f->to);
 	snprintf(f->qs, sizeof(f->qs), "%s", buf_cstr(&qs));
 	buf_free(&qs);
 	free(bucket);
@@ -216,8 +206,8 @@ struct usage_row {
 };
 
 struct series {
-	char id[MODEL_MAX];  /* model name or key id as text ("" unsplit) */
-	char name[160];      /* legend name */
+	char id[WEB_MODEL_MAX]; /* model name or key id as text ("" unsplit) */
+	char name[160];         /* legend name */
 	int64_t requests, errors, prompt, completion, cost;
 };
 
@@ -236,7 +226,7 @@ static void usage_free(struct usage *u)
 	memset(u, 0, sizeof(*u));
 }
 
-static sqlite3_stmt *usage_stmt(const struct scope *sc, const struct usage_filter *f)
+static sqlite3_stmt *usage_stmt(const struct web_usage_scope *sc, const struct usage_filter *f)
 {
 	sqlite3_stmt *st;
 
@@ -302,7 +292,8 @@ static void series_add(struct series *s, const struct usage_row *r)
 	s->cost += r->cost;
 }
 
-static int usage_load(const struct scope *sc, const struct usage_filter *f, struct usage *u)
+static int usage_load(const struct web_usage_scope *sc, const struct usage_filter *f,
+		      struct usage *u)
 {
 	sqlite3_stmt *st = usage_stmt(sc, f);
 	int rc = TG_OK, step;
@@ -360,7 +351,8 @@ static int by_cost_desc(const void *a, const void *b)
 }
 
 /* Names for the series, biggest spend first; rows are renumbered to match. */
-static void usage_order(const struct scope *sc, const struct usage_filter *f, struct usage *u)
+static void usage_order(const struct web_usage_scope *sc, const struct usage_filter *f,
+			struct usage *u)
 {
 	size_t *map, i, j;
 	struct series *old;
@@ -476,7 +468,7 @@ out:
 
 cJSON *web_usage_chart(int64_t org_id, int64_t key_id, int64_t user_id, int days)
 {
-	struct scope sc = { org_id, user_id };
+	struct web_usage_scope sc = { org_id, user_id };
 	struct usage_filter f;
 	struct usage u;
 	cJSON *c = NULL;
@@ -497,12 +489,12 @@ cJSON *web_usage_chart(int64_t org_id, int64_t key_id, int64_t user_id, int days
 
 static void add_series_json(cJSON *o, const struct series *s, int64_t total_cost)
 {
-	add_count(o, "requests", s->requests);
-	add_count(o, "errors", s->errors);
-	add_count(o, "prompt", s->prompt);
-	add_count(o, "completion", s->completion);
-	add_count(o, "tokens", s->prompt + s->completion);
-	add_money(o, "spend", s->cost);
+	web_add_count(o, "requests", s->requests);
+	web_add_count(o, "errors", s->errors);
+	web_add_count(o, "prompt", s->prompt);
+	web_add_count(o, "completion", s->completion);
+	web_add_count(o, "tokens", s->prompt + s->completion);
+	web_add_money(o, "spend", s->cost);
 	if (total_cost > 0) {
 		int64_t pm = (int64_t)((__int128)s->cost * 1000 / total_cost); /* per mille */
 		char p[48];
@@ -512,14 +504,13 @@ static void add_series_json(cJSON *o, const struct series *s, int64_t total_cost
 	}
 }
 
-static void add_filter_choices(cJSON *jf, const struct scope *sc, const struct usage_filter *f,
-			       int64_t key, const char *model)
+void web_usage_filter_choices(cJSON *jf, const struct web_usage_scope *sc, int64_t key,
+			      const char *model)
 {
 	cJSON *keys = cJSON_AddArrayToObject(jf, "keys"), *models = cJSON_AddArrayToObject(jf, "models");
 	sqlite3_stmt *st;
 	int seen = 0;
 
-	TG_UNUSED(f);
 	st = db_stmt("SELECT id, prefix, name FROM api_keys WHERE org_id = :org"
 		     " AND (:user = 0 OR created_by = :user) ORDER BY revoked_at IS NOT NULL, name, id"
 		     " LIMIT 500");
@@ -559,41 +550,65 @@ static void add_filter_choices(cJSON *jf, const struct scope *sc, const struct u
 	}
 }
 
-int page_usage(tg_req_t *r)
+cJSON *web_usage_page_new(tg_req_t *r, const char *page, struct web_usage_scope *sc, int *rc)
 {
 	struct web_session *s = r->session;
+	cJSON *d;
+
+	if (s->org.id && s->role < ROLE_MEMBER) {
+		*rc = web_not_found(r);
+		return NULL;
+	}
+	d = cJSON_CreateObject();
+	if (!s->org.id) {
+		cJSON_AddBoolToObject(d, "no_org", 1);
+		*rc = web_render(r, 200, page, d);
+		return NULL;
+	}
+	if (!d) {
+		*rc = resp_error(r, 500, "server_error", NULL, "Out of memory.");
+		return NULL;
+	}
+	web_usage_scope_get(r, sc);
+	return d;
+}
+
+cJSON *web_usage_page_head(cJSON *d, const tg_req_t *r, const struct web_usage_scope *sc,
+			   const char *error, const char *from, const char *to, const char *qs)
+{
+	cJSON *jf;
+
+	if (error)
+		web_flash_now(d, "error", error);
+	cJSON_AddBoolToObject(d, "has_org", 1);
+	cJSON_AddStringToObject(d, "org", r->session->org.name);
+	cJSON_AddBoolToObject(d, "mine_only", sc->user != 0);
+	jf = cJSON_AddObjectToObject(d, "filter");
+	cJSON_AddStringToObject(jf, "from", from);
+	cJSON_AddStringToObject(jf, "to", to);
+	cJSON_AddStringToObject(jf, "qs", qs);
+	cJSON_AddBoolToObject(jf, "active", qs[0] != '\0');
+	return jf;
+}
+
+int page_usage(tg_req_t *r)
+{
 	struct usage_filter f;
-	struct scope sc = { 0, 0 };
+	struct web_usage_scope sc = { 0, 0 };
 	struct usage u;
 	cJSON *d, *jf, *rows, *c;
 	int status = 200;
 	size_t i;
 
-	if (s->org.id && s->role < ROLE_MEMBER)
-		return web_not_found(r);
-	d = cJSON_CreateObject();
-	if (!s->org.id) {
-		cJSON_AddBoolToObject(d, "no_org", 1);
-		return web_render(r, 200, "usage", d);
-	}
-	scope_get(r, &sc);
+	if (!(d = web_usage_page_new(r, "usage", &sc, &status)))
+		return status;
 	usage_filter_parse(r, &f);
-	if (f.error) {
-		web_flash_now(d, "error", f.error);
-		status = 400;
-	}
-	cJSON_AddBoolToObject(d, "has_org", 1);
-	cJSON_AddStringToObject(d, "org", s->org.name);
-	cJSON_AddBoolToObject(d, "mine_only", sc.user != 0);
-	jf = cJSON_AddObjectToObject(d, "filter");
-	cJSON_AddStringToObject(jf, "from", f.from);
-	cJSON_AddStringToObject(jf, "to", f.to);
-	cJSON_AddStringToObject(jf, "qs", f.qs);
-	cJSON_AddBoolToObject(jf, "active", f.qs[0] != '\0');
+	status = f.error ? 400 : 200;
+	jf = web_usage_page_head(d, r, &sc, f.error, f.from, f.to, f.qs);
 	cJSON_AddBoolToObject(jf, "hourly", f.hourly);
 	cJSON_AddBoolToObject(jf, "split_model", f.split == SPLIT_MODEL);
 	cJSON_AddBoolToObject(jf, "split_key", f.split == SPLIT_KEY);
-	add_filter_choices(jf, &sc, &f, f.key, f.model);
+	web_usage_filter_choices(jf, &sc, f.key, f.model);
 	{
 		char a[24], b[24], tick[12];
 
@@ -656,34 +671,16 @@ int page_usage(tg_req_t *r)
 	return web_render(r, status, "usage", d);
 }
 
-/* One CSV field; text a spreadsheet would run as a formula gets a quote. */
-static void csv_field(buf_t *b, const char *s)
-{
-	int quote = strpbrk(s, ",\"\r\n") != NULL;
-
-	if (quote)
-		buf_putc(b, '"');
-	if (s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@')
-		buf_putc(b, '\'');
-	for (; *s; s++) {
-		if (*s == '"')
-			buf_putc(b, '"');
-		buf_putc(b, *s);
-	}
-	if (quote)
-		buf_putc(b, '"');
-}
-
 int page_usage_csv(tg_req_t *r)
 {
 	struct usage_filter f;
-	struct scope sc = { 0, 0 };
-	char name[96], disp[160], day[11], amt[MONEY_FMT_LEN], label[200], full[24], tick[12];
+	struct web_usage_scope sc = { 0, 0 };
+	char name[96], day[11], amt[MONEY_FMT_LEN], label[200], full[24], tick[12];
 	sqlite3_stmt *st;
 	buf_t b;
 	int rc;
 
-	if (scope_get(r, &sc))
+	if (web_usage_scope_get(r, &sc))
 		return web_not_found(r);
 	usage_filter_parse(r, &f);
 	if (f.error)
@@ -692,13 +689,12 @@ int page_usage_csv(tg_req_t *r)
 		return resp_error(r, 500, "server_error", NULL, "The export could not be read.");
 	time_format_date(time_now(), day);
 	snprintf(name, sizeof(name), "usage-org%lld-%s.csv", (long long)sc.org, day);
-	snprintf(disp, sizeof(disp), "attachment; filename=\"%s\"", name);
-	resp_header(r, "Content-Disposition", disp);
+	web_csv_attachment(r, name);
 	if ((rc = resp_stream_start(r, 200, "text/csv; charset=utf-8"))) {
 		db_done(st);
 		return rc;
 	}
-	buf_init(&b, CSV_FLUSH * 2);
+	web_csv_init(&b);
 	buf_puts(&b, f.hourly ? "hour" : "day");
 	buf_puts(&b, f.split == SPLIT_MODEL ? ",model" : f.split == SPLIT_KEY ? ",key_id,key" : "");
 	buf_puts(&b, ",requests,errors,prompt_tokens,completion_tokens,spend\r\n");
@@ -711,322 +707,20 @@ int page_usage_csv(tg_req_t *r)
 		buf_puts(&b, full);
 		if (f.split == SPLIT_MODEL) {
 			buf_putc(&b, ',');
-			csv_field(&b, db_col_text(st, 1));
+			web_csv_field(&b, db_col_text(st, 1), 1);
 		} else if (f.split == SPLIT_KEY) {
 			int64_t key = web_parse_id(db_col_text(st, 1));
 
 			key_label(sc.org, key, label, sizeof(label));
 			buf_appendf(&b, ",%lld,", (long long)key);
-			csv_field(&b, label);
+			web_csv_field(&b, label, 1);
 		}
 		money_format(sqlite3_column_int64(st, 6), amt);
 		buf_appendf(&b, ",%lld,%lld,%lld,%lld,%s\r\n", (long long)sqlite3_column_int64(st, 2),
 			    (long long)sqlite3_column_int64(st, 3), (long long)sqlite3_column_int64(st, 4),
 			    (long long)sqlite3_column_int64(st, 5), amt);
-		if (b.len >= CSV_FLUSH) {
-			rc = resp_stream_write(r, b.data, b.len);
-			buf_reset(&b);
-		}
+		rc = web_csv_flush(r, &b);
 	}
 	db_done(st);
-	if (rc == TG_OK)
-		rc = resp_stream_end(r, b.data, b.len);
-	buf_free(&b);
-	return rc;
-}
-
-/* --------------------------------------------------------- /requests */
-
-struct log_filter {
-	char status[8];   /* "", "ok", "error" or a code */
-	int64_t smin, smax;
-	int64_t key;
-	char model[MODEL_MAX];
-	char from[24], to[24];
-	int64_t from_t, to_t;
-	int64_t before;
-	const char *error;
-	char qs[512];
-};
-
-static void log_filter_parse(tg_req_t *r, struct log_filter *f)
-{
-	char *status = req_query(r, "status"), *key = req_query(r, "key"), *model = req_query(r, "model");
-	char *from = req_query(r, "from"), *to = req_query(r, "to"), *before = req_query(r, "before");
-	const char *st = web_trim(status), *k = web_trim(key), *m = web_trim(model), *fr = web_trim(from), *t = web_trim(to);
-	buf_t qs;
-
-	memset(f, 0, sizeof(*f));
-	f->smin = 0;
-	f->smax = 999;
-	f->to_t = INT64_MAX;
-	f->before = web_parse_id(before);
-	if (st && *st) {
-		if (strcmp(st, "ok") == 0) {
-			f->smin = 200;
-			f->smax = 399;
-		} else if (strcmp(st, "error") == 0) {
-			f->smin = 400;
-		} else if (strlen(st) == 3 && isdigit((unsigned char)st[0]) && st[0] >= '1' &&
-			   isdigit((unsigned char)st[1]) && isdigit((unsigned char)st[2])) {
-			f->smin = f->smax = atoi(st);
-		} else {
-			f->error = "Filter the status by ok, error or a three-digit code such as 402.";
-		}
-		if (!f->error)
-			snprintf(f->status, sizeof(f->status), "%s", st);
-	}
-	if (k && *k && !(f->key = web_parse_id(k)))
-		f->error = "Choose a key from the list.";
-	if (m && *m) {
-		if (strlen(m) >= sizeof(f->model))
-			f->error = "That model name is too long.";
-		else
-			snprintf(f->model, sizeof(f->model), "%s", m);
-	}
-	web_day_range(fr, t, f->from, f->to, &f->from_t, &f->to_t, &f->error);
-	if (!f->error && f->from_t >= f->to_t)
-		f->error = "The start date is after the end date.";
-	buf_init(&qs, sizeof(f->qs) - 1);
-	qs_add(&qs, "status", f->status);
-	if (f->key)
-		buf_appendf(&qs, "%skey=%lld", qs.len ? "&" : "", (long long)f->key);
-	qs_add(&qs, "model", f->model);
-	qs_add(&qs, "from", f->from);
-	qs_add(&qs, "to", f->to);
-	snprintf(f->qs, sizeof(f->qs), "%s", buf_cstr(&qs));
-	buf_free(&qs);
-	free(status);
-	free(key);
-	free(model);
-	free(from);
-	free(to);
-	free(before);
-}
-
-static const char *status_badge(int64_t status)
-{
-	return status < 300 ? "badge-ok" : status == 402 || status == 429 ? "badge-warn" : "badge-danger";
-}
-
-static void add_ms(cJSON *o, const char *key, int64_t ms)
-{
-	char s[32];
-
-	if (ms >= 10000)
-		snprintf(s, sizeof(s), "%lld.%llds", (long long)(ms / 1000), (long long)(ms % 1000 / 100));
-	else
-		snprintf(s, sizeof(s), "%lld ms", (long long)ms);
-	cJSON_AddStringToObject(o, key, s);
-}
-
-/* Columns shared by the log and the overview's last requests. */
-#define LOG_COLUMNS                                                                                \
-	"r.id, r.created_at, coalesce(k.prefix, ''), coalesce(k.name, ''), coalesce(r.key_id, 0),"  \
-	" r.model, r.status, r.prompt_tokens, r.completion_tokens, r.cost, r.usage_source,"         \
-	" r.total_ms, r.stream, r.endpoint"
-
-static cJSON *web_request_row(sqlite3_stmt *st)
-{
-	cJSON *o = cJSON_CreateObject();
-	int64_t status = sqlite3_column_int64(st, 6);
-	char code[8];
-
-	cJSON_AddNumberToObject(o, "id", (double)sqlite3_column_int64(st, 0));
-	web_add_time(o, "time", sqlite3_column_int64(st, 1));
-	cJSON_AddStringToObject(o, "key_prefix", db_col_text(st, 2));
-	cJSON_AddStringToObject(o, "key_name", db_col_text(st, 3));
-	cJSON_AddNumberToObject(o, "key_id", (double)sqlite3_column_int64(st, 4));
-	cJSON_AddStringToObject(o, "model", db_col_text(st, 5));
-	snprintf(code, sizeof(code), "%lld", (long long)status);
-	cJSON_AddStringToObject(o, "status", code);
-	cJSON_AddStringToObject(o, "badge", status_badge(status));
-	cJSON_AddBoolToObject(o, "failed", status >= 400);
-	add_count(o, "prompt", sqlite3_column_int64(st, 7));
-	add_count(o, "completion", sqlite3_column_int64(st, 8));
-	add_count(o, "tokens", sqlite3_column_int64(st, 7) + sqlite3_column_int64(st, 8));
-	add_money(o, "cost", sqlite3_column_int64(st, 9));
-	cJSON_AddStringToObject(o, "source", db_col_text(st, 10));
-	cJSON_AddBoolToObject(o, "estimated", strcmp(db_col_text(st, 10), "estimated") == 0);
-	add_ms(o, "latency", sqlite3_column_int64(st, 11));
-	cJSON_AddBoolToObject(o, "stream", sqlite3_column_int(st, 12));
-	cJSON_AddStringToObject(o, "endpoint", db_col_text(st, 13));
-	return o;
-}
-
-int web_recent_requests(cJSON *list, int64_t org_id, int64_t user_id, int limit)
-{
-	/* The unary + keeps the planner on (org_id, id), newest first. */
-	sqlite3_stmt *st = db_stmt("SELECT " LOG_COLUMNS " FROM requests r"
-				   " LEFT JOIN api_keys k ON k.id = r.key_id"
-				   " WHERE r.org_id = :org AND (:user = 0 OR +r.key_id IN"
-				   " (SELECT id FROM api_keys WHERE org_id = :org AND created_by = :user))"
-				   " ORDER BY r.id DESC LIMIT :limit");
-	int n = 0;
-
-	if (!st || db_bind_int64(st, ":org", org_id) || db_bind_int64(st, ":user", user_id) ||
-	    db_bind_int64(st, ":limit", limit)) {
-		db_done(st);
-		return TG_EDB;
-	}
-	while (sqlite3_step(st) == SQLITE_ROW && n++ < limit)
-		cJSON_AddItemToArray(list, web_request_row(st));
-	db_done(st);
-	return n;
-}
-
-int page_requests(tg_req_t *r)
-{
-	struct web_session *s = r->session;
-	struct log_filter f;
-	struct scope sc = { 0, 0 };
-	cJSON *d, *jf, *list;
-	sqlite3_stmt *st;
-	int64_t last = 0;
-	int n = 0, status = 200;
-
-	if (s->org.id && s->role < ROLE_MEMBER)
-		return web_not_found(r);
-	d = cJSON_CreateObject();
-	if (!s->org.id) {
-		cJSON_AddBoolToObject(d, "no_org", 1);
-		return web_render(r, 200, "requests", d);
-	}
-	scope_get(r, &sc);
-	log_filter_parse(r, &f);
-	if (f.error) {
-		web_flash_now(d, "error", f.error);
-		status = 400;
-	}
-	cJSON_AddBoolToObject(d, "has_org", 1);
-	cJSON_AddStringToObject(d, "org", s->org.name);
-	cJSON_AddBoolToObject(d, "mine_only", sc.user != 0);
-	jf = cJSON_AddObjectToObject(d, "filter");
-	cJSON_AddStringToObject(jf, "from", f.from);
-	cJSON_AddStringToObject(jf, "to", f.to);
-	cJSON_AddStringToObject(jf, "qs", f.qs);
-	cJSON_AddBoolToObject(jf, "active", f.qs[0] != '\0');
-	{
-		static const struct { const char *value, *label; } sts[] = {
-			{ "ok", "Succeeded" }, { "error", "Failed" }, { "402", "402 out of credits" },
-			{ "429", "429 rate limited" }, { "502", "502 upstream error" },
-			{ "504", "504 upstream timeout" },
-		};
-		cJSON *a = cJSON_AddArrayToObject(jf, "statuses");
-		size_t i;
-		int found = 0;
-
-		for (i = 0; i < TG_ARRAY_LEN(sts); i++) {
-			cJSON *o = cJSON_CreateObject();
-			int sel = strcmp(f.status, sts[i].value) == 0;
-
-			found |= sel;
-			cJSON_AddStringToObject(o, "value", sts[i].value);
-			cJSON_AddStringToObject(o, "label", sts[i].label);
-			cJSON_AddBoolToObject(o, "selected", sel);
-			cJSON_AddItemToArray(a, o);
-		}
-		if (f.status[0] && !found) {
-			cJSON *o = cJSON_CreateObject();
-
-			cJSON_AddStringToObject(o, "value", f.status);
-			cJSON_AddStringToObject(o, "label", f.status);
-			cJSON_AddBoolToObject(o, "selected", 1);
-			cJSON_AddItemToArray(a, o);
-		}
-	}
-	{
-		struct usage_filter uf;
-
-		memset(&uf, 0, sizeof(uf));
-		add_filter_choices(jf, &sc, &uf, f.key, f.model);
-	}
-	list = cJSON_AddArrayToObject(d, "requests");
-	/* Unary + on the filtered columns keeps the planner on (org_id, id):
-	 * a page is read newest first and stops after 51 matches. */
-	st = db_stmt("SELECT " LOG_COLUMNS " FROM requests r LEFT JOIN api_keys k ON k.id = r.key_id"
-		     " WHERE r.org_id = :org AND r.id < :before"
-		     " AND +r.status BETWEEN :smin AND :smax"
-		     " AND (:key = 0 OR +r.key_id = :key) AND (:model = '' OR +r.model = :model)"
-		     " AND +r.created_at >= :from AND +r.created_at < :to"
-		     " AND (:user = 0 OR +r.key_id IN (SELECT id FROM api_keys WHERE org_id = :org"
-		     " AND created_by = :user))"
-		     " ORDER BY r.id DESC LIMIT :limit");
-	if (st && !db_bind_int64(st, ":org", sc.org) &&
-	    !db_bind_int64(st, ":before", f.before ? f.before : INT64_MAX) &&
-	    !db_bind_int64(st, ":smin", f.smin) && !db_bind_int64(st, ":smax", f.smax) &&
-	    !db_bind_int64(st, ":key", f.key) && !db_bind_text(st, ":model", f.model) &&
-	    !db_bind_int64(st, ":from", f.from_t) && !db_bind_int64(st, ":to", f.to_t) &&
-	    !db_bind_int64(st, ":user", sc.user) && !db_bind_int64(st, ":limit", WEB_PAGE_SIZE + 1)) {
-		while (sqlite3_step(st) == SQLITE_ROW) {
-			if (++n > WEB_PAGE_SIZE)
-				break;
-			last = sqlite3_column_int64(st, 0);
-			cJSON_AddItemToArray(list, web_request_row(st));
-		}
-	}
-	db_done(st);
-	cJSON_AddBoolToObject(d, "has_requests", cJSON_GetArraySize(list) > 0);
-	if (n > WEB_PAGE_SIZE)
-		cJSON_AddNumberToObject(d, "older", (double)last);
-	cJSON_AddBoolToObject(d, "newer", f.before != 0);
-	cJSON_AddBoolToObject(d, "pager", n > WEB_PAGE_SIZE || f.before != 0);
-	return web_render(r, status, "requests", d);
-}
-
-int page_request(tg_req_t *r)
-{
-	struct scope sc = { 0, 0 };
-	int64_t id = web_param_id(r, 0);
-	sqlite3_stmt *st;
-	cJSON *d = NULL, *o;
-	char rid[REQ_ID_MAX + 1] = "";
-	int64_t pt, ct, cpt;
-
-	if (scope_get(r, &sc) || !id)
-		return web_not_found(r);
-	st = db_stmt("SELECT " LOG_COLUMNS ", r.request_id, coalesce(p.name, ''), r.cached_tokens,"
-		     " r.upstream_ms, r.error"
-		     " FROM requests r LEFT JOIN api_keys k ON k.id = r.key_id"
-		     " LEFT JOIN providers p ON p.id = r.provider_id"
-		     " WHERE r.id = :id AND r.org_id = :org AND (:user = 0 OR r.key_id IN"
-		     " (SELECT id FROM api_keys WHERE org_id = :org AND created_by = :user))");
-	if (st && !db_bind_int64(st, ":id", id) && !db_bind_int64(st, ":org", sc.org) &&
-	    !db_bind_int64(st, ":user", sc.user) && sqlite3_step(st) == SQLITE_ROW) {
-		d = cJSON_CreateObject();
-		o = web_request_row(st);
-		{
-			char t[20];
-
-			time_format(sqlite3_column_int64(st, 1), t);
-			cJSON_ReplaceItemInObject(o, "time", cJSON_CreateString(t));
-		}
-		snprintf(rid, sizeof(rid), "%s", db_col_text(st, 14));
-		cJSON_AddStringToObject(o, "request_id", rid);
-		cJSON_AddStringToObject(o, "provider", db_col_text(st, 15));
-		pt = sqlite3_column_int64(st, 7);
-		cpt = sqlite3_column_int64(st, 8);
-		ct = sqlite3_column_int64(st, 16);
-		add_count(o, "cached", ct);
-		add_count(o, "total_tokens", pt + cpt);
-		add_ms(o, "upstream", sqlite3_column_int64(st, 17));
-		cJSON_AddStringToObject(o, "error", db_col_text(st, 18));
-		cJSON_AddItemToObject(d, "req", o);
-	}
-	db_done(st);
-	if (!d)
-		return web_not_found(r);
-	/* The ledger entry this call wrote, if it was billed. */
-	st = db_stmt("SELECT id, amount, balance_after FROM ledger_entries"
-		     " WHERE request_id = :rid AND org_id = :org");
-	if (st && !db_bind_text(st, ":rid", rid) && !db_bind_int64(st, ":org", sc.org) &&
-	    sqlite3_step(st) == SQLITE_ROW) {
-		cJSON *e = cJSON_AddObjectToObject(d, "ledger");
-
-		cJSON_AddNumberToObject(e, "id", (double)sqlite3_column_int64(st, 0));
-		add_money(e, "amount", sqlite3_column_int64(st, 1));
-		add_money(e, "balance_after", sqlite3_column_int64(st, 2));
-	}
-	db_done(st);
-	return web_render(r, 200, "requests_detail", d);
+	return web_csv_end(r, &b, rc);
 }

@@ -64,7 +64,7 @@ int page_setup_post(tg_req_t *r)
 	int rc;
 
 	if (web_public_csrf_check(r))
-		return TG_EPERM;
+		return TG_OK; /* refused, and answered */
 	token = req_post(r, "token");
 	email = req_post(r, "email");
 	name = req_post(r, "name");
@@ -143,7 +143,7 @@ int page_login_post(tg_req_t *r)
 	int rc;
 
 	if (web_public_csrf_check(r))
-		return TG_EPERM;
+		return TG_OK; /* refused, and answered */
 	email = req_post(r, "email");
 	password = req_post(r, "password");
 	next = req_post(r, "next");

@@ -42,7 +42,8 @@ int web_plain_errors(void);
  * session from the cookie (or redirects to /login), checks CSRF and Origin on
  * POST (403 page), and for admin routes answers 404 to non-admins. */
 int web_authenticate(tg_req_t *r, int admin_only);
-/* For public forms (login, setup): CSRF bound to a pre-session cookie. */
+/* For public forms (login, setup): CSRF bound to a pre-session cookie.
+ * TG_OK to go on; otherwise the refusal (403, or the form's 4xx) was sent. */
 int web_public_csrf_check(tg_req_t *r);
 
 /* Render `page` inside the layout with `data` (consumed: freed here, even on

@@ -120,10 +120,12 @@ static int get_price(const cJSON *obj, const char *name, const int64_t *dflt, in
 		return TG_OK;
 	}
 	if (!v || cJSON_IsNull(v))
-		return fail(e, name, "is required (credits per 1M tokens, as a string like \"2.50\").");
+		return fail(e, name,
+			    "is required (credits per 1M tokens, as a string like \"2.50\").");
 	if (cJSON_IsNumber(v))
-		return fail(e, name, "write prices as quoted decimal strings, like \"2.50\", so they "
-				     "are not rounded.");
+		return fail(e, name,
+			    "write prices as quoted decimal strings, like \"2.50\", so they "
+			    "are not rounded.");
 	if (!cJSON_IsString(v))
 		return fail(e, name, "must be a decimal string like \"2.50\".");
 	if (money_parse(v->valuestring, out, &why))
@@ -135,8 +137,8 @@ static int get_price(const cJSON *obj, const char *name, const int64_t *dflt, in
 
 static int import_provider(const cJSON *p, struct import_err *e)
 {
-	static const char *const known[] = { "name", "kind", "base_url", "api_key", "timeout_s",
-					     "enabled", NULL };
+	static const char *const known[] = { "name",      "kind",    "base_url", "api_key",
+					     "timeout_s", "enabled", NULL };
 	const char *name, *kind_s, *url, *key, *field, *why = NULL;
 	struct provider old, now;
 	int64_t timeout = 0, id;
@@ -146,7 +148,8 @@ static int import_provider(const cJSON *p, struct import_err *e)
 	if (!cJSON_IsObject(p))
 		return fail(e, NULL, "must be an object.");
 	if ((rc = check_fields(p, known, e)) || (rc = get_string(p, "name", 1, &name, e)) ||
-	    (rc = get_string(p, "kind", 0, &kind_s, e)) || (rc = get_string(p, "base_url", 0, &url, e)) ||
+	    (rc = get_string(p, "kind", 0, &kind_s, e)) ||
+	    (rc = get_string(p, "base_url", 0, &url, e)) ||
 	    (rc = get_string(p, "api_key", 0, &key, e)) ||
 	    (rc = get_int(p, "timeout_s", 60, 1, CATALOG_TIMEOUT_MAX, &timeout, e)) ||
 	    (rc = get_bool(p, "enabled", 1, &enabled, e)))
@@ -157,16 +160,19 @@ static int import_provider(const cJSON *p, struct import_err *e)
 	if (catalog_provider_check(name, (enum provider_kind)kind, url, key, timeout, &field, &why))
 		return fail(e, field, "%s", why);
 	existed = catalog_provider_get_by_name(name, &old) == TG_OK;
-	rc = catalog_provider_upsert(name, (enum provider_kind)kind, url, key, timeout, enabled, &id,
-				     &why);
+	rc = catalog_provider_upsert(name, (enum provider_kind)kind, url, key, timeout, enabled,
+				     &id, &why);
 	if (rc || catalog_provider_get(id, &now) != TG_OK)
-		return fail(e, NULL, "%s", rc == TG_EINVAL || rc == TG_EPERM ? why :
-							  "could not be saved.");
+		return fail(e, NULL, "%s",
+			    rc == TG_EINVAL || rc == TG_EPERM ? why : "could not be saved.");
 	snprintf(detail, sizeof(detail), "%s%s%s, timeout %llds, %s, %s (import)",
 		 catalog_provider_kind_name(now.kind), now.base_url[0] ? " " : "", now.base_url,
 		 (long long)now.timeout_s, now.enabled ? "enabled" : "disabled",
-		 key ? (*key ? "key set" : "key cleared") : now.has_api_key ? "key unchanged" : "no key");
-	if (audit_add(&cli_actor, 0, existed ? "provider.update" : "provider.create", now.name, detail))
+		 key             ? (*key ? "key set" : "key cleared") :
+		 now.has_api_key ? "key unchanged" :
+				   "no key");
+	if (audit_add(&cli_actor, 0, existed ? "provider.update" : "provider.create", now.name,
+		      detail))
 		return fail(e, NULL, "could not be recorded in the audit log.");
 	return TG_OK;
 }
@@ -182,10 +188,17 @@ static int set_name(char *dst, size_t n, const char *src, const char *field, str
 
 static int import_model(const cJSON *j, struct import_err *e)
 {
-	static const char *const known[] = { "name", "provider", "upstream_model", "kind",
-					     "input_per_mtok", "cached_input_per_mtok",
-					     "output_per_mtok", "max_output_tokens", "context_window",
-					     "enabled", NULL };
+	static const char *const known[] = { "name",
+					     "provider",
+					     "upstream_model",
+					     "kind",
+					     "input_per_mtok",
+					     "cached_input_per_mtok",
+					     "output_per_mtok",
+					     "max_output_tokens",
+					     "context_window",
+					     "enabled",
+					     NULL };
 	const char *name, *prov, *upstream, *kind_s, *field, *why = NULL, *action;
 	char detail[300];
 	struct provider p;
@@ -218,7 +231,8 @@ static int import_model(const cJSON *j, struct import_err *e)
 	    (rc = get_price(j, "output_per_mtok", NULL, &m.price.out, e)) ||
 	    (rc = get_int(j, "max_output_tokens", 4096, 1, CATALOG_MAX_OUTPUT_MAX,
 			  &m.max_output_tokens, e)) ||
-	    (rc = get_int(j, "context_window", 8192, 1, CATALOG_CONTEXT_MAX, &m.context_window, e)) ||
+	    (rc = get_int(j, "context_window", 8192, 1, CATALOG_CONTEXT_MAX, &m.context_window,
+			  e)) ||
 	    (rc = get_bool(j, "enabled", 1, &m.enabled, e)))
 		return rc;
 	if (catalog_model_check(&m, &field, &why))
@@ -326,12 +340,15 @@ static int models_import(struct cli_args *a)
 	providers = cJSON_GetObjectItemCaseSensitive(root, "providers");
 	models = cJSON_GetObjectItemCaseSensitive(root, "models");
 	if (!cJSON_IsObject(root) || check_fields(root, known, &e)) {
-		fprintf(stderr, "tollgate: %s: %s\n", path, cJSON_IsObject(root) ? e.why :
-			"expected an object with \"providers\" and \"models\" arrays.");
+		fprintf(stderr, "tollgate: %s: %s\n", path,
+			cJSON_IsObject(root) ?
+				e.why :
+				"expected an object with \"providers\" and \"models\" arrays.");
 		goto out;
 	}
 	if ((providers && !cJSON_IsArray(providers)) || (models && !cJSON_IsArray(models))) {
-		fprintf(stderr, "tollgate: %s: \"providers\" and \"models\" must be arrays\n", path);
+		fprintf(stderr, "tollgate: %s: \"providers\" and \"models\" must be arrays\n",
+			path);
 		goto out;
 	}
 	if (cli_open_store(a) || app_load_secrets(&a->cfg, &secrets))

@@ -51,7 +51,8 @@ static int user_add(struct cli_args *a)
 	}
 	free_secret(pw);
 	audit_add(&cli_actor, 0, "user.create", email, admin ? "instance admin" : "");
-	printf("created user %s (id %lld)%s\n", email, (long long)id, admin ? " as instance admin" : "");
+	printf("created user %s (id %lld)%s\n", email, (long long)id,
+	       admin ? " as instance admin" : "");
 	return 0;
 }
 
@@ -156,14 +157,16 @@ static int org_add(struct cli_args *a)
 
 static int org_member(struct cli_args *a)
 {
-	const char *org = cli_opt(a, "org"), *email = cli_opt(a, "email"), *role_s = cli_opt(a, "role");
+	const char *org = cli_opt(a, "org"), *email = cli_opt(a, "email"),
+		   *role_s = cli_opt(a, "role");
 	enum role role = role_parse(role_s);
 	struct org o;
 	struct user u;
 	int rc;
 
 	if (!org || !email || role == ROLE_NONE) {
-		fprintf(stderr, "usage: tollgate org member --org NAME --email E --role owner|admin|member\n");
+		fprintf(stderr, "usage: tollgate org member --org NAME --email E --role "
+				"owner|admin|member\n");
 		return 2;
 	}
 	if (cli_open_store(a))
@@ -173,13 +176,15 @@ static int org_member(struct cli_args *a)
 		return 1;
 	}
 	if (user_get_by_email(email, &u)) {
-		fprintf(stderr, "tollgate: no user with email %s (create it with 'tollgate user add')\n",
+		fprintf(stderr,
+			"tollgate: no user with email %s (create it with 'tollgate user add')\n",
 			email);
 		return 1;
 	}
 	rc = membership_set(o.id, u.id, role);
 	if (rc == TG_ECONFLICT) {
-		fprintf(stderr, "tollgate: %s is the last owner of %s; make someone else owner first\n",
+		fprintf(stderr,
+			"tollgate: %s is the last owner of %s; make someone else owner first\n",
 			email, org);
 		return 1;
 	}

@@ -71,7 +71,8 @@ bad:
 
 static int keys_create(struct cli_args *a)
 {
-	const char *org = cli_opt(a, "org"), *name = cli_opt(a, "name"), *limit = cli_opt(a, "limit");
+	const char *org = cli_opt(a, "org"), *name = cli_opt(a, "name"),
+		   *limit = cli_opt(a, "limit");
 	const char *period = cli_opt(a, "period"), *expires = cli_opt(a, "expires"), *why = NULL;
 	char key[KEYS_LEN + 1], prefix[KEYS_PREFIX_LEN + 1], target[APIKEY_NAME_MAX * 4 + 32];
 	char detail[APIKEY_MODELS_MAX + 160];
@@ -82,9 +83,10 @@ static int keys_create(struct cli_args *a)
 	int p, rc = 1;
 
 	if (!org || !name) {
-		fprintf(stderr, "usage: tollgate keys create --org NAME --name N [--rpm R] [--tpm T] "
-				"[--limit AMOUNT --period none|daily|weekly|monthly] [--models a,b] "
-				"[--expires YYYY-MM-DD]\n");
+		fprintf(stderr,
+			"usage: tollgate keys create --org NAME --name N [--rpm R] [--tpm T] "
+			"[--limit AMOUNT --period none|daily|weekly|monthly] [--models a,b] "
+			"[--expires YYYY-MM-DD]\n");
 		return 2;
 	}
 	memset(&lim, 0, sizeof(lim));
@@ -122,8 +124,9 @@ static int keys_create(struct cli_args *a)
 	else
 		detail[0] = '\0';
 	audit_add(&cli_actor, o.id, "key.create", target, detail);
-	fprintf(stderr, "created key %s \"%s\" in %s (%s)\n"
-			"the key is printed below once; it cannot be shown again\n",
+	fprintf(stderr,
+		"created key %s \"%s\" in %s (%s)\n"
+		"the key is printed below once; it cannot be shown again\n",
 		prefix, name, o.name, detail);
 	fflush(stderr);
 	printf("%s\n", key);
@@ -170,7 +173,8 @@ static int keys_list(struct cli_args *a)
 			used[16] = '\0';
 		}
 		printf("%-13s %-10s %-16s %-16s %s\n", db_col_text(st, 0),
-		       apikey_state_name(apikey_state_of(&k, now)), created, used, db_col_text(st, 1));
+		       apikey_state_name(apikey_state_of(&k, now)), created, used,
+		       db_col_text(st, 1));
 		n++;
 	}
 	db_done(st);

@@ -52,16 +52,20 @@ static int credits_write(struct cli_args *a, enum ledger_kind kind)
 	if (rc == TG_EINVAL) {
 		fprintf(stderr, "tollgate: %s\n",
 			kind == LEDGER_GRANT && amount <= 0 ?
-				"a grant must be a positive amount (use 'credits adjust' to deduct)" :
+				"a grant must be a positive amount (use 'credits adjust' to "
+				"deduct)" :
 			amount == 0 ? "the amount must not be zero" :
-				      "the memo is required (1 to 500 characters, no control characters)");
+				      "the memo is required (1 to 500 characters, no control "
+				      "characters)");
 		return 2;
 	}
 	if (rc == TG_EFUNDS) {
 		ledger_balance(o.id, &balance);
 		money_format(balance, bal);
-		fprintf(stderr, "tollgate: %s has only %s credits; a deduction may not make it negative, "
-			"nor take what calls in flight have reserved\n", o.name, bal);
+		fprintf(stderr,
+			"tollgate: %s has only %s credits; a deduction may not make it negative, "
+			"nor take what calls in flight have reserved\n",
+			o.name, bal);
 		return 1;
 	}
 	if (rc == TG_ERANGE) {
@@ -119,9 +123,10 @@ int cmd_credits(struct cli_args *a)
 		return credits_write(&rest, LEDGER_ADJUST);
 	else if (strcmp(sub, "balance") == 0)
 		return credits_balance(&rest);
-	fprintf(stderr, "usage: tollgate credits grant --org NAME AMOUNT --memo TEXT\n"
-			"       tollgate credits adjust --org NAME AMOUNT --memo TEXT  (negative deducts)\n"
-			"       tollgate credits balance --org NAME\n");
+	fprintf(stderr,
+		"usage: tollgate credits grant --org NAME AMOUNT --memo TEXT\n"
+		"       tollgate credits adjust --org NAME AMOUNT --memo TEXT  (negative deducts)\n"
+		"       tollgate credits balance --org NAME\n");
 	return 2;
 }
 
@@ -140,7 +145,8 @@ int cmd_audit(struct cli_args *a)
 	if (journal_pending(a->cfg.data_dir, &calls, &debits) == TG_OK && calls > 0) {
 		money_format(debits, amount);
 		printf("audit: %llu answered calls are in the call journal, not yet in the ledger "
-		       "(%s credits of debits); the running server, or the next start, applies them\n",
+		       "(%s credits of debits); the running server, or the next start, applies "
+		       "them\n",
 		       (unsigned long long)calls, amount);
 	}
 	return rc == TG_OK ? 0 : 1;

@@ -56,7 +56,8 @@ static int cmd_migrate(struct cli_args *a)
 static void apply_password_cost(const tg_config_t *cfg)
 {
 	if (strcmp(cfg->password_hashing, "moderate") == 0)
-		password_set_limits(crypto_pwhash_OPSLIMIT_MODERATE, crypto_pwhash_MEMLIMIT_MODERATE);
+		password_set_limits(crypto_pwhash_OPSLIMIT_MODERATE,
+				    crypto_pwhash_MEMLIMIT_MODERATE);
 	else if (strcmp(cfg->password_hashing, "min") == 0)
 		password_set_limits(crypto_pwhash_OPSLIMIT_MIN, crypto_pwhash_MEMLIMIT_MIN);
 	else
@@ -80,7 +81,8 @@ static void print_setup_url(const struct cli_args *a)
 	else
 		snprintf(base, sizeof(base), "http://127.0.0.1:%d", server_port());
 	printf("\nNo users yet. Create the first administrator (this link works once):\n"
-	       "  %s/setup?token=%s\n\n", base, token);
+	       "  %s/setup?token=%s\n\n",
+	       base, token);
 }
 
 /* Each open stream holds about six descriptors (client, provider, the
@@ -184,7 +186,8 @@ static const struct command commands[] = {
 	{ "serve", cmd_serve, "serve [settings]", "run the dashboard and the /v1 gateway" },
 	{ "migrate", cmd_migrate, "migrate [--data-dir DIR]", "create or upgrade the database" },
 	{ "user", cmd_user,
-	  "user add --email E [--name N] [--admin] | user passwd --email E | user disable --email E",
+	  "user add --email E [--name N] [--admin] | user passwd --email E | user disable "
+	  "--email E",
 	  "manage users (the password is read from stdin or a prompt)" },
 	{ "org", cmd_org,
 	  "org add NAME | org member --org NAME --email E --role owner|admin|member | "
@@ -194,9 +197,11 @@ static const struct command commands[] = {
 	  "keys create --org NAME --name N [--rpm R] [--tpm T] [--limit AMOUNT --period P] "
 	  "[--models a,b] [--expires DATE] | keys list --org NAME | keys revoke PREFIX",
 	  "create, list and revoke API keys" },
-	{ "credits", cmd_credits, "credits grant --org NAME AMOUNT --memo M | credits balance --org NAME",
+	{ "credits", cmd_credits,
+	  "credits grant --org NAME AMOUNT --memo M | credits balance --org NAME",
 	  "grant credits and read balances" },
-	{ "audit", cmd_audit, "audit", "re-derive every balance from the ledger; exit 1 on any drift" },
+	{ "audit", cmd_audit, "audit",
+	  "re-derive every balance from the ledger; exit 1 on any drift" },
 	{ "backup", cmd_backup, "backup FILE", "write a consistent copy of the database to FILE" },
 	{ "models", cmd_models, "models import FILE.json",
 	  "upsert providers and priced models from a JSON file" },

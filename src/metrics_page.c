@@ -33,7 +33,8 @@ static int token_ok(const tg_req_t *r, const char *token)
 		return 0;
 	for (h += 7; *h == ' '; h++)
 		;
-	crypto_generichash(want, sizeof(want), (const unsigned char *)token, strlen(token), NULL, 0);
+	crypto_generichash(want, sizeof(want), (const unsigned char *)token, strlen(token), NULL,
+			   0);
 	crypto_generichash(got, sizeof(got), (const unsigned char *)h, strlen(h), NULL, 0);
 	return sodium_memcmp(want, got, sizeof(want)) == 0;
 }
@@ -60,7 +61,8 @@ int page_metrics(tg_req_t *r)
 	buf_init(&b, BUF_MAX_LARGE); /* the whole exposition */
 	if (page_cfg && page_cfg->metrics_token[0] && !token_ok(r, page_cfg->metrics_token)) {
 		resp_header(r, "WWW-Authenticate", "Bearer realm=\"metrics\"");
-		rc = resp_text(r, 401, "A valid metrics token is required (Authorization: Bearer).\n");
+		rc = resp_text(r, 401,
+			       "A valid metrics token is required (Authorization: Bearer).\n");
 		goto out;
 	}
 	p.db_up = db_healthy();

@@ -19,7 +19,6 @@
 #include "ledger/money.h"
 #include "store/db.h"
 
-
 /* ------------------------------------------------------- crossing logic */
 
 int alerts_balance_crossed(int64_t threshold, int64_t before, int64_t after)
@@ -93,7 +92,7 @@ static int cache_load_locked(void)
 		v[n].org_id = sqlite3_column_int64(st, 0);
 		v[n].key_id = sqlite3_column_int64(st, 1);
 		v[n].kind = strcmp(db_col_text(st, 2), "key_share") == 0 ? ALERT_KEY_SHARE :
-									  ALERT_BALANCE_BELOW;
+									   ALERT_BALANCE_BELOW;
 		v[n].value = sqlite3_column_int64(st, 3);
 		n++;
 	}
@@ -143,7 +142,8 @@ static int cache_org(int64_t org_id, struct cached *out, int max)
 	pthread_mutex_lock(&cache_mu);
 	if (!cache_loaded)
 		cache_load_locked();
-	for (i = cache_find_locked(org_id); i < cache_n && cache[i].org_id == org_id && n < max; i++)
+	for (i = cache_find_locked(org_id); i < cache_n && cache[i].org_id == org_id && n < max;
+	     i++)
 		out[n++] = cache[i];
 	pthread_mutex_unlock(&cache_mu);
 	return n;
@@ -232,7 +232,8 @@ static void fire(int64_t org_id, const struct apikey *k, enum alert_kind kind, i
 	cJSON_Delete(j);
 	if (!body)
 		return;
-	log_info("budget alert: org %lld crossed its %s threshold (%s)", (long long)org_id, kname, id);
+	log_info("budget alert: org %lld crossed its %s threshold (%s)", (long long)org_id, kname,
+		 id);
 	webhook_deliver(org_id, id, kname, body);
 	free(body);
 }
@@ -338,10 +339,11 @@ int alerts_set_balance(int64_t org_id, int64_t value)
 
 	if (value <= 0)
 		return TG_EINVAL;
-	st = db_stmt("INSERT INTO alert_thresholds (org_id, kind, value, updated_at)"
-		     " VALUES (:o, 'balance_below', :v, :now)"
-		     " ON CONFLICT (org_id) WHERE key_id IS NULL DO UPDATE SET value = excluded.value,"
-		     " fired_at = 0, updated_at = excluded.updated_at");
+	st = db_stmt(
+		"INSERT INTO alert_thresholds (org_id, kind, value, updated_at)"
+		" VALUES (:o, 'balance_below', :v, :now)"
+		" ON CONFLICT (org_id) WHERE key_id IS NULL DO UPDATE SET value = excluded.value,"
+		" fired_at = 0, updated_at = excluded.updated_at");
 	if (!st || db_bind_int64(st, ":o", org_id) || db_bind_int64(st, ":v", value) ||
 	    db_bind_int64(st, ":now", time_now()))
 		return TG_EDB;
@@ -352,7 +354,8 @@ int alerts_set_balance(int64_t org_id, int64_t value)
 
 int alerts_clear_balance(int64_t org_id)
 {
-	sqlite3_stmt *st = db_stmt("DELETE FROM alert_thresholds WHERE org_id = :o AND key_id IS NULL");
+	sqlite3_stmt *st = db_stmt(
+		"DELETE FROM alert_thresholds WHERE org_id = :o AND key_id IS NULL");
 	int rc;
 
 	if (!st || db_bind_int64(st, ":o", org_id))
@@ -411,7 +414,8 @@ int alerts_set_key_share(int64_t org_id, int64_t key_id, int64_t percent, const 
 
 int alerts_clear_key_share(int64_t org_id, int64_t key_id)
 {
-	sqlite3_stmt *st = db_stmt("DELETE FROM alert_thresholds WHERE org_id = :o AND key_id = :k");
+	sqlite3_stmt *st = db_stmt(
+		"DELETE FROM alert_thresholds WHERE org_id = :o AND key_id = :k");
 	int rc;
 
 	if (!st || db_bind_int64(st, ":o", org_id) || db_bind_int64(st, ":k", key_id))

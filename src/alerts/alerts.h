@@ -109,13 +109,13 @@ int alerts_webhook_get(int64_t org_id, char url[ALERTS_URL_MAX + 1]);
 /* --- conditions that hold now (the banner) --- */
 struct alert_condition {
 	enum alert_kind kind;
-	int64_t value;      /* micro-credits or percent */
-	int64_t current;    /* balance or spend in the period */
-	int64_t limit;      /* key spend limit */
+	int64_t value;   /* micro-credits or percent */
+	int64_t current; /* balance or spend in the period */
+	int64_t limit;   /* key spend limit */
 	int64_t key_id;
 	char prefix[16];
 	char name[401];
-	int period;         /* enum spend_period of the key */
+	int period; /* enum spend_period of the key */
 };
 /* Up to max conditions of org_id that hold now; returns how many. Returns 0
  * at once (no database read) when the org has no thresholds. */

@@ -65,8 +65,12 @@ int alerts_addr_private(const struct sockaddr *sa)
 		return v4_private(ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr));
 	if (sa->sa_family == AF_INET6) {
 		const unsigned char *b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-		static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-		static const unsigned char nat64[12] = { 0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0 };
+		static const unsigned char mapped[12] = {
+			0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff
+		};
+		static const unsigned char nat64[12] = {
+			0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0
+		};
 		static const unsigned char zero[12] = { 0 };
 
 		/* An IPv4 address inside: ::ffff:a.b.c.d, NAT64's 64:ff9b::a.b.c.d
@@ -75,13 +79,14 @@ int alerts_addr_private(const struct sockaddr *sa)
 			return v4_private(v4_at(b + 12));
 		if (b[0] == 0x20 && b[1] == 0x02)
 			return v4_private(v4_at(b + 2));
-		return memcmp(b, zero, 12) == 0 ||                   /* ::/96: ::, ::1, ::a.b.c.d */
-		       (b[0] == 0 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b) || /* 64:ff9b::/32 */
+		return memcmp(b, zero, 12) == 0 || /* ::/96: ::, ::1, ::a.b.c.d */
+		       (b[0] == 0 && b[1] == 0x64 && b[2] == 0xff &&
+			b[3] == 0x9b) || /* 64:ff9b::/32 */
 		       (b[0] == 0x01 && b[1] == 0 && !b[2] && !b[3] && !b[4] && !b[5] && !b[6] &&
-			!b[7]) ||                                     /* 100::/64, discard */
-		       (b[0] & 0xfe) == 0xfc ||                      /* fc00::/7, unique local */
-		       (b[0] == 0xfe && (b[1] & 0x80) == 0x80) ||    /* fe80::/10, fec0::/10 */
-		       b[0] == 0xff;                                 /* multicast */
+			!b[7]) ||                                 /* 100::/64, discard */
+		       (b[0] & 0xfe) == 0xfc ||                   /* fc00::/7, unique local */
+		       (b[0] == 0xfe && (b[1] & 0x80) == 0x80) || /* fe80::/10, fec0::/10 */
+		       b[0] == 0xff;                              /* multicast */
 	}
 	return 1; /* nothing else is ever a webhook's address */
 }
@@ -97,9 +102,10 @@ static curl_socket_t open_socket(void *ud, curlsocktype purpose, struct curl_soc
 
 	if (purpose == CURLSOCKTYPE_IPCXN && !atomic_load(&private_ok) &&
 	    alerts_addr_private(&a->addr)) {
-		const void *ip = a->family == AF_INET6 ?
-					 (const void *)&((struct sockaddr_in6 *)&a->addr)->sin6_addr :
-					 (const void *)&((struct sockaddr_in *)&a->addr)->sin_addr;
+		const void *ip =
+			a->family == AF_INET6 ?
+				(const void *)&((struct sockaddr_in6 *)&a->addr)->sin6_addr :
+				(const void *)&((struct sockaddr_in *)&a->addr)->sin_addr;
 
 		d->refused = 1;
 		if (!inet_ntop(a->family, ip, d->addr, sizeof(d->addr)))
@@ -125,7 +131,8 @@ static int url_ip(const char *url, struct sockaddr_storage *ss)
 			if ((pct = strchr(host, '%'))) /* a zone id */
 				*pct = '\0';
 			ss->ss_family = AF_INET6;
-			ok = inet_pton(AF_INET6, host + 1, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1;
+			ok = inet_pton(AF_INET6, host + 1,
+				       &((struct sockaddr_in6 *)ss)->sin6_addr) == 1;
 		} else {
 			ss->ss_family = AF_INET;
 			ok = inet_pton(AF_INET, host, &((struct sockaddr_in *)ss)->sin_addr) == 1;
@@ -154,7 +161,8 @@ int alerts_check_url(const char *url, const char **why)
 	}
 	for (p = url; *p; p++) {
 		if ((unsigned char)*p <= 0x20 || *p == 0x7f) {
-			*why = "The webhook URL may not contain spaces, line breaks or control characters.";
+			*why = "The webhook URL may not contain spaces, line breaks or control "
+			       "characters.";
 			return TG_EINVAL;
 		}
 	}
@@ -166,8 +174,10 @@ int alerts_check_url(const char *url, const char **why)
 		*why = "The webhook URL must start with http:// or https://.";
 		return TG_EINVAL;
 	}
-	if (!*host || *host == '/' || *host == '?' || *host == '#' || *host == ':' || *host == '@') {
-		*why = "The webhook URL needs a host name, e.g. https://hooks.example.com/tollgate.";
+	if (!*host || *host == '/' || *host == '?' || *host == '#' || *host == ':' ||
+	    *host == '@') {
+		*why = "The webhook URL needs a host name, e.g. "
+		       "https://hooks.example.com/tollgate.";
 		return TG_EINVAL;
 	}
 	if (!atomic_load(&private_ok) && url_ip(url, &ss) &&
@@ -297,14 +307,17 @@ static int post_once(const char *url, const char *body, const char *sig, long *s
 		/* The address stays in the server's log: the delivery log is the
 		 * tenant's, and must not turn into a resolver for internal names. */
 		log_warn("budget alerts: a webhook host resolved to %s, not a public address; "
-			 "not delivered (webhook_private_ok)", d.addr);
-		snprintf(err, errlen, "refused: the host resolves to an address that is not public");
+			 "not delivered (webhook_private_ok)",
+			 d.addr);
+		snprintf(err, errlen,
+			 "refused: the host resolves to an address that is not public");
 		rc = TG_EPERM;
 		goto out;
 	}
 	if (cc != CURLE_OK) {
-		snprintf(err, errlen, "%s", cc == CURLE_OPERATION_TIMEDOUT ? "timed out after 5 s" :
-					    curl_easy_strerror(cc));
+		snprintf(err, errlen, "%s",
+			 cc == CURLE_OPERATION_TIMEDOUT ? "timed out after 5 s" :
+							  curl_easy_strerror(cc));
 		goto out;
 	}
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
@@ -334,9 +347,10 @@ static void backoff(int ms)
 static void record_attempt(int64_t org_id, const char *event_id, const char *kind, int attempt,
 			   long status, int ok, const char *err, int64_t ms)
 {
-	sqlite3_stmt *st = db_stmt("INSERT INTO alert_deliveries (org_id, event_id, kind, attempt,"
-				   " status, ok, error, duration_ms, created_at) VALUES (:o, :e, :k,"
-				   " :a, :s, :ok, :err, :ms, :now)");
+	sqlite3_stmt *st = db_stmt(
+		"INSERT INTO alert_deliveries (org_id, event_id, kind, attempt,"
+		" status, ok, error, duration_ms, created_at) VALUES (:o, :e, :k,"
+		" :a, :s, :ok, :err, :ms, :now)");
 
 	if (!st || db_bind_int64(st, ":o", org_id) || db_bind_text(st, ":e", event_id) ||
 	    db_bind_text(st, ":k", kind) || db_bind_int64(st, ":a", attempt) ||
@@ -365,13 +379,14 @@ void webhook_deliver(int64_t org_id, const char *event_id, const char *kind, con
 	sealed = strdup(db_col_text(st, 1));
 	db_done(st);
 	if (!sealed || !have_box || secrets_open(&box, sealed, &secret, &secret_n) != TG_OK) {
-		record_attempt(org_id, event_id, kind, 1, 0, 0, "the webhook secret could not be read", 0);
+		record_attempt(org_id, event_id, kind, 1, 0, 0,
+			       "the webhook secret could not be read", 0);
 		goto out;
 	}
 	alerts_sign(secret, body, strlen(body), sig);
 	/* A refused address is not retried: it would be refused again. */
-	for (attempt = 1; attempt <= ALERTS_ATTEMPTS && rc != TG_OK && rc != TG_EPERM &&
-			  !atomic_load(&stopping);
+	for (attempt = 1;
+	     attempt <= ALERTS_ATTEMPTS && rc != TG_OK && rc != TG_EPERM && !atomic_load(&stopping);
 	     attempt++) {
 		int64_t t0;
 		long status = 0;
@@ -386,8 +401,8 @@ void webhook_deliver(int64_t org_id, const char *event_id, const char *kind, con
 			       rc == TG_OK ? "" : err, (time_mono_us() - t0) / 1000);
 	}
 	if (rc != TG_OK)
-		log_warn("budget alerts: webhook of org %lld failed after %d attempts", (long long)org_id,
-			 attempt - 1);
+		log_warn("budget alerts: webhook of org %lld failed after %d attempts",
+			 (long long)org_id, attempt - 1);
 out:
 	if (secret)
 		secrets_plain_free(secret, secret_n);

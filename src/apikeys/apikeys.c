@@ -73,10 +73,14 @@ void apikeys_set_clock(int64_t (*now_fn)(void))
 const char *apikey_period_name(enum spend_period p)
 {
 	switch (p) {
-	case PERIOD_DAILY: return "daily";
-	case PERIOD_WEEKLY: return "weekly";
-	case PERIOD_MONTHLY: return "monthly";
-	default: return "none";
+	case PERIOD_DAILY:
+		return "daily";
+	case PERIOD_WEEKLY:
+		return "weekly";
+	case PERIOD_MONTHLY:
+		return "monthly";
+	default:
+		return "none";
 	}
 }
 
@@ -162,10 +166,14 @@ enum apikey_state apikey_state_of(const struct apikey *k, int64_t now)
 const char *apikey_state_name(enum apikey_state s)
 {
 	switch (s) {
-	case APIKEY_ROTATING: return "rotating";
-	case APIKEY_EXPIRED: return "expired";
-	case APIKEY_REVOKED: return "revoked";
-	default: return "active";
+	case APIKEY_ROTATING:
+		return "rotating";
+	case APIKEY_EXPIRED:
+		return "expired";
+	case APIKEY_REVOKED:
+		return "revoked";
+	default:
+		return "active";
 	}
 }
 
@@ -297,7 +305,8 @@ static int models_normalize(const char *in, char out[APIKEY_MODELS_MAX], const c
 			continue;
 		for (i = 0; i < n; i++) {
 			if (!model_char((unsigned char)start[i])) {
-				*why = "Model names may contain only letters, digits and . _ : / - ; "
+				*why = "Model names may contain only letters, digits and . _ : / "
+				       "- ; "
 				       "separate them with commas.";
 				return TG_EINVAL;
 			}
@@ -362,8 +371,8 @@ static int check_limits(const struct apikey_limits *lim, int64_t now, int64_t ke
 
 /* ----------------------------------------------------------------- rows */
 
-#define KEY_COLS                                                                              \
-	"id, org_id, coalesce(created_by, 0), name, prefix, created_at, coalesce(expires_at, 0),"  \
+#define KEY_COLS                                                                                  \
+	"id, org_id, coalesce(created_by, 0), name, prefix, created_at, coalesce(expires_at, 0)," \
 	" coalesce(revoked_at, 0), coalesce(last_used_at, 0), rpm, tpm, spend_limit,"             \
 	" spend_period, allowed_models, coalesce(rotated_from, 0)"
 
@@ -494,7 +503,8 @@ static enum slot_kind cache_get(const unsigned char h[KEYS_HASH_LEN], int64_t no
 		kind = set[hit].kind;
 		if (kind == SLOT_KEY)
 			memcpy(out, &set[hit].rec, sizeof(*out));
-		__atomic_store_n(&set[hit].stamp, __atomic_add_fetch(&cache_ticks, 1, __ATOMIC_RELAXED),
+		__atomic_store_n(&set[hit].stamp,
+				 __atomic_add_fetch(&cache_ticks, 1, __ATOMIC_RELAXED),
 				 __ATOMIC_RELAXED);
 	}
 	pthread_rwlock_unlock(&cache_lock);
@@ -503,8 +513,8 @@ static enum slot_kind cache_get(const unsigned char h[KEYS_HASH_LEN], int64_t no
 
 /* Remember a lookup (rec NULL: unknown key) unless the cache changed since
  * the caller's cache_get. */
-static void cache_put(const unsigned char h[KEYS_HASH_LEN], const struct apikey *rec,
-		      int64_t now, uint64_t gen)
+static void cache_put(const unsigned char h[KEYS_HASH_LEN], const struct apikey *rec, int64_t now,
+		      uint64_t gen)
 {
 	struct cache_entry *set = cache_set(h), *e = NULL;
 	int i;
@@ -593,7 +603,8 @@ static void shared_gen_open(void)
 	p = db_shared_counter("keys");
 	if (!p) {
 		log_warn("apikeys: cannot map the key change counter; other processes' key "
-			 "changes reach this one within %d seconds", APIKEY_CACHE_TTL_S);
+			 "changes reach this one within %d seconds",
+			 APIKEY_CACHE_TTL_S);
 		return;
 	}
 	pthread_rwlock_wrlock(&cache_lock);
@@ -694,10 +705,11 @@ int apikey_create(int64_t org_id, int64_t created_by, const char *name,
 	if ((rc = check_name(name, why)) || (rc = check_limits(lim ? lim : &none, now, 0, &k, why)))
 		return rc;
 	new_secret(key, prefix, h);
-	st = db_stmt("INSERT INTO api_keys(org_id, created_by, name, prefix, key_hash, created_at,"
-		     " expires_at, rpm, tpm, spend_limit, spend_period, allowed_models)"
-		     " VALUES (:org, :by, :name, :prefix, :hash, :now, :expires, :rpm, :tpm, :limit,"
-		     " :period, :models)");
+	st = db_stmt(
+		"INSERT INTO api_keys(org_id, created_by, name, prefix, key_hash, created_at,"
+		" expires_at, rpm, tpm, spend_limit, spend_period, allowed_models)"
+		" VALUES (:org, :by, :name, :prefix, :hash, :now, :expires, :rpm, :tpm, :limit,"
+		" :period, :models)");
 	rc = TG_EDB;
 	if (!st || db_bind_int64(st, ":org", org_id) ||
 	    (created_by ? db_bind_int64(st, ":by", created_by) : db_bind_null(st, ":by")) ||
@@ -833,10 +845,11 @@ int apikey_rotate(int64_t id, int64_t grace_s, char key_out[KEYS_LEN + 1], int64
 	}
 	rc = TG_EDB;
 	*why = "Could not save the new key.";
-	st = db_stmt("INSERT INTO api_keys(org_id, created_by, name, prefix, key_hash, created_at,"
-		     " expires_at, rpm, tpm, spend_limit, spend_period, allowed_models, rotated_from)"
-		     " SELECT org_id, created_by, name, :prefix, :hash, :now, expires_at, rpm, tpm,"
-		     " spend_limit, spend_period, allowed_models, id FROM api_keys WHERE id = :id");
+	st = db_stmt(
+		"INSERT INTO api_keys(org_id, created_by, name, prefix, key_hash, created_at,"
+		" expires_at, rpm, tpm, spend_limit, spend_period, allowed_models, rotated_from)"
+		" SELECT org_id, created_by, name, :prefix, :hash, :now, expires_at, rpm, tpm,"
+		" spend_limit, spend_period, allowed_models, id FROM api_keys WHERE id = :id");
 	if (!st || db_bind_text(st, ":prefix", prefix) ||
 	    db_bind_blob(st, ":hash", h, KEYS_HASH_LEN) || db_bind_int64(st, ":now", now) ||
 	    db_bind_int64(st, ":id", id) || (rc = db_exec_stmt(st)))

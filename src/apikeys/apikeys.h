@@ -23,19 +23,19 @@ enum spend_period { PERIOD_NONE = 0, PERIOD_DAILY, PERIOD_WEEKLY, PERIOD_MONTHLY
 struct apikey {
 	int64_t id;
 	int64_t org_id;
-	int64_t created_by;      /* user id, 0 when created by the CLI */
+	int64_t created_by; /* user id, 0 when created by the CLI */
 	char name[APIKEY_NAME_MAX * 4 + 1];
 	char prefix[KEYS_PREFIX_LEN + 1];
 	int64_t created_at;
-	int64_t expires_at;      /* 0 = never */
-	int64_t revoked_at;      /* 0 = not revoked; may be in the future (rotation grace) */
-	int64_t last_used_at;    /* 0 = never */
-	int64_t rpm;             /* 0 = unlimited */
-	int64_t tpm;             /* 0 = unlimited */
-	int64_t spend_limit;     /* micro-credits per period; 0 = none */
+	int64_t expires_at;   /* 0 = never */
+	int64_t revoked_at;   /* 0 = not revoked; may be in the future (rotation grace) */
+	int64_t last_used_at; /* 0 = never */
+	int64_t rpm;          /* 0 = unlimited */
+	int64_t tpm;          /* 0 = unlimited */
+	int64_t spend_limit;  /* micro-credits per period; 0 = none */
 	enum spend_period period;
 	char allowed_models[APIKEY_MODELS_MAX]; /* comma-separated; "" = all */
-	int64_t rotated_from;    /* the key this one replaced; 0 = none */
+	int64_t rotated_from;                   /* the key this one replaced; 0 = none */
 	/* Filled by apikey_authenticate only: the org's rate limits (0 =
 	 * unlimited), cached with the key; org limit changes must call
 	 * apikey_cache_invalidate(0). */
@@ -46,7 +46,7 @@ struct apikey {
 struct apikey_limits {
 	int64_t rpm, tpm, spend_limit;
 	enum spend_period period;
-	int64_t expires_at;      /* 0 = never */
+	int64_t expires_at;         /* 0 = never */
 	const char *allowed_models; /* comma-separated, may be NULL/"" */
 };
 

@@ -32,7 +32,7 @@
 /* One finished call: its request row and, when billed, its debit. */
 struct call_record {
 	/* Stored (the journal writes these fields). */
-	uint64_t seq; /* assigned by the store */
+	uint64_t seq;                                    /* assigned by the store */
 	int64_t created_at, org_id, key_id, provider_id; /* provider_id 0: none */
 	int64_t stream, status, prompt, cached, completion, cost, upstream_ms, total_ms;
 	int billed;    /* debit `cost` as a usage entry carrying request_id */

@@ -46,8 +46,8 @@ static pthread_t writer;
 static int running, stopping, wait_commit, writer_done, files_broken;
 static int fds[NFILES] = { -1, -1 };
 static char paths[NFILES][CONFIG_STR_MAX + 32];
-static off_t fsize[NFILES];                /* bytes appended to each file since it was emptied */
-static int cur;                          /* the file appends go to */
+static off_t fsize[NFILES]; /* bytes appended to each file since it was emptied */
+static int cur;             /* the file appends go to */
 static struct call_record *head, **tail = &head;
 static uint64_t next_seq, applied_seq, n_records, n_batches, n_queued;
 
@@ -84,9 +84,9 @@ int journal_encode(const struct call_record *r, buf_t *out)
 	    put_i64(&p, r->org_id) || put_i64(&p, r->key_id) || put_i64(&p, r->provider_id) ||
 	    put_i64(&p, r->stream) || put_i64(&p, r->status) || put_i64(&p, r->prompt) ||
 	    put_i64(&p, r->cached) || put_i64(&p, r->completion) || put_i64(&p, r->cost) ||
-	    put_i64(&p, r->upstream_ms) || put_i64(&p, r->total_ms) ||
-	    buf_append(&p, &flags, 1) || put_str(&p, r->request_id) || put_str(&p, r->endpoint) ||
-	    put_str(&p, r->model) || put_str(&p, r->source) || put_str(&p, r->err))
+	    put_i64(&p, r->upstream_ms) || put_i64(&p, r->total_ms) || buf_append(&p, &flags, 1) ||
+	    put_str(&p, r->request_id) || put_str(&p, r->endpoint) || put_str(&p, r->model) ||
+	    put_str(&p, r->source) || put_str(&p, r->err))
 		goto out;
 	len = (uint32_t)p.len;
 	crypto_generichash(sum, SUM_LEN, (const unsigned char *)p.data, p.len, NULL, 0);
@@ -129,9 +129,9 @@ int journal_decode(const unsigned char *p, size_t n, struct call_record *r, size
 	unsigned char sum[SUM_LEN], flags = 0;
 	struct reader rd;
 	uint32_t len;
-	int64_t *f[] = { &r->created_at, &r->org_id, &r->key_id, &r->provider_id, &r->stream,
-			 &r->status, &r->prompt, &r->cached, &r->completion, &r->cost,
-			 &r->upstream_ms, &r->total_ms };
+	int64_t *f[] = { &r->created_at, &r->org_id, &r->key_id,      &r->provider_id,
+			 &r->stream,     &r->status, &r->prompt,      &r->cached,
+			 &r->completion, &r->cost,   &r->upstream_ms, &r->total_ms };
 	size_t i;
 
 	memset(r, 0, sizeof(*r));
@@ -153,9 +153,9 @@ int journal_decode(const unsigned char *p, size_t n, struct call_record *r, size
 			return TG_EINVAL;
 	if (get_bytes(&rd, &flags, 1) || get_str(&rd, r->request_id, sizeof(r->request_id)) ||
 	    get_str(&rd, r->endpoint, sizeof(r->endpoint)) ||
-	    get_str(&rd, r->model, sizeof(r->model)) || get_str(&rd, r->source, sizeof(r->source)) ||
-	    get_str(&rd, r->err, sizeof(r->err)) || rd.off != rd.n || r->seq == 0 ||
-	    r->org_id <= 0 || !r->request_id[0] || r->cost < 0)
+	    get_str(&rd, r->model, sizeof(r->model)) ||
+	    get_str(&rd, r->source, sizeof(r->source)) || get_str(&rd, r->err, sizeof(r->err)) ||
+	    rd.off != rd.n || r->seq == 0 || r->org_id <= 0 || !r->request_id[0] || r->cost < 0)
 		return TG_EINVAL;
 	r->billed = flags & 1;
 	r->mark_used = (flags & 2) != 0;
@@ -170,18 +170,21 @@ static int insert_request_row(const struct call_record *r, int64_t cost, const c
 {
 	sqlite3_stmt *st = db_stmt(
 		"INSERT INTO requests(request_id, created_at, org_id, key_id, endpoint, model,"
-		" provider_id, stream, status, prompt_tokens, cached_tokens, completion_tokens, cost,"
+		" provider_id, stream, status, prompt_tokens, cached_tokens, completion_tokens, "
+		"cost,"
 		" usage_source, upstream_ms, total_ms, error) VALUES (:rid, :at, :org, :key, :ep,"
-		" :model, :prov, :stream, :status, :pt, :ct, :cpt, :cost, :src, :up, :total, :err)");
+		" :model, :prov, :stream, :status, :pt, :ct, :cpt, :cost, :src, :up, "
+		":total, :err)");
 
-	if (!st || db_bind_text(st, ":rid", r->request_id) || db_bind_int64(st, ":at", r->created_at) ||
-	    db_bind_int64(st, ":org", r->org_id) || db_bind_int64(st, ":key", r->key_id) ||
-	    db_bind_text(st, ":ep", r->endpoint) || db_bind_text(st, ":model", r->model) ||
-	    db_bind_int64(st, ":stream", r->stream) || db_bind_int64(st, ":status", r->status) ||
-	    db_bind_int64(st, ":pt", r->prompt) || db_bind_int64(st, ":ct", r->cached) ||
-	    db_bind_int64(st, ":cpt", r->completion) || db_bind_int64(st, ":cost", cost) ||
-	    db_bind_text(st, ":src", source) || db_bind_int64(st, ":up", r->upstream_ms) ||
-	    db_bind_int64(st, ":total", r->total_ms) || db_bind_text(st, ":err", err))
+	if (!st || db_bind_text(st, ":rid", r->request_id) ||
+	    db_bind_int64(st, ":at", r->created_at) || db_bind_int64(st, ":org", r->org_id) ||
+	    db_bind_int64(st, ":key", r->key_id) || db_bind_text(st, ":ep", r->endpoint) ||
+	    db_bind_text(st, ":model", r->model) || db_bind_int64(st, ":stream", r->stream) ||
+	    db_bind_int64(st, ":status", r->status) || db_bind_int64(st, ":pt", r->prompt) ||
+	    db_bind_int64(st, ":ct", r->cached) || db_bind_int64(st, ":cpt", r->completion) ||
+	    db_bind_int64(st, ":cost", cost) || db_bind_text(st, ":src", source) ||
+	    db_bind_int64(st, ":up", r->upstream_ms) || db_bind_int64(st, ":total", r->total_ms) ||
+	    db_bind_text(st, ":err", err))
 		return TG_EDB;
 	if (r->provider_id > 0 ? db_bind_int64(st, ":prov", r->provider_id) :
 				 db_bind_null(st, ":prov"))
@@ -227,7 +230,8 @@ static int apply_one(struct call_record *r)
 			cost = 0;
 			source = "none";
 		} else if (rc == TG_EINVAL) {
-			log_error("request %s: the ledger refuses its debit of %lld; recorded unbilled",
+			log_error("request %s: the ledger refuses its debit of %lld; recorded "
+				  "unbilled",
 				  r->request_id, (long long)r->cost);
 			cost = 0;
 			source = "none";
@@ -364,7 +368,8 @@ static int read_file(const char *path, buf_t *out)
 
 static int seq_cmp(const void *a, const void *b)
 {
-	const struct call_record *x = *(struct call_record *const *)a, *y = *(struct call_record *const *)b;
+	const struct call_record *x = *(struct call_record *const *)a,
+				 *y = *(struct call_record *const *)b;
 
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
@@ -403,14 +408,16 @@ static int load_pending(const char *data_dir, uint64_t above, struct call_record
 		snprintf(path, sizeof(path), "%s/calls.journal.%d", data_dir, f);
 		buf_init(&data, (size_t)1 << 40);
 		if (read_file(path, &data)) {
-			snprintf(err, errlen, "cannot read the call journal %s: %s", path, strerror(errno));
+			snprintf(err, errlen, "cannot read the call journal %s: %s", path,
+				 strerror(errno));
 			rc = TG_EIO;
 		}
 		while (rc == TG_OK && off < data.len) {
 			struct call_record *r;
 
 			if (n == cap) {
-				struct call_record **grown = realloc(recs, (cap ? cap * 2 : 64) * sizeof(*recs));
+				struct call_record **grown = realloc(recs, (cap ? cap * 2 : 64) *
+										   sizeof(*recs));
 
 				if (!grown) {
 					rc = TG_ENOMEM;
@@ -423,13 +430,15 @@ static int load_pending(const char *data_dir, uint64_t above, struct call_record
 				rc = TG_ENOMEM;
 				break;
 			}
-			if (journal_decode((const unsigned char *)data.data + off, data.len - off, r,
-					   &used) != TG_OK) {
+			if (journal_decode((const unsigned char *)data.data + off, data.len - off,
+					   r, &used) != TG_OK) {
 				/* A torn record (a crash or a short write mid-append):
 				 * look for the next intact one after it, which the
 				 * checksum tells from chance bytes. */
-				const char *next = memmem(data.data + off + 1, data.len - off - 1, MAGIC, 4);
-				size_t skip = next ? (size_t)(next - (data.data + off)) : data.len - off;
+				const char *next = memmem(data.data + off + 1, data.len - off - 1,
+							  MAGIC, 4);
+				size_t skip = next ? (size_t)(next - (data.data + off)) :
+						     data.len - off;
 
 				free(r);
 				torn += skip;
@@ -449,8 +458,10 @@ static int load_pending(const char *data_dir, uint64_t above, struct call_record
 		if (rc == TG_ENOMEM)
 			snprintf(err, errlen, "out of memory reading the call journal");
 		if (torn)
-			log_warn("call journal %s: skipped %zu bytes of torn or corrupt records (no "
-				 "answer was sent for them)", path, torn);
+			log_warn(
+				"call journal %s: skipped %zu bytes of torn or corrupt records (no "
+				"answer was sent for them)",
+				path, torn);
 	}
 	if (rc == TG_OK && n > 0) {
 		qsort(recs, n, sizeof(*recs), seq_cmp);
@@ -519,11 +530,14 @@ static int replay(const char *data_dir, char *err, size_t errlen)
 	rc = load_pending(data_dir, applied_seq, &list, &applied, &max_seen, err, errlen);
 	if (rc == TG_OK && list) {
 		if (apply_batch(list, 1) != TG_OK) {
-			snprintf(err, errlen, "cannot apply the %zu calls left in the call journal "
-				 "(database error); they stay in the journal files", applied);
+			snprintf(err, errlen,
+				 "cannot apply the %zu calls left in the call journal "
+				 "(database error); they stay in the journal files",
+				 applied);
 			rc = TG_EDB;
 		} else {
-			log_info("call journal: applied %zu calls finished before the last stop", applied);
+			log_info("call journal: applied %zu calls finished before the last stop",
+				 applied);
 			if (read_applied_seq(&applied_seq))
 				rc = TG_EDB;
 		}
@@ -534,7 +548,8 @@ static int replay(const char *data_dir, char *err, size_t errlen)
 	if (rc == TG_OK) {
 		for (f = 0; f < NFILES; f++)
 			if (ftruncate(fds[f], 0) != 0) {
-				snprintf(err, errlen, "cannot truncate the call journal %s", paths[f]);
+				snprintf(err, errlen, "cannot truncate the call journal %s",
+					 paths[f]);
 				rc = TG_EIO;
 			}
 		next_seq = max_seen > applied_seq ? max_seen : applied_seq;
@@ -591,10 +606,13 @@ static void *writer_main(void *arg)
 			failures++;
 			/* 1, 2, 4, 8... then every 64 attempts: the log must not flood. */
 			if ((failures & (failures - 1)) == 0 || failures % 64 == 0)
-				log_error("call journal: could not write a batch of calls to the database "
-					  "(attempt %d); retrying every %d ms", failures, RETRY_MS);
+				log_error("call journal: could not write a batch of calls to the "
+					  "database "
+					  "(attempt %d); retrying every %d ms",
+					  failures, RETRY_MS);
 			if (stopping && failures >= STOP_RETRIES) {
-				log_error("call journal: giving up at stop; the calls stay in the journal "
+				log_error("call journal: giving up at stop; the calls stay in the "
+					  "journal "
 					  "and are applied at the next start");
 				break;
 			}
@@ -603,7 +621,8 @@ static void *writer_main(void *arg)
 		}
 		if (failures)
 			log_info("call journal: the database took the waiting calls again after %d "
-				 "attempts", failures);
+				 "attempts",
+				 failures);
 		failures = 0;
 		/* Holds and in-flight ids go before the file is emptied: an empty
 		 * journal then means every answered call is settled, which is
@@ -611,7 +630,8 @@ static void *writer_main(void *arg)
 		finish_batch(batch);
 		batch = NULL;
 		if (ftruncate(fds[from], 0) != 0)
-			log_warn("call journal: cannot truncate %s (%s); replay will skip what is applied",
+			log_warn("call journal: cannot truncate %s (%s); replay will skip what is "
+				 "applied",
 				 paths[from], strerror(errno));
 		pthread_mutex_lock(&mu);
 		fsize[from] = 0;
@@ -739,7 +759,8 @@ static int append_record(const buf_t *enc)
 	if (ftruncate(fds[cur], fsize[cur]) != 0) {
 		files_broken = 1;
 		log_error("call journal: cannot cut a failed write off %s (%s); calls now wait for "
-			  "the database instead", paths[cur], strerror(errno));
+			  "the database instead",
+			  paths[cur], strerror(errno));
 	}
 	return TG_EIO;
 }
@@ -773,7 +794,8 @@ int journal_submit(struct call_record *r)
 	durable = journal_encode(r, &enc) == TG_OK && append_record(&enc) == TG_OK;
 	if (!durable)
 		log_error("request %s: cannot write the call journal; the answer waits for the "
-			  "database", id);
+			  "database",
+			  id);
 	/* A billed call answers once its record is durable: in the file, or
 	 * (synchronous=full, or the file failed) committed. */
 	wait = r->billed && (wait_commit || !durable);
@@ -791,8 +813,10 @@ int journal_submit(struct call_record *r)
 		time_deadline(&ts, FLUSH_WAIT_MS * 2000);
 		while (running && !writer_done && applied_seq < seq)
 			if (pthread_cond_timedwait(&applied_cv, &mu, &ts) == ETIMEDOUT) {
-				log_error("request %s: its debit is not committed after %d s; answering "
-					  "anyway", id, FLUSH_WAIT_MS * 2 / 1000);
+				log_error("request %s: its debit is not committed after %d s; "
+					  "answering "
+					  "anyway",
+					  id, FLUSH_WAIT_MS * 2 / 1000);
 				break;
 			}
 	}

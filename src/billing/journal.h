@@ -35,7 +35,6 @@
 #include "billing/billing.h"
 #include "core/buf.h"
 
-
 /* Replay what the journal files hold, then start the writer thread.
  * wait_for_commit: callers of journal_submit wait for their batch's commit. */
 int journal_start(const char *data_dir, int wait_for_commit, char *err, size_t errlen);

@@ -24,7 +24,7 @@
 
 #include "core/common.h"
 
-#define RL_MAX_ENTRIES 100000            /* buckets kept in memory (may exceed by one call's asks) */
+#define RL_MAX_ENTRIES 100000 /* buckets kept in memory (may exceed by one call's asks) */
 #define RL_IDLE_US (10LL * 60 * 1000000) /* idle time after which a full bucket may be dropped */
 #define RL_DURATION_LEN 32
 

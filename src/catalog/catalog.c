@@ -107,11 +107,13 @@ static int url_normalize(const char *in, char out[CATALOG_URL_MAX + 1], const ch
 		unsigned char c = (unsigned char)*p;
 
 		if (c <= ' ' || c == 0x7f) {
-			*why = "Base URL must not contain spaces, line breaks or control characters.";
+			*why = "Base URL must not contain spaces, line breaks or control "
+			       "characters.";
 			return TG_EINVAL;
 		}
 		if (c == '?' || c == '#') {
-			*why = "Base URL must not contain a query (?) or fragment (#); paths such as "
+			*why = "Base URL must not contain a query (?) or fragment (#); paths "
+			       "such as "
 			       "/chat/completions are added to it.";
 			return TG_EINVAL;
 		}
@@ -121,13 +123,15 @@ static int url_normalize(const char *in, char out[CATALOG_URL_MAX + 1], const ch
 	else if (strncmp(in ? in : "", "https://", 8) == 0)
 		scheme = 8;
 	else {
-		*why = "Base URL must start with http:// or https://, like https://api.openai.com/v1.";
+		*why = "Base URL must start with http:// or https://, like "
+		       "https://api.openai.com/v1.";
 		return TG_EINVAL;
 	}
 	while (n > scheme && in[n - 1] == '/')
 		n--;
 	if (n == scheme || in[scheme] == '/') {
-		*why = "Base URL needs a host name after the scheme, like https://api.openai.com/v1.";
+		*why = "Base URL needs a host name after the scheme, like "
+		       "https://api.openai.com/v1.";
 		return TG_EINVAL;
 	}
 	memcpy(out, in, n);
@@ -356,7 +360,8 @@ static int provider_row(sqlite3_stmt *st, struct provider *out)
 
 	memset(&p, 0, sizeof(p));
 	p.id = sqlite3_column_int64(st, 0);
-	if (!col_copy(st, 1, p.name, sizeof(p.name)) || !col_copy(st, 3, p.base_url, sizeof(p.base_url)))
+	if (!col_copy(st, 1, p.name, sizeof(p.name)) ||
+	    !col_copy(st, 3, p.base_url, sizeof(p.base_url)))
 		return TG_ETOOBIG;
 	p.kind = strcmp(db_col_text(st, 2), "echo") == 0 ? PROVIDER_ECHO : PROVIDER_OPENAI;
 	p.has_api_key = sqlite3_column_int(st, 4);
@@ -383,8 +388,9 @@ static int provider_fetch(sqlite3_stmt *st, struct provider *out)
 
 int catalog_provider_get(int64_t id, struct provider *out)
 {
-	sqlite3_stmt *st = db_stmt("SELECT id, name, kind, base_url, api_key_sealed != '', timeout_s,"
-				   " enabled FROM providers WHERE id = :id");
+	sqlite3_stmt *st = db_stmt(
+		"SELECT id, name, kind, base_url, api_key_sealed != '', timeout_s,"
+		" enabled FROM providers WHERE id = :id");
 
 	if (!st || db_bind_int64(st, ":id", id))
 		return TG_EDB;
@@ -393,8 +399,9 @@ int catalog_provider_get(int64_t id, struct provider *out)
 
 int catalog_provider_get_by_name(const char *name, struct provider *out)
 {
-	sqlite3_stmt *st = db_stmt("SELECT id, name, kind, base_url, api_key_sealed != '', timeout_s,"
-				   " enabled FROM providers WHERE name = :name");
+	sqlite3_stmt *st = db_stmt(
+		"SELECT id, name, kind, base_url, api_key_sealed != '', timeout_s,"
+		" enabled FROM providers WHERE name = :name");
 
 	if (!name || !st || db_bind_text(st, ":name", name))
 		return st ? TG_ENOTFOUND : TG_EDB;
@@ -426,7 +433,8 @@ static int provider_api_key_db(int64_t id, char **key_out, size_t *len_out)
 	rc = secrets_open(&box, sealed, &plain, &n);
 	if (rc)
 		log_error("catalog: the API key of provider %lld cannot be opened (%s); was the "
-			  "secret file replaced?", (long long)id, tg_strerror(rc));
+			  "secret file replaced?",
+			  (long long)id, tg_strerror(rc));
 out:
 	free(sealed);
 	if (rc == TG_OK) {
@@ -519,7 +527,8 @@ static int snapshot_load(struct snapshot *sn)
 		if (provider_row(st, &p) != TG_OK)
 			continue;
 		if (sn->n_provs == cap) {
-			struct snap_provider *g = realloc(sn->provs, (cap ? cap * 2 : 8) * sizeof(*g));
+			struct snap_provider *g = realloc(sn->provs,
+							  (cap ? cap * 2 : 8) * sizeof(*g));
 
 			if (!g) {
 				db_done(st);
@@ -699,18 +708,20 @@ int catalog_provider_upsert(const char *name, enum provider_kind kind, const cha
 		if (!keylen && !(sealed = strdup("")))
 			return TG_ENOMEM;
 	}
-	st = db_stmt("INSERT INTO providers(name, kind, base_url, api_key_sealed, timeout_s, enabled,"
-		     " created_at, updated_at) VALUES (:name, :kind, :url, coalesce(:sealed, ''),"
-		     " :timeout, :enabled, :now, :now)"
-		     " ON CONFLICT(name) DO UPDATE SET kind = excluded.kind,"
-		     " base_url = excluded.base_url, api_key_sealed = CASE WHEN :sealed IS NULL"
-		     " THEN api_key_sealed ELSE excluded.api_key_sealed END,"
-		     " timeout_s = excluded.timeout_s, enabled = excluded.enabled,"
-		     " updated_at = excluded.updated_at RETURNING id");
+	st = db_stmt(
+		"INSERT INTO providers(name, kind, base_url, api_key_sealed, timeout_s, enabled,"
+		" created_at, updated_at) VALUES (:name, :kind, :url, coalesce(:sealed, ''),"
+		" :timeout, :enabled, :now, :now)"
+		" ON CONFLICT(name) DO UPDATE SET kind = excluded.kind,"
+		" base_url = excluded.base_url, api_key_sealed = CASE WHEN :sealed IS NULL"
+		" THEN api_key_sealed ELSE excluded.api_key_sealed END,"
+		" timeout_s = excluded.timeout_s, enabled = excluded.enabled,"
+		" updated_at = excluded.updated_at RETURNING id");
 	if (!st || db_bind_text(st, ":name", name) ||
 	    db_bind_text(st, ":kind", catalog_provider_kind_name(kind)) ||
 	    db_bind_text(st, ":url", url) || db_bind_text(st, ":sealed", sealed) ||
-	    db_bind_int64(st, ":timeout", timeout_s) || db_bind_int64(st, ":enabled", enabled ? 1 : 0) ||
+	    db_bind_int64(st, ":timeout", timeout_s) ||
+	    db_bind_int64(st, ":enabled", enabled ? 1 : 0) ||
 	    db_bind_int64(st, ":now", time_now())) {
 		rc = TG_EDB;
 		goto out;
@@ -740,24 +751,28 @@ int catalog_model_upsert(const struct model *m, int64_t *id_out, const char **wh
 
 	if ((rc = catalog_model_check(m, &field, why)))
 		return rc;
-	st = db_stmt("INSERT INTO models(name, provider_id, upstream_model, kind, price_in,"
-		     " price_cached_in, price_out, max_output_tokens, context_window, enabled,"
-		     " created_at, updated_at) VALUES (:name, :provider, :upstream, :kind, :in,"
-		     " :cached, :out, :max_out, :ctx, :enabled, :now, :now)"
-		     " ON CONFLICT(name) DO UPDATE SET provider_id = excluded.provider_id,"
-		     " upstream_model = excluded.upstream_model, kind = excluded.kind,"
-		     " price_in = excluded.price_in, price_cached_in = excluded.price_cached_in,"
-		     " price_out = excluded.price_out, max_output_tokens = excluded.max_output_tokens,"
-		     " context_window = excluded.context_window, enabled = excluded.enabled,"
-		     " updated_at = excluded.updated_at RETURNING id");
-	if (!st || db_bind_text(st, ":name", m->name) || db_bind_int64(st, ":provider", m->provider_id) ||
+	st = db_stmt(
+		"INSERT INTO models(name, provider_id, upstream_model, kind, price_in,"
+		" price_cached_in, price_out, max_output_tokens, context_window, enabled,"
+		" created_at, updated_at) VALUES (:name, :provider, :upstream, :kind, :in,"
+		" :cached, :out, :max_out, :ctx, :enabled, :now, :now)"
+		" ON CONFLICT(name) DO UPDATE SET provider_id = excluded.provider_id,"
+		" upstream_model = excluded.upstream_model, kind = excluded.kind,"
+		" price_in = excluded.price_in, price_cached_in = excluded.price_cached_in,"
+		" price_out = excluded.price_out, max_output_tokens = excluded.max_output_tokens,"
+		" context_window = excluded.context_window, enabled = excluded.enabled,"
+		" updated_at = excluded.updated_at RETURNING id");
+	if (!st || db_bind_text(st, ":name", m->name) ||
+	    db_bind_int64(st, ":provider", m->provider_id) ||
 	    db_bind_text(st, ":upstream", m->upstream_model) ||
 	    db_bind_text(st, ":kind", catalog_model_kind_name(m->kind)) ||
-	    db_bind_int64(st, ":in", m->price.in) || db_bind_int64(st, ":cached", m->price.cached_in) ||
+	    db_bind_int64(st, ":in", m->price.in) ||
+	    db_bind_int64(st, ":cached", m->price.cached_in) ||
 	    db_bind_int64(st, ":out", m->price.out) ||
 	    db_bind_int64(st, ":max_out", m->max_output_tokens) ||
 	    db_bind_int64(st, ":ctx", m->context_window) ||
-	    db_bind_int64(st, ":enabled", m->enabled ? 1 : 0) || db_bind_int64(st, ":now", time_now()))
+	    db_bind_int64(st, ":enabled", m->enabled ? 1 : 0) ||
+	    db_bind_int64(st, ":now", time_now()))
 		return TG_EDB;
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
@@ -799,8 +814,7 @@ void catalog_price_detail(const money_price_t *before, const money_price_t *afte
 		 a[1], b[2], a[2]);
 }
 
-int catalog_each_listed_model(int (*fn)(void *ud, const struct catalog_listed_model *lm),
-			      void *ud)
+int catalog_each_listed_model(int (*fn)(void *ud, const struct catalog_listed_model *lm), void *ud)
 {
 	sqlite3_stmt *st = db_stmt("SELECT m.name, m.created_at, p.name, m.kind, m.price_in,"
 				   " m.price_cached_in, m.price_out, m.max_output_tokens,"
@@ -817,7 +831,8 @@ int catalog_each_listed_model(int (*fn)(void *ud, const struct catalog_listed_mo
 		memset(&m, 0, sizeof(m));
 		snprintf(m.name, sizeof(m.name), "%s", db_col_text(st, 0));
 		m.kind = catalog_model_kind_parse(db_col_text(st, 3)) == MODEL_EMBEDDING ?
-				 MODEL_EMBEDDING : MODEL_CHAT;
+				 MODEL_EMBEDDING :
+				 MODEL_CHAT;
 		m.price.in = sqlite3_column_int64(st, 4);
 		m.price.cached_in = sqlite3_column_int64(st, 5);
 		m.price.out = sqlite3_column_int64(st, 6);

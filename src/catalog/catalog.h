@@ -36,11 +36,11 @@ struct provider {
 
 struct model {
 	int64_t id;
-	char name[CATALOG_NAME_MAX + 1];           /* public name */
+	char name[CATALOG_NAME_MAX + 1]; /* public name */
 	char upstream_model[CATALOG_NAME_MAX + 1];
 	enum model_kind kind;
 	int64_t provider_id;
-	money_price_t price;                       /* micro-credits per 1M tokens */
+	money_price_t price; /* micro-credits per 1M tokens */
 	int64_t max_output_tokens;
 	int64_t context_window;
 	int enabled;
@@ -52,12 +52,12 @@ void catalog_init(const tg_secrets_t *secrets);
 
 /* Lookups for the gateway (fast: prepared statements, no allocation). They
  * return disabled models and providers too; check `enabled`. */
-int catalog_model_get(const char *name, struct model *out);      /* TG_ENOTFOUND */
-int catalog_provider_get(int64_t id, struct provider *out);       /* TG_ENOTFOUND */
+int catalog_model_get(const char *name, struct model *out); /* TG_ENOTFOUND */
+int catalog_provider_get(int64_t id, struct provider *out); /* TG_ENOTFOUND */
 /* The same two lookups from an in-memory snapshot of the catalog, rebuilt
  * when any process changed it (the gateway's per-call path). */
-int catalog_gw_model(const char *name, struct model *out);    /* TG_ENOTFOUND */
-int catalog_gw_provider(int64_t id, struct provider *out);    /* TG_ENOTFOUND */
+int catalog_gw_model(const char *name, struct model *out); /* TG_ENOTFOUND */
+int catalog_gw_provider(int64_t id, struct provider *out); /* TG_ENOTFOUND */
 /* Drop the snapshot (tests, shutdown). */
 void catalog_forget(void);
 /* The provider's API key, opened (from the snapshot when it is fresh);
@@ -75,15 +75,14 @@ struct catalog_listed_model {
 	const char *provider;
 	int64_t created_at;
 };
-int catalog_each_listed_model(int (*fn)(void *ud, const struct catalog_listed_model *lm),
-			      void *ud);
+int catalog_each_listed_model(int (*fn)(void *ud, const struct catalog_listed_model *lm), void *ud);
 int catalog_each_listed_provider(int (*fn)(void *ud, const char *name, const char *kind,
 					   int64_t models),
 				 void *ud);
 
 /* Same lookups by the other key, for pages and the CLI. Provider names
  * compare without regard to case. */
-int catalog_model_get_by_id(int64_t id, struct model *out);            /* TG_ENOTFOUND */
+int catalog_model_get_by_id(int64_t id, struct model *out);               /* TG_ENOTFOUND */
 int catalog_provider_get_by_name(const char *name, struct provider *out); /* TG_ENOTFOUND */
 
 /* Upserts by name, used by pages and `tollgate models import`. For

@@ -152,7 +152,8 @@ int catalog_provider_test(int64_t id, buf_t *msg)
 {
 	struct provider p;
 	struct curl_slist *headers = NULL, *more;
-	char url[CATALOG_URL_MAX + 16], errbuf[CURL_ERROR_SIZE] = "", auth[CATALOG_API_KEY_MAX + 32];
+	char url[CATALOG_URL_MAX + 16], errbuf[CURL_ERROR_SIZE] = "",
+					auth[CATALOG_API_KEY_MAX + 32];
 	char *key = NULL;
 	size_t keylen = 0;
 	CURL *curl = NULL;
@@ -163,20 +164,24 @@ int catalog_provider_test(int64_t id, buf_t *msg)
 
 	buf_init(&sink.body, PROBE_MAX_BODY);
 	if ((rc = catalog_provider_get(id, &p))) {
-		buf_puts(msg, rc == TG_ENOTFOUND ? "No such provider." : "Could not read the provider.");
+		buf_puts(msg,
+			 rc == TG_ENOTFOUND ? "No such provider." : "Could not read the provider.");
 		return rc;
 	}
 	if (p.kind == PROVIDER_ECHO)
 		return echo_report(&p, msg);
 	if ((rc = catalog_provider_api_key(id, &key, &keylen))) {
-		buf_puts(msg, "The stored API key cannot be decrypted with this server's secret file. "
-			      "Enter the key again.");
+		buf_puts(msg,
+			 "The stored API key cannot be decrypted with this server's secret file. "
+			 "Enter the key again.");
 		rc = TG_EIO;
 		goto out;
 	}
 	snprintf(url, sizeof(url), "%s/models", p.base_url);
-	timeout = p.timeout_s < CATALOG_TEST_TIMEOUT_MAX ? (long)p.timeout_s : CATALOG_TEST_TIMEOUT_MAX;
-	if (!(curl = curl_easy_init()) || !(headers = curl_slist_append(NULL, "Accept: application/json"))) {
+	timeout = p.timeout_s < CATALOG_TEST_TIMEOUT_MAX ? (long)p.timeout_s :
+							   CATALOG_TEST_TIMEOUT_MAX;
+	if (!(curl = curl_easy_init()) ||
+	    !(headers = curl_slist_append(NULL, "Accept: application/json"))) {
 		rc = TG_ENOMEM;
 		buf_puts(msg, "Out of memory.");
 		goto out;
@@ -209,7 +214,8 @@ int catalog_provider_test(int64_t id, buf_t *msg)
 	cc = curl_easy_perform(curl);
 	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
 	if (cc == CURLE_WRITE_ERROR && sink.too_big) {
-		buf_appendf(msg, "HTTP %ld, but the answer is larger than 1 MiB (GET %s).", status, url);
+		buf_appendf(msg, "HTTP %ld, but the answer is larger than 1 MiB (GET %s).", status,
+			    url);
 		rc = TG_EIO;
 	} else if (cc != CURLE_OK) {
 		buf_appendf(msg, "%s", curl_easy_strerror(cc));

@@ -3,8 +3,7 @@
 
 #include <sodium.h>
 
-const char base62_alphabet[63] =
-	"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+const char base62_alphabet[63] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 void base62_random(char *out, size_t n)
 {
@@ -30,8 +29,7 @@ void base62_u32(uint32_t v, char out[BASE62_U32_LEN + 1])
  * locale. */
 static int base62_is_digit(unsigned char c)
 {
-	return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') ||
-	       (c >= 'a' && c <= 'z');
+	return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
 }
 
 int base62_is_valid(const char *s, size_t n)

@@ -21,10 +21,10 @@
 #include "core/common.h"
 
 typedef struct buf {
-	char *data;  /* NUL-terminated contents, or NULL when empty and unallocated */
-	size_t len;  /* bytes used, not counting the NUL */
-	size_t cap;  /* bytes allocated */
-	size_t max;  /* largest allowed len */
+	char *data; /* NUL-terminated contents, or NULL when empty and unallocated */
+	size_t len; /* bytes used, not counting the NUL */
+	size_t cap; /* bytes allocated */
+	size_t max; /* largest allowed len */
 } buf_t;
 
 #define BUF_MAX_LARGE ((size_t)64 << 20) /* 64 MiB: a whole response, page or chunk */

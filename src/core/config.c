@@ -21,9 +21,16 @@ struct opt {
 	const char *help;
 };
 
-#define S(field, help) { #field, OPT_STR, offsetof(tg_config_t, field), \
-			 sizeof(((tg_config_t *)0)->field), 0, 0, help }
-#define I(field, lo, hi, help) { #field, OPT_INT, offsetof(tg_config_t, field), 0, lo, hi, help }
+/* clang-format off: one setting a line reads best as a table */
+#define S(field, help)                                                                            \
+	{                                                                                         \
+#field, OPT_STR, offsetof(tg_config_t, field), sizeof(((tg_config_t *)0)->field), \
+			0, 0, help                                                                \
+	}
+#define I(field, lo, hi, help)                                                 \
+	{                                                                      \
+#field, OPT_INT, offsetof(tg_config_t, field), 0, lo, hi, help \
+	}
 
 static const struct opt opts[] = {
 	S(listen, "address and port to serve on (127.0.0.1:8081)"),
@@ -36,7 +43,8 @@ static const struct opt opts[] = {
 	S(metrics_token, "Bearer token GET /metrics requires (empty: no token)"),
 	I(threads, 2, 4096, "worker threads; each open connection holds one (64)"),
 	I(max_connections, 0, 4095,
-	  "connections served at once, below threads; more get a fast 503 (0: threads - threads/8)"),
+	  "connections served at once, below threads; more get a fast 503 (0: threads - "
+	  "threads/8)"),
 	I(max_streams, 0, 4095, "streams open at once; more get 503 (0: 3/4 of max_connections)"),
 	I(auth_fail_limit, 0, 1000000,
 	  "failed gateway key checks per address before it is blocked (20; 0: off)"),
@@ -49,10 +57,12 @@ static const struct opt opts[] = {
 	I(session_absolute_s, 300, 365 * 86400, "dashboard session absolute lifetime (604800)"),
 	I(busy_timeout_ms, 0, 600000, "SQLite busy timeout in milliseconds (5000)"),
 	I(request_timeout_ms, 100, 600000,
-	  "ms a client may take to send a request's head, stall sending its body or reading an answer, or idle on a kept-alive connection (up to 30 s) (30000)"),
+	  "ms a client may take to send a request's head, stall sending its body or reading an "
+	  "answer, or idle on a kept-alive connection (up to 30 s) (30000)"),
 	I(webhook_private_ok, 0, 1,
 	  "1: alert webhooks may go to loopback, private and link-local addresses (0)"),
 };
+/* clang-format on */
 
 void config_defaults(tg_config_t *c)
 {
@@ -271,13 +281,15 @@ int config_validate(const tg_config_t *c, char *err, size_t errlen)
 	}
 	if (strcmp(c->password_hashing, "interactive") && strcmp(c->password_hashing, "moderate") &&
 	    strcmp(c->password_hashing, "min")) {
-		snprintf(err, errlen, "password_hashing: expected interactive or moderate, got '%s'",
+		snprintf(err, errlen,
+			 "password_hashing: expected interactive or moderate, got '%s'",
 			 c->password_hashing);
 		return TG_EINVAL;
 	}
 	if (c->max_connections >= c->threads) {
 		snprintf(err, errlen,
-			 "max_connections (%lld) must be below threads (%lld): the spare threads answer "
+			 "max_connections (%lld) must be below threads (%lld): the spare threads "
+			 "answer "
 			 "connections over the limit with a 503",
 			 (long long)c->max_connections, (long long)c->threads);
 		return TG_EINVAL;

@@ -27,14 +27,14 @@ typedef struct tg_config {
 	int64_t max_streams;             /* 0: derived, see config_max_streams */
 	int64_t auth_fail_limit;         /* per client address; 0 = no throttle */
 	int64_t auth_fail_window_s;
-	int64_t login_fail_limit;        /* per client address; 0 = no throttle */
+	int64_t login_fail_limit; /* per client address; 0 = no throttle */
 	int64_t login_fail_window_s;
 	int64_t max_body_bytes;
 	int64_t session_idle_s;
 	int64_t session_absolute_s;
 	int64_t busy_timeout_ms;
 	int64_t request_timeout_ms;
-	int64_t webhook_private_ok;      /* 1: webhooks may go to non-public addresses */
+	int64_t webhook_private_ok; /* 1: webhooks may go to non-public addresses */
 } tg_config_t;
 
 /* Fill with defaults. */

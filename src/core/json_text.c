@@ -108,8 +108,9 @@ int json_member(const char *p, size_t n, const char *name, size_t *vs, size_t *v
 		if (!(i = skip_value(p, n, s)))
 			return -1;
 		if (ke - 1 - ks == nlen && memcmp(p + ks, name, nlen) == 0) {
+			/* A duplicate: which one counts is the parser's choice. */
 			if (found)
-				return -1; /* a duplicate: which one counts is the parser's choice */
+				return -1;
 			found = 1;
 			*vs = s;
 			*ve = i;

@@ -10,6 +10,7 @@
 
 /* Table for the reflected IEEE polynomial 0xEDB88320: crc32_table[i] is the
  * CRC register after shifting the byte i through it. */
+/* clang-format off */
 static const uint32_t crc32_table[256] = {
 	0x00000000, 0x77073096, 0xee0e612c, 0x990951ba, 0x076dc419, 0x706af48f,
 	0xe963a535, 0x9e6495a3, 0x0edb8832, 0x79dcb8a4, 0xe0d5e91e, 0x97d2d988,
@@ -55,6 +56,7 @@ static const uint32_t crc32_table[256] = {
 	0x54de5729, 0x23d967bf, 0xb3667a2e, 0xc4614ab8, 0x5d681b02, 0x2a6f2b94,
 	0xb40bbe37, 0xc30c8ea1, 0x5a05df1b, 0x2d02ef8d,
 };
+/* clang-format on */
 
 int crypto_init(void)
 {
@@ -118,8 +120,8 @@ void keys_hash(const unsigned char pepper[KEYS_PEPPER_LEN], const char *key, siz
 	       unsigned char out[KEYS_HASH_LEN])
 {
 	/* Cannot fail: output and key sizes are within BLAKE2b's limits. */
-	(void)crypto_generichash(out, KEYS_HASH_LEN, (const unsigned char *)key, len,
-				 pepper, KEYS_PEPPER_LEN);
+	(void)crypto_generichash(out, KEYS_HASH_LEN, (const unsigned char *)key, len, pepper,
+				 KEYS_PEPPER_LEN);
 }
 
 int keys_hash_equal(const unsigned char a[KEYS_HASH_LEN], const unsigned char b[KEYS_HASH_LEN])

@@ -248,15 +248,13 @@ static int secrets_create(const char *path, tg_secrets_t *out, char *err, size_t
 	/* The umask may only remove bits; make the mode exactly 0600. */
 	if (fchmod(fd, 0600) != 0 || secrets_write_all(fd, text, (size_t)n) != 0 ||
 	    fsync(fd) != 0) {
-		secrets_errf(err, errlen, "cannot write secret file %s: %s", path,
-			     strerror(errno));
+		secrets_errf(err, errlen, "cannot write secret file %s: %s", path, strerror(errno));
 		rc = TG_EIO;
 		goto out;
 	}
 	if (close(fd) != 0) {
 		fd = -1;
-		secrets_errf(err, errlen, "cannot write secret file %s: %s", path,
-			     strerror(errno));
+		secrets_errf(err, errlen, "cannot write secret file %s: %s", path, strerror(errno));
 		rc = TG_EIO;
 		goto out;
 	}

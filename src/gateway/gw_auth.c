@@ -57,8 +57,10 @@ int gw_authenticate(tg_req_t *r)
 		char msg[200], v[24];
 
 		snprintf(v, sizeof(v), "%lld", (long long)((retry_ms + 999) / 1000));
-		snprintf(msg, sizeof(msg), "Too many failed API key checks from this address. Retry "
-			 "after %s s.", v);
+		snprintf(msg, sizeof(msg),
+			 "Too many failed API key checks from this address. Retry "
+			 "after %s s.",
+			 v);
 		resp_header(r, "Retry-After", v);
 		resp_error(r, 429, "rate_limit_exceeded", "too_many_auth_failures", msg);
 		return TG_EPERM;
@@ -75,27 +77,31 @@ int gw_authenticate(tg_req_t *r)
 		if (xkey) {
 			other = token_of(xkey, &olen);
 			if (olen != len || memcmp(other, tok, len) != 0)
-				return unauthorized(r, "The Authorization and x-api-key headers name "
-						       "different keys; send one key.");
+				return unauthorized(r,
+						    "The Authorization and x-api-key headers name "
+						    "different keys; send one key.");
 		}
 	} else if (xkey) {
 		tok = token_of(xkey, &len);
 	}
 	if (!tok || !len)
-		return unauthorized(r, "Missing API key. Send it as 'Authorization: Bearer tg_...' or "
-				       "in the x-api-key header.");
+		return unauthorized(r,
+				    "Missing API key. Send it as 'Authorization: Bearer tg_...' or "
+				    "in the x-api-key header.");
 	rc = apikey_authenticate(tok, len, &tls_key.k);
 	switch (rc) {
 	case TG_OK:
 		r->key = &tls_key;
 		return TG_OK;
 	case TG_EINVAL:
-		return unauthorized(r, "The API key is malformed: a Tollgate key is tg_ followed by 38 "
-				       "letters and digits, and this one has the wrong length, "
-				       "characters or checksum. Check that it was copied completely.");
+		return unauthorized(
+			r, "The API key is malformed: a Tollgate key is tg_ followed by 38 "
+			   "letters and digits, and this one has the wrong length, "
+			   "characters or checksum. Check that it was copied completely.");
 	case TG_ENOTFOUND:
-		return unauthorized(r, "The API key is not recognized. Create a key in the Tollgate "
-				       "dashboard.");
+		return unauthorized(r,
+				    "The API key is not recognized. Create a key in the Tollgate "
+				    "dashboard.");
 	case TG_EPERM:
 		return unauthorized(r, apikey_state_of(&tls_key.k, time_now()) == APIKEY_EXPIRED ?
 					       "This API key has expired." :

@@ -125,15 +125,15 @@ void call_settle(struct call *c)
 
 	if (c->cost_known)
 		return;
-	if (money_cost_usage(c->usage.prompt, c->usage.cached, c->usage.completion,
-			     &c->model.price, &cost) != TG_OK)
+	if (money_cost_usage(c->usage.prompt, c->usage.cached, c->usage.completion, &c->model.price,
+			     &cost) != TG_OK)
 		cost = c->reserve;
 	if (cost > c->reserve) {
 		/* Usage beyond what was reserved means the provider reported more than
 		 * max_tokens allows; never debit past the hold. */
 		log_warn("request %s: reported usage costs %lld, more than the %lld reserved; "
-			 "debiting the reserve", c->r->request_id, (long long)cost,
-			 (long long)c->reserve);
+			 "debiting the reserve",
+			 c->r->request_id, (long long)cost, (long long)c->reserve);
 		cost = c->reserve;
 	}
 	c->cost = cost;
@@ -255,11 +255,11 @@ static int call_fail(struct call *c, const struct gw_error *e)
 	return ANSWERED;
 }
 
-#define FAIL(c, status, type, code, ...)                                                  \
-	do {                                                                              \
-		struct gw_error fail_e_;                                                  \
-		gw_fail(&fail_e_, status, type, code, __VA_ARGS__);                       \
-		return call_fail(c, &fail_e_);                                            \
+#define FAIL(c, status, type, code, ...)                            \
+	do {                                                        \
+		struct gw_error fail_e_;                            \
+		gw_fail(&fail_e_, status, type, code, __VA_ARGS__); \
+		return call_fail(c, &fail_e_);                      \
 	} while (0)
 
 /* ------------------------------------------------------------- answers */
@@ -295,7 +295,8 @@ static char *answer_edited(struct call *c, int usage_is_object, size_t *len)
 		    json_member(raw + us, ue - us, "cost", &cs, &ce) != 0)
 			goto out;
 		for (in = us + 1; in < ue && (raw[in] == ' ' || raw[in] == '\t' ||
-					     raw[in] == '\r' || raw[in] == '\n'); in++)
+					      raw[in] == '\r' || raw[in] == '\n');
+		     in++)
 			;
 		money_format(c->cost, cost);
 		buf_init(&e[ne].text, 64);
@@ -516,7 +517,8 @@ static int insufficient(struct call *c, int64_t available)
 		     "This key's %s spend limit is reached: the request could cost up to %s "
 		     "credits and the limit leaves %s. %s%lld%s",
 		     apikey_period_name(c->key->period), need, have,
-		     fit >= 1 ? "Lower max_tokens to at most " : "", (long long)(fit >= 1 ? fit : 0),
+		     fit >= 1 ? "Lower max_tokens to at most " : "",
+		     (long long)(fit >= 1 ? fit : 0),
 		     fit >= 1 ? ", or raise the key's limit." :
 				" credits fit; raise the key's limit.");
 	if (fit >= 1)
@@ -526,7 +528,8 @@ static int insufficient(struct call *c, int64_t available)
 		     need, have, (long long)fit);
 	FAIL(c, 402, "insufficient_quota", "insufficient_credits",
 	     "Insufficient credits: the request could cost up to %s credits but the balance "
-	     "available is %s, too little even for max_tokens=1. Add credits.", need, have);
+	     "available is %s, too little even for max_tokens=1. Add credits.",
+	     need, have);
 }
 
 /* The worst case: every body byte a prompt token, every output token used. */

@@ -51,8 +51,8 @@ static int relay_flush(struct call *c, int last)
 
 	if (c->client_gone)
 		return 1;
-	rc = last ? resp_stream_end(c->r, c->relay.data, c->relay.len)
-		  : resp_stream_write(c->r, c->relay.data, c->relay.len);
+	rc = last ? resp_stream_end(c->r, c->relay.data, c->relay.len) :
+		    resp_stream_write(c->r, c->relay.data, c->relay.len);
 	if (c->relay.cap > 2 * RELAY_FLUSH_AT)
 		buf_free(&c->relay); /* after one huge event, not kept for the whole stream */
 	else
@@ -203,7 +203,8 @@ int relay_end(struct call *c, int fwd)
 	if (fwd != PROV_FWD_OK && !c->client_gone) {
 		static const char ev[] =
 			"{\"error\":{\"message\":\"The provider's stream broke after output had "
-			"started; you were billed for what was streamed.\",\"type\":\"upstream_error\","
+			"started; you were billed for what was "
+			"streamed.\",\"type\":\"upstream_error\","
 			"\"code\":\"upstream_error\",\"param\":null}}";
 
 		relay_write(c, ev, sizeof(ev) - 1);

@@ -7,8 +7,8 @@
 
 #include "core/common.h"
 
-int gw_fail(struct gw_error *e, int status, const char *type, const char *code,
-	    const char *fmt, ...)
+int gw_fail(struct gw_error *e, int status, const char *type, const char *code, const char *fmt,
+	    ...)
 {
 	va_list ap;
 
@@ -30,8 +30,8 @@ static int get_int(const cJSON *o, const char *name, int64_t *out, int *present)
 	if (!*present)
 		return TG_OK;
 	/* Range first: converting an out-of-range double to int64 is undefined. */
-	if (!cJSON_IsNumber(v) || !(v->valuedouble >= -9007199254740992.0 &&
-				     v->valuedouble <= 9007199254740992.0) ||
+	if (!cJSON_IsNumber(v) ||
+	    !(v->valuedouble >= -9007199254740992.0 && v->valuedouble <= 9007199254740992.0) ||
 	    v->valuedouble != (double)(int64_t)v->valuedouble)
 		return TG_EINVAL;
 	*out = (int64_t)v->valuedouble;
@@ -44,9 +44,15 @@ static int get_int(const cJSON *o, const char *name, int64_t *out, int *present)
  * but answered with 4000. Only these keys are counted: O(keys x body). */
 static const char *repeated_key(const cJSON *obj)
 {
-	static const char *const watched[] = { "model", "messages", "input", "stream",
-					       "stream_options", "max_tokens",
-					       "max_completion_tokens", "n", "include_usage" };
+	static const char *const watched[] = { "model",
+					       "messages",
+					       "input",
+					       "stream",
+					       "stream_options",
+					       "max_tokens",
+					       "max_completion_tokens",
+					       "n",
+					       "include_usage" };
 	const cJSON *it;
 	size_t i;
 
@@ -79,8 +85,8 @@ static int parse_chat(const cJSON *req, struct gw_parsed *p, struct gw_error *e)
 		if (!cJSON_IsObject(opts))
 			return gw_fail(e, 400, "invalid_request_error", "invalid_type",
 				       "'stream_options' must be an object.");
-		p->want_usage =
-			cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(opts, "include_usage"));
+		p->want_usage = cJSON_IsTrue(
+			cJSON_GetObjectItemCaseSensitive(opts, "include_usage"));
 	}
 	if (get_int(req, "max_completion_tokens", &mt, &present) ||
 	    (!present && get_int(req, "max_tokens", &mt, &present)))
@@ -152,8 +158,9 @@ int gw_check_kind(const struct gw_parsed *p, const struct model *m, struct gw_er
 	if ((m->kind == MODEL_EMBEDDING) == embeddings)
 		return TG_OK;
 	return gw_fail(err, 400, "invalid_request_error", "wrong_model_kind", "%s",
-		       embeddings ? "This model is not an embedding model; use /v1/chat/completions." :
-				    "This is an embedding model; use /v1/embeddings.");
+		       embeddings ?
+			       "This model is not an embedding model; use /v1/chat/completions." :
+			       "This is an embedding model; use /v1/embeddings.");
 }
 
 int gw_check_body(const struct gw_parsed *p, const struct model *m, int64_t *max_out,
@@ -171,8 +178,8 @@ int gw_check_body(const struct gw_parsed *p, const struct model *m, int64_t *max
 	if (p->max_out_given && p->max_out > m->max_output_tokens)
 		return gw_fail(err, 400, "invalid_request_error", "invalid_value",
 			       "max_tokens is too large: %lld. The model '%s' supports at most "
-			       "%lld completion tokens.", (long long)p->max_out, m->name,
-			       (long long)m->max_output_tokens);
+			       "%lld completion tokens.",
+			       (long long)p->max_out, m->name, (long long)m->max_output_tokens);
 	*max_out = p->max_out_given ? p->max_out : m->max_output_tokens;
 	return TG_OK;
 }

@@ -37,8 +37,8 @@ struct gw_parsed {
 };
 
 /* Set *e and return TG_EINVAL (for `return gw_fail(...)`). */
-int gw_fail(struct gw_error *e, int status, const char *type, const char *code,
-	    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+int gw_fail(struct gw_error *e, int status, const char *type, const char *code, const char *fmt,
+	    ...) __attribute__((format(printf, 5, 6)));
 
 /* Parse the request object req for endpoint ep. TG_EINVAL with *err for an
  * error reported at once (a key the gateway bills by given twice, no model);

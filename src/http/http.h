@@ -39,18 +39,18 @@ typedef struct tg_req {
 	const char *query; /* raw query string, or NULL */
 	char request_id[REQ_ID_MAX + 1];
 	int request_id_given; /* 1 when the client sent it (a retry may reuse it) */
-	int api;           /* 1 for /v1 and other JSON routes: errors as JSON */
+	int api;              /* 1 for /v1 and other JSON routes: errors as JSON */
 	int nparams;
 	char *params[REQ_MAX_PARAMS]; /* path parameters, in pattern order (owned) */
 	buf_t body;
 	int body_read;
 	struct web_session *session; /* set for AUTH_SESSION / AUTH_ADMIN routes */
 	struct gw_key *key;          /* set for AUTH_APIKEY routes */
-	buf_t headers;     /* extra response header lines "Name: value\r\n" */
-	buf_t stream_head; /* a streaming answer's head, sent with its first bytes */
-	const char *route; /* pattern of the route picked for the path, NULL for none */
-	int status;        /* status sent, for the access log (0 = nothing sent) */
-	int close;         /* 1: close the connection after the answer (set before sending) */
+	buf_t headers;               /* extra response header lines "Name: value\r\n" */
+	buf_t stream_head;           /* a streaming answer's head, sent with its first bytes */
+	const char *route;           /* pattern of the route picked for the path, NULL for none */
+	int status;                  /* status sent, for the access log (0 = nothing sent) */
+	int close; /* 1: close the connection after the answer (set before sending) */
 	int64_t start_us;
 	int64_t max_body;
 	int64_t timeout_ms; /* request_timeout_ms: a body slower than this gets a 408 */
@@ -77,9 +77,9 @@ const struct route *router_find(const struct route *routes, size_t n, const char
 /* What the dispatcher does after a handler returned rc with r->status
  * already `status` (0: nothing sent). */
 enum dispatch_outcome {
-	DISPATCH_DONE,      /* answered: nothing more to do */
-	DISPATCH_SEND_500,  /* nothing sent: answer 500 in the route's envelope */
-	DISPATCH_CLOSE,     /* failed after its answer started: close the connection */
+	DISPATCH_DONE,     /* answered: nothing more to do */
+	DISPATCH_SEND_500, /* nothing sent: answer 500 in the route's envelope */
+	DISPATCH_CLOSE,    /* failed after its answer started: close the connection */
 };
 enum dispatch_outcome dispatch_outcome(int rc, int status);
 

@@ -14,8 +14,8 @@ struct ipt_entry {
 	unsigned char key[KEY_LEN];
 	int64_t window_start; /* ms of the first failure of the current window */
 	int64_t blocked_until;
-	int64_t last;         /* ms of the latest failure */
-	int64_t failures;     /* in the current window */
+	int64_t last;     /* ms of the latest failure */
+	int64_t failures; /* in the current window */
 	int used;
 };
 

@@ -16,30 +16,54 @@ void resp_set_html_error_renderer(resp_html_error_fn fn)
 const char *resp_status_text(int status)
 {
 	switch (status) {
-	case 200: return "OK";
-	case 201: return "Created";
-	case 204: return "No Content";
-	case 303: return "See Other";
-	case 304: return "Not Modified";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 402: return "Payment Required";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 408: return "Request Timeout";
-	case 409: return "Conflict";
-	case 411: return "Length Required";
-	case 413: return "Payload Too Large";
-	case 415: return "Unsupported Media Type";
-	case 422: return "Unprocessable Content";
-	case 429: return "Too Many Requests";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	case 505: return "HTTP Version Not Supported";
+	case 200:
+		return "OK";
+	case 201:
+		return "Created";
+	case 204:
+		return "No Content";
+	case 303:
+		return "See Other";
+	case 304:
+		return "Not Modified";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 402:
+		return "Payment Required";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 408:
+		return "Request Timeout";
+	case 409:
+		return "Conflict";
+	case 411:
+		return "Length Required";
+	case 413:
+		return "Payload Too Large";
+	case 415:
+		return "Unsupported Media Type";
+	case 422:
+		return "Unprocessable Content";
+	case 429:
+		return "Too Many Requests";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 500:
+		return "Internal Server Error";
+	case 502:
+		return "Bad Gateway";
+	case 503:
+		return "Service Unavailable";
+	case 504:
+		return "Gateway Timeout";
+	case 505:
+		return "HTTP Version Not Supported";
 	}
 	return "Unknown";
 }
@@ -113,8 +137,9 @@ int resp_json(tg_req_t *r, int status, const cJSON *json)
 	int rc;
 
 	if (!s) {
-		static const char oom[] = "{\"error\":{\"message\":\"out of memory\","
-					  "\"type\":\"server_error\",\"code\":null,\"param\":null}}";
+		static const char oom[] =
+			"{\"error\":{\"message\":\"out of memory\","
+			"\"type\":\"server_error\",\"code\":null,\"param\":null}}";
 
 		return resp_send(r, 500, "application/json", oom, sizeof(oom) - 1);
 	}
@@ -157,7 +182,9 @@ static int send_plain_html_error(tg_req_t *r, int status, const char *message)
 	if (!rc)
 		rc = buf_append_html(&b, message, strlen(message));
 	if (!rc)
-		rc = buf_puts(&b, "</p><p><a href=\"/\">Back to the dashboard</a></p></main></body></html>");
+		rc = buf_puts(
+			&b,
+			"</p><p><a href=\"/\">Back to the dashboard</a></p></main></body></html>");
 	rc = rc ? resp_text(r, status, message) : resp_html(r, status, &b);
 	buf_free(&b);
 	return rc;

@@ -55,7 +55,8 @@ static void request_id_init(tg_req_t *r)
 			char c = given[i];
 
 			if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-			      (c >= '0' && c <= '9') || c == '.' || c == '_' || c == ':' || c == '-'))
+			      (c >= '0' && c <= '9') || c == '.' || c == '_' || c == ':' ||
+			      c == '-'))
 				break;
 		}
 		if (n > 0 && n <= REQ_ID_MAX && i == n) {
@@ -233,7 +234,8 @@ static void run_handler(tg_req_t *r, const struct route *rt)
 		break;
 	case DISPATCH_CLOSE:
 		log_warn("%s %s: the handler returned %d after answering %d; closing the "
-			 "connection", rt->method, rt->pattern, rc, r->status);
+			 "connection",
+			 rt->method, rt->pattern, rc, r->status);
 		r->close = 1;
 		break;
 	}
@@ -396,7 +398,8 @@ static int on_http_error(struct mg_connection *conn, int status, const char *err
 		  "A request body needs a valid Content-Length or chunked transfer encoding." },
 		{ 413, "request_too_large", "The request is too large." },
 		{ 431, "headers_too_large", "The request's header fields are too large." },
-		{ 505, "http_version_not_supported", "Only HTTP/1.0 and HTTP/1.1 are served here." },
+		{ 505, "http_version_not_supported",
+		  "Only HTTP/1.0 and HTTP/1.1 are served here." },
 	};
 	const char *code = status < 500 ? "bad_request" : "server_error";
 	const char *message = status < 500 ? "The request could not be read as HTTP/1.1." :
@@ -416,8 +419,8 @@ static int on_http_error(struct mg_connection *conn, int status, const char *err
 	req_open(&r, conn);
 	if (r.ri && (r.ri->local_uri || r.ri->request_uri)) {
 		/* Only as far as the query: this decides the envelope. */
-		snprintf(path, sizeof(path), "%s", r.ri->local_uri ? r.ri->local_uri :
-								 r.ri->request_uri);
+		snprintf(path, sizeof(path), "%s",
+			 r.ri->local_uri ? r.ri->local_uri : r.ri->request_uri);
 		path[strcspn(path, "?")] = '\0';
 		r.path = path;
 	}
@@ -465,37 +468,44 @@ static int allow_all(struct mg_connection *conn, void *ud)
 	return 1;
 }
 
-int server_start(const tg_config_t *cfg, const struct server_app *app, char *err,
-		 size_t errlen)
+int server_start(const tg_config_t *cfg, const struct server_app *app, char *err, size_t errlen)
 {
 	struct mg_callbacks cb;
 	char threads[16], timeout[24], keep_alive[24];
 	/* clang-format off: name and value pairs */
 	const char *options[] = {
-		"listening_ports", cfg->listen,
-		"num_threads", threads,
-		"enable_keep_alive", "yes",
-		"keep_alive_timeout_ms", keep_alive,
-		"tcp_nodelay", "1",
-		"request_timeout_ms", timeout,
-		"max_request_size", "65536",
-		"enable_directory_listing", "no",
-		"decode_url", "no", /* dispatch() decodes, refusing what must not pass */
+		"listening_ports",
+		cfg->listen,
+		"num_threads",
+		threads,
+		"enable_keep_alive",
+		"yes",
+		"keep_alive_timeout_ms",
+		keep_alive,
+		"tcp_nodelay",
+		"1",
+		"request_timeout_ms",
+		timeout,
+		"max_request_size",
+		"65536",
+		"enable_directory_listing",
+		"no",
+		"decode_url",
+		"no", /* dispatch() decodes, refusing what must not pass */
 		NULL,
 	};
 	/* clang-format on */
-
 
 	cfg_cur = cfg;
 	app_cur = *app;
 	conn_max = config_max_connections(cfg);
 	snprintf(threads, sizeof(threads), "%lld", (long long)cfg->threads);
 	if ((cfg->auth_fail_limit > 0 &&
-	     !(throttles[THROTTLE_GATEWAY_AUTH] = ipthrottle_new(THROTTLE_CAPACITY, cfg->auth_fail_limit,
-								  cfg->auth_fail_window_s * 1000))) ||
+	     !(throttles[THROTTLE_GATEWAY_AUTH] = ipthrottle_new(
+		       THROTTLE_CAPACITY, cfg->auth_fail_limit, cfg->auth_fail_window_s * 1000))) ||
 	    (cfg->login_fail_limit > 0 &&
 	     !(throttles[THROTTLE_LOGIN] = ipthrottle_new(THROTTLE_CAPACITY, cfg->login_fail_limit,
-							   cfg->login_fail_window_s * 1000)))) {
+							  cfg->login_fail_window_s * 1000)))) {
 		snprintf(err, errlen, "out of memory");
 		throttles_free();
 		return TG_ENOMEM;

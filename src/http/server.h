@@ -18,8 +18,7 @@ struct server_app {
 };
 
 /* Start serving. cfg and app (and the route table) must outlive the server. */
-int server_start(const tg_config_t *cfg, const struct server_app *app, char *err,
-		 size_t errlen);
+int server_start(const tg_config_t *cfg, const struct server_app *app, char *err, size_t errlen);
 /* Stop accepting, let in-flight requests finish, join the workers. */
 void server_stop(void);
 /* Port actually bound (useful with port 0). */

@@ -16,7 +16,9 @@
 
 static const char *mime_for(const char *name)
 {
-	static const struct { const char *ext, *type; } types[] = {
+	static const struct {
+		const char *ext, *type;
+	} types[] = {
 		{ ".css", "text/css; charset=utf-8" },
 		{ ".js", "text/javascript; charset=utf-8" },
 		{ ".svg", "image/svg+xml" },
@@ -58,11 +60,11 @@ int static_serve(tg_req_t *r, const char *assets_dir)
 	ssize_t got;
 
 	if (!name_ok(name) ||
-	    snprintf(path, sizeof(path), "%s/static/%s", assets_dir, name) >=
-		    (int)sizeof(path))
+	    snprintf(path, sizeof(path), "%s/static/%s", assets_dir, name) >= (int)sizeof(path))
 		return resp_error(r, 404, "invalid_request_error", "not_found", "No such file.");
 	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > STATIC_MAX_BYTES) {
+	if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+	    st.st_size > STATIC_MAX_BYTES) {
 		rc = resp_error(r, 404, "invalid_request_error", "not_found", "No such file.");
 		goto out;
 	}

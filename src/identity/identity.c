@@ -16,10 +16,14 @@
 const char *role_name(enum role r)
 {
 	switch (r) {
-	case ROLE_OWNER: return "owner";
-	case ROLE_ADMIN: return "admin";
-	case ROLE_MEMBER: return "member";
-	default: return "";
+	case ROLE_OWNER:
+		return "owner";
+	case ROLE_ADMIN:
+		return "admin";
+	case ROLE_MEMBER:
+		return "member";
+	default:
+		return "";
 	}
 }
 
@@ -131,9 +135,11 @@ int user_create(const char *email, const char *name, const char *password, int i
 		return rc;
 	}
 	st = db_stmt("INSERT INTO users(email, name, password_hash, is_admin, must_change_password,"
-		     " created_at, updated_at) VALUES (:email, :name, :hash, :admin, :must, :now, :now)");
-	if (!st || db_bind_text(st, ":email", email) || db_bind_text(st, ":name", name ? name : "") ||
-	    db_bind_text(st, ":hash", hash) || db_bind_int64(st, ":admin", is_admin ? 1 : 0) ||
+		     " created_at, updated_at) VALUES (:email, :name, :hash, :admin, :must, "
+		     ":now, :now)");
+	if (!st || db_bind_text(st, ":email", email) ||
+	    db_bind_text(st, ":name", name ? name : "") || db_bind_text(st, ":hash", hash) ||
+	    db_bind_int64(st, ":admin", is_admin ? 1 : 0) ||
 	    db_bind_int64(st, ":must", must_change_password ? 1 : 0) ||
 	    db_bind_int64(st, ":now", now)) {
 		*why = "Database error.";
@@ -269,8 +275,8 @@ int user_set_disabled(int64_t id, int disabled)
 				   " WHERE id = :id");
 	int rc;
 
-	if (!st || db_bind_int64(st, ":d", disabled ? 1 : 0) || db_bind_int64(st, ":now", time_now()) ||
-	    db_bind_int64(st, ":id", id))
+	if (!st || db_bind_int64(st, ":d", disabled ? 1 : 0) ||
+	    db_bind_int64(st, ":now", time_now()) || db_bind_int64(st, ":id", id))
 		return TG_EDB;
 	if ((rc = db_exec_stmt(st)))
 		return rc;
@@ -393,7 +399,8 @@ static int64_t owner_count(int64_t org_id)
 
 static enum role role_raw(int64_t org_id, int64_t user_id)
 {
-	sqlite3_stmt *st = db_stmt("SELECT role FROM memberships WHERE org_id = :org AND user_id = :user");
+	sqlite3_stmt *st = db_stmt(
+		"SELECT role FROM memberships WHERE org_id = :org AND user_id = :user");
 	enum role r = ROLE_NONE;
 
 	if (!st || db_bind_int64(st, ":org", org_id) || db_bind_int64(st, ":user", user_id))
@@ -413,7 +420,8 @@ int membership_set(int64_t org_id, int64_t user_id, enum role role)
 		return TG_EINVAL;
 	if ((rc = db_begin()))
 		return rc;
-	if (role_raw(org_id, user_id) == ROLE_OWNER && role != ROLE_OWNER && owner_count(org_id) <= 1) {
+	if (role_raw(org_id, user_id) == ROLE_OWNER && role != ROLE_OWNER &&
+	    owner_count(org_id) <= 1) {
 		rc = TG_ECONFLICT;
 		goto out;
 	}
@@ -458,7 +466,8 @@ int membership_remove(int64_t org_id, int64_t user_id)
 	rc = db_exec_stmt(st);
 	if (rc == TG_OK) {
 		/* Sessions looking at that org fall back to none. */
-		st = db_stmt("UPDATE sessions SET org_id = NULL WHERE user_id = :user AND org_id = :org");
+		st = db_stmt("UPDATE sessions SET org_id = NULL WHERE user_id = :user AND org_id "
+			     "= :org");
 		if (!st || db_bind_int64(st, ":org", org_id) || db_bind_int64(st, ":user", user_id))
 			rc = TG_EDB;
 		else
@@ -615,11 +624,13 @@ void throttle_fail(const char *email)
 
 	/* Failures older than an hour are forgotten; from the sixth failure on,
 	 * each one locks the address for twice as long as the last (30 s .. 15 min). */
-	st = db_stmt("INSERT INTO login_throttle(email, failures, last_failure_at, locked_until)"
-		     " VALUES (:email, 1, :now, 0)"
-		     " ON CONFLICT(email) DO UPDATE SET"
-		     "  failures = CASE WHEN last_failure_at < :now - :forget THEN 1 ELSE failures + 1 END,"
-		     "  last_failure_at = :now");
+	st = db_stmt(
+		"INSERT INTO login_throttle(email, failures, last_failure_at, locked_until)"
+		" VALUES (:email, 1, :now, 0)"
+		" ON CONFLICT(email) DO UPDATE SET"
+		"  failures = CASE WHEN last_failure_at < :now - :forget THEN 1 ELSE failures + "
+		"1 END,"
+		"  last_failure_at = :now");
 	if (!st || db_bind_text(st, ":email", email) || db_bind_int64(st, ":now", now) ||
 	    db_bind_int64(st, ":forget", THROTTLE_FORGET_S) || db_exec_stmt(st))
 		return;
@@ -627,7 +638,8 @@ void throttle_fail(const char *email)
 		     " :base << min(failures - :free, 10))"
 		     " WHERE email = :email AND failures >= :free");
 	if (!st || db_bind_text(st, ":email", email) || db_bind_int64(st, ":now", now) ||
-	    db_bind_int64(st, ":max", THROTTLE_MAX_S) || db_bind_int64(st, ":base", THROTTLE_BASE_S) ||
+	    db_bind_int64(st, ":max", THROTTLE_MAX_S) ||
+	    db_bind_int64(st, ":base", THROTTLE_BASE_S) ||
 	    db_bind_int64(st, ":free", THROTTLE_FREE_FAILURES))
 		return;
 	db_exec_stmt(st);
@@ -687,7 +699,9 @@ int setup_token_consume(const char *token)
 	if (!token || strlen(token) != TOKENS_LEN)
 		return TG_ENOTFOUND;
 	tokens_hash(token, strlen(token), h);
-	st = db_stmt("UPDATE setup_tokens SET used_at = :now WHERE token_hash = :hash AND used_at IS NULL");
+	st = db_stmt(
+		"UPDATE setup_tokens SET used_at = :now WHERE token_hash = :hash AND used_at IS "
+		"NULL");
 	if (!st || db_bind_blob(st, ":hash", h, 32) || db_bind_int64(st, ":now", time_now()))
 		return TG_EDB;
 	if ((rc = db_exec_stmt(st)))
@@ -707,8 +721,10 @@ int audit_add(const struct audit_actor *a, int64_t org_id, const char *action, c
 
 	if (!st || db_bind_int64(st, ":at", time_now()) ||
 	    db_bind_text(st, ":actor", a->label ? a->label : "system") ||
-	    db_bind_text(st, ":action", action) || db_bind_text(st, ":target", target ? target : "") ||
-	    db_bind_text(st, ":detail", detail ? detail : "") || db_bind_text(st, ":ip", a->ip ? a->ip : ""))
+	    db_bind_text(st, ":action", action) ||
+	    db_bind_text(st, ":target", target ? target : "") ||
+	    db_bind_text(st, ":detail", detail ? detail : "") ||
+	    db_bind_text(st, ":ip", a->ip ? a->ip : ""))
 		return TG_EDB;
 	rc = a->user_id ? db_bind_int64(st, ":uid", a->user_id) : db_bind_null(st, ":uid");
 	if (!rc)

@@ -104,7 +104,7 @@ int setup_token_consume(const char *token);
 
 /* --- audit log --- */
 struct audit_actor {
-	int64_t user_id; /* 0 for the CLI or the system */
+	int64_t user_id;   /* 0 for the CLI or the system */
 	const char *label; /* email, "cli" or "system" */
 	const char *ip;
 };

@@ -18,7 +18,8 @@ struct audit_ctx {
 	int64_t problems;
 };
 
-static void problem(struct audit_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void problem(struct audit_ctx *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 static void problem(struct audit_ctx *c, const char *fmt, ...)
 {
@@ -44,9 +45,10 @@ struct derived {
  * per-kind rules; collects each org's sum of amounts. */
 static int audit_walk(struct audit_ctx *c, struct derived **out, size_t *n_out, int64_t *entries)
 {
-	sqlite3_stmt *st = db_stmt("SELECT id, org_id, created_at, kind, amount, balance_after,"
-				   " request_id, coalesce(key_id, 0), coalesce(code_id, 0), actor, memo,"
-				   " chain FROM ledger_entries ORDER BY org_id, id");
+	sqlite3_stmt *st = db_stmt(
+		"SELECT id, org_id, created_at, kind, amount, balance_after,"
+		" request_id, coalesce(key_id, 0), coalesce(code_id, 0), actor, memo,"
+		" chain FROM ledger_entries ORDER BY org_id, id");
 	unsigned char prev[LEDGER_CHAIN_LEN], chain[LEDGER_CHAIN_LEN];
 	struct derived *d = NULL, *cur = NULL;
 	size_t n = 0, cap = 0;
@@ -98,13 +100,15 @@ static int audit_walk(struct audit_ctx *c, struct derived **out, size_t *n_out, 
 		}
 		if (!cur->overflow && money_add(cur->sum, f.amount, &cur->sum)) {
 			cur->overflow = 1;
-			problem(c, "org %lld: the sum of its entries overflows", (long long)f.org_id);
+			problem(c, "org %lld: the sum of its entries overflows",
+				(long long)f.org_id);
 		}
 		if (money_add(prev_after, f.amount, &expect) || expect != f.balance_after) {
 			money_format(f.balance_after, a1);
 			money_format(prev_after, a2);
-			problem(c, "entry %lld (org %lld): balance_after %s does not follow from the "
-				   "previous balance %s and its amount",
+			problem(c,
+				"entry %lld (org %lld): balance_after %s does not follow from the "
+				"previous balance %s and its amount",
 				(long long)f.id, (long long)f.org_id, a1, a2);
 		}
 		prev_after = f.balance_after;
@@ -112,8 +116,9 @@ static int audit_walk(struct audit_ctx *c, struct derived **out, size_t *n_out, 
 		ledger_chain_hash(prev, &f, chain);
 		if (sqlite3_column_bytes(st, 11) != LEDGER_CHAIN_LEN ||
 		    sodium_memcmp(chain, sqlite3_column_blob(st, 11), LEDGER_CHAIN_LEN) != 0) {
-			problem(c, "entry %lld (org %lld): hash chain broken: this entry was altered "
-				   "or an earlier entry of the org was removed",
+			problem(c,
+				"entry %lld (org %lld): hash chain broken: this entry was altered "
+				"or an earlier entry of the org was removed",
 				(long long)f.id, (long long)f.org_id);
 		}
 		if (sqlite3_column_bytes(st, 11) == LEDGER_CHAIN_LEN)
@@ -123,17 +128,23 @@ static int audit_walk(struct audit_ctx *c, struct derived **out, size_t *n_out, 
 
 		if (strcmp(kind, "usage") == 0) {
 			if (!has_rid || f.amount > 0 || f.code_id)
-				problem(c, "entry %lld (org %lld): a usage entry needs a request id, a "
-					   "non-positive amount and no code",
+				problem(c,
+					"entry %lld (org %lld): a usage entry needs a request "
+					"id, a "
+					"non-positive amount and no code",
 					(long long)f.id, (long long)f.org_id);
 		} else if (strcmp(kind, "grant") == 0 || strcmp(kind, "redeem") == 0) {
 			if (f.amount <= 0 || has_rid || (kind[0] == 'r') != (f.code_id != 0))
-				problem(c, "entry %lld (org %lld): a %s entry needs a positive amount%s",
+				problem(c,
+					"entry %lld (org %lld): a %s entry needs a positive "
+					"amount%s",
 					(long long)f.id, (long long)f.org_id, kind,
 					kind[0] == 'r' ? " and a code" : " and no code");
 		} else if (strcmp(kind, "adjust") == 0) {
 			if (f.amount == 0 || has_rid || f.code_id)
-				problem(c, "entry %lld (org %lld): an adjust entry needs a non-zero amount",
+				problem(c,
+					"entry %lld (org %lld): an adjust entry needs a non-zero "
+					"amount",
 					(long long)f.id, (long long)f.org_id);
 		} else {
 			problem(c, "entry %lld (org %lld): unknown kind '%s'", (long long)f.id,
@@ -166,7 +177,8 @@ static int audit_balances(struct audit_ctx *c, const struct derived *d, size_t n
 	if (!st)
 		return TG_EDB;
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		int64_t id = sqlite3_column_int64(st, 0), bal = sqlite3_column_int64(st, 2), sum = 0;
+		int64_t id = sqlite3_column_int64(st, 0), bal = sqlite3_column_int64(st, 2),
+			sum = 0;
 		int overflow = 0;
 
 		(*orgs)++;
@@ -179,8 +191,8 @@ static int audit_balances(struct audit_ctx *c, const struct derived *d, size_t n
 		if (!overflow && sum != bal) {
 			money_format(bal, a1);
 			money_format(sum, a2);
-			problem(c, "org %lld (%s): balance %s but its entries sum to %s", (long long)id,
-				db_col_text(st, 1), a1, a2);
+			problem(c, "org %lld (%s): balance %s but its entries sum to %s",
+				(long long)id, db_col_text(st, 1), a1, a2);
 		}
 	}
 	db_done(st);
@@ -231,12 +243,13 @@ static int audit_links(struct audit_ctx *c)
 	if (step != SQLITE_DONE)
 		return TG_EDB;
 
-	st = db_stmt("SELECT c.id, c.prefix, c.amount, c.redeemed_at IS NOT NULL,"
-		     " coalesce(c.redeemed_org_id, 0), coalesce(x.n, 0), x.org_lo, x.org_hi, x.total"
-		     " FROM redemption_codes c LEFT JOIN (SELECT code_id, count(*) AS n,"
-		     " min(org_id) AS org_lo, max(org_id) AS org_hi, sum(amount) AS total"
-		     " FROM ledger_entries WHERE code_id IS NOT NULL GROUP BY code_id) x"
-		     " ON x.code_id = c.id ORDER BY c.id");
+	st = db_stmt(
+		"SELECT c.id, c.prefix, c.amount, c.redeemed_at IS NOT NULL,"
+		" coalesce(c.redeemed_org_id, 0), coalesce(x.n, 0), x.org_lo, x.org_hi, x.total"
+		" FROM redemption_codes c LEFT JOIN (SELECT code_id, count(*) AS n,"
+		" min(org_id) AS org_lo, max(org_id) AS org_hi, sum(amount) AS total"
+		" FROM ledger_entries WHERE code_id IS NOT NULL GROUP BY code_id) x"
+		" ON x.code_id = c.id ORDER BY c.id");
 	if (!st)
 		return TG_EDB;
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
@@ -247,15 +260,19 @@ static int audit_links(struct audit_ctx *c)
 		int64_t nent = sqlite3_column_int64(st, 5);
 
 		if (!redeemed && nent) {
-			problem(c, "code %lld (%s): not redeemed but has %lld ledger entries", id, prefix,
-				(long long)nent);
-		} else if (redeemed && nent != 1) {
-			problem(c, "code %lld (%s): redeemed but has %lld redeem entries (expected 1)", id,
+			problem(c, "code %lld (%s): not redeemed but has %lld ledger entries", id,
 				prefix, (long long)nent);
+		} else if (redeemed && nent != 1) {
+			problem(c,
+				"code %lld (%s): redeemed but has %lld redeem entries (expected 1)",
+				id, prefix, (long long)nent);
 		} else if (redeemed && (sqlite3_column_int64(st, 6) != org ||
 					sqlite3_column_int64(st, 8) != amount)) {
-			problem(c, "code %lld (%s): its redeem entry does not match the org or the amount "
-				   "of the code", id, prefix);
+			problem(c,
+				"code %lld (%s): its redeem entry does not match the org or the "
+				"amount "
+				"of the code",
+				id, prefix);
 		}
 	}
 	db_done(st);
@@ -295,7 +312,8 @@ int ledger_audit(void *out)
 	free(d);
 	if (rc) {
 		if (c.out)
-			fprintf(c.out, "audit: could not read the database (%s)\n", tg_strerror(rc));
+			fprintf(c.out, "audit: could not read the database (%s)\n",
+				tg_strerror(rc));
 		return rc;
 	}
 	if (c.out) {
@@ -306,8 +324,8 @@ int ledger_audit(void *out)
 				(long long)orgs, (long long)entries, (long long)c.problems,
 				c.problems == 1 ? "" : "s");
 		else
-			fprintf(c.out, "audit: %lld orgs, %lld entries, balances OK\n", (long long)orgs,
-				(long long)entries);
+			fprintf(c.out, "audit: %lld orgs, %lld entries, balances OK\n",
+				(long long)orgs, (long long)entries);
 		fflush(c.out);
 	}
 	return c.problems ? TG_ECONFLICT : TG_OK;

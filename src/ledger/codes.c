@@ -20,7 +20,8 @@ static int code_well_formed(const char *code)
 {
 	size_t tag = strlen(LEDGER_CODE_TAG);
 
-	return code && strlen(code) == LEDGER_CODE_LEN && strncmp(code, LEDGER_CODE_TAG, tag) == 0 &&
+	return code && strlen(code) == LEDGER_CODE_LEN &&
+	       strncmp(code, LEDGER_CODE_TAG, tag) == 0 &&
 	       base62_is_valid(code + tag, LEDGER_CODE_LEN - tag);
 }
 
@@ -133,8 +134,9 @@ int ledger_redeem(const char *code, int64_t org_id, const struct audit_actor *ac
 	if (rc)
 		goto out;
 
-	st = db_stmt("SELECT id, amount, coalesce(expires_at, 0), redeemed_at IS NOT NULL, prefix, batch"
-		     " FROM redemption_codes WHERE code_hash = :hash");
+	st = db_stmt(
+		"SELECT id, amount, coalesce(expires_at, 0), redeemed_at IS NOT NULL, prefix, batch"
+		" FROM redemption_codes WHERE code_hash = :hash");
 	if (!st || db_bind_blob(st, ":hash", hash, sizeof(hash))) {
 		rc = TG_EDB;
 		goto out;

@@ -139,15 +139,17 @@ static int hold_snapshot(int64_t org_id, int64_t key_id, int64_t since, int64_t 
 		return TG_OK;
 	}
 	if (since >= 0) {
-		st = db_stmt("SELECT o.balance, (SELECT coalesce(max(id), 0) FROM ledger_entries),"
-			     " (SELECT coalesce(sum(-amount), 0) FROM ledger_entries WHERE key_id = :key"
-			     " AND created_at >= :since AND kind = 'usage')"
-			     " FROM orgs o WHERE o.id = :org");
+		st = db_stmt(
+			"SELECT o.balance, (SELECT coalesce(max(id), 0) FROM ledger_entries),"
+			" (SELECT coalesce(sum(-amount), 0) FROM ledger_entries WHERE key_id = :key"
+			" AND created_at >= :since AND kind = 'usage')"
+			" FROM orgs o WHERE o.id = :org");
 		if (!st || db_bind_int64(st, ":key", key_id) || db_bind_int64(st, ":since", since))
 			return TG_EDB;
 	} else {
-		st = db_stmt("SELECT o.balance, (SELECT coalesce(max(id), 0) FROM ledger_entries), 0"
-			     " FROM orgs o WHERE o.id = :org");
+		st = db_stmt(
+			"SELECT o.balance, (SELECT coalesce(max(id), 0) FROM ledger_entries), 0"
+			" FROM orgs o WHERE o.id = :org");
 		if (!st)
 			return TG_EDB;
 	}

@@ -176,7 +176,8 @@ int ledger_append_entry(const struct ledger_new_entry *ne, int64_t *entry_id,
 		return TG_EFUNDS;
 
 	memset(prev, 0, sizeof(prev));
-	st = db_stmt("SELECT chain FROM ledger_entries WHERE org_id = :org ORDER BY id DESC LIMIT 1");
+	st = db_stmt(
+		"SELECT chain FROM ledger_entries WHERE org_id = :org ORDER BY id DESC LIMIT 1");
 	if (!st || db_bind_int64(st, ":org", ne->org_id))
 		return TG_EDB;
 	rc = sqlite3_step(st);
@@ -217,17 +218,20 @@ int ledger_append_entry(const struct ledger_new_entry *ne, int64_t *entry_id,
 	f.memo = ne->memo ? ne->memo : "";
 	ledger_chain_hash(prev, &f, chain);
 
-	st = db_stmt("INSERT INTO ledger_entries(id, org_id, created_at, kind, amount, balance_after,"
-		     " request_id, key_id, code_id, actor_user_id, actor, memo, chain)"
-		     " VALUES (:id, :org, :at, :kind, :amount, :after, :rid, :key, :code, :uid,"
-		     " :actor, :memo, :chain)");
+	st = db_stmt(
+		"INSERT INTO ledger_entries(id, org_id, created_at, kind, amount, balance_after,"
+		" request_id, key_id, code_id, actor_user_id, actor, memo, chain)"
+		" VALUES (:id, :org, :at, :kind, :amount, :after, :rid, :key, :code, :uid,"
+		" :actor, :memo, :chain)");
 	if (!st || db_bind_int64(st, ":id", f.id) || db_bind_int64(st, ":org", f.org_id) ||
 	    db_bind_int64(st, ":at", f.created_at) || db_bind_text(st, ":kind", f.kind) ||
-	    db_bind_int64(st, ":amount", f.amount) || db_bind_int64(st, ":after", f.balance_after) ||
+	    db_bind_int64(st, ":amount", f.amount) ||
+	    db_bind_int64(st, ":after", f.balance_after) ||
 	    db_bind_text(st, ":rid", f.request_id) ||
 	    ledger_bind_id_or_null(st, ":key", f.key_id) ||
 	    ledger_bind_id_or_null(st, ":code", f.code_id) ||
-	    ledger_bind_id_or_null(st, ":uid", a->user_id) || db_bind_text(st, ":actor", f.actor) || db_bind_text(st, ":memo", f.memo) ||
+	    ledger_bind_id_or_null(st, ":uid", a->user_id) || db_bind_text(st, ":actor", f.actor) ||
+	    db_bind_text(st, ":memo", f.memo) ||
 	    db_bind_blob(st, ":chain", chain, LEDGER_CHAIN_LEN))
 		return TG_EDB;
 	if ((rc = db_exec_stmt(st)))

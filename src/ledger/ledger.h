@@ -16,11 +16,11 @@
 
 const char *ledger_kind_name(enum ledger_kind k);
 
-#define LEDGER_MEMO_MAX 500    /* characters in a grant / adjust memo */
-#define LEDGER_BATCH_MAX 100   /* characters in a code batch label */
-#define LEDGER_CODES_MAX 1000  /* codes per batch */
+#define LEDGER_MEMO_MAX 500   /* characters in a grant / adjust memo */
+#define LEDGER_BATCH_MAX 100  /* characters in a code batch label */
+#define LEDGER_CODES_MAX 1000 /* codes per batch */
 #define LEDGER_CODE_TAG "tgc_"
-#define LEDGER_CODE_LEN 28     /* "tgc_" + 24 base62 characters */
+#define LEDGER_CODE_LEN 28 /* "tgc_" + 24 base62 characters */
 #define LEDGER_CODE_PREFIX_LEN 12
 #define LEDGER_REQUEST_ID_MAX 64
 

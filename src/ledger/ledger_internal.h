@@ -34,14 +34,14 @@ struct ledger_new_entry {
 	int64_t org_id;
 	enum ledger_kind kind;
 	int64_t amount;
-	const char *request_id; /* usage only, else NULL */
-	int64_t key_id;         /* 0 = none */
-	int64_t code_id;        /* 0 = none */
+	const char *request_id;          /* usage only, else NULL */
+	int64_t key_id;                  /* 0 = none */
+	int64_t code_id;                 /* 0 = none */
 	const struct audit_actor *actor; /* NULL = ledger_system_actor */
 	const char *memo;
-	int no_negative;        /* refuse (TG_EFUNDS) a result below `reserved` */
-	int64_t reserved;       /* with no_negative: what calls in flight hold */
-	int64_t created_at;     /* 0 = now */
+	int no_negative;    /* refuse (TG_EFUNDS) a result below `reserved` */
+	int64_t reserved;   /* with no_negative: what calls in flight hold */
+	int64_t created_at; /* 0 = now */
 };
 
 /* Append one entry and move orgs.balance, inside the caller's transaction,

@@ -54,8 +54,8 @@ int money_parse(const char *s, int64_t *out, const char **why)
 	}
 	if (int_len == 0) {
 		rc = TG_EINVAL;
-		msg = frac_start ? "Write a digit before the decimal point, like 0.5."
-				 : "Amount has no digits.";
+		msg = frac_start ? "Write a digit before the decimal point, like 0.5." :
+				   "Amount has no digits.";
 		goto out;
 	}
 	if (frac_start && frac_len == 0) {
@@ -166,8 +166,7 @@ int money_cost_usage(int64_t prompt_tokens, int64_t cached_tokens, int64_t compl
 {
 	if (prompt_tokens < 0 || cached_tokens < 0 || cached_tokens > prompt_tokens)
 		return TG_EINVAL;
-	return money_cost(prompt_tokens - cached_tokens, cached_tokens, completion_tokens, p,
-			  cost);
+	return money_cost(prompt_tokens - cached_tokens, cached_tokens, completion_tokens, p, cost);
 }
 
 int64_t money_max_output_tokens(int64_t available, int64_t in_tok, int64_t cached_tok,
@@ -175,8 +174,8 @@ int64_t money_max_output_tokens(int64_t available, int64_t in_tok, int64_t cache
 {
 	money_u128 base, room, n;
 
-	if (!p || available < 0 || in_tok < 0 || cached_tok < 0 || p->in < 0 ||
-	    p->cached_in < 0 || p->out < 0)
+	if (!p || available < 0 || in_tok < 0 || cached_tok < 0 || p->in < 0 || p->cached_in < 0 ||
+	    p->out < 0)
 		return -1;
 	/* For integers x >= 0 and A >= 0: ceil(x / T) <= A  <=>  x <= A * T.
 	 * So n fits exactly when base + n * p->out <= available * T. */

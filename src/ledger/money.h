@@ -19,9 +19,9 @@
 
 #include "core/common.h"
 
-#define MONEY_SCALE 1000000LL    /* micro-credits per credit */
+#define MONEY_SCALE 1000000LL      /* micro-credits per credit */
 #define MONEY_PER_TOKENS 1000000LL /* prices are quoted per this many tokens */
-#define MONEY_FMT_LEN 32         /* fits "-9223372036854.775808" and the NUL */
+#define MONEY_FMT_LEN 32           /* fits "-9223372036854.775808" and the NUL */
 
 /* Micro-credits per 1M tokens, each >= 0. */
 typedef struct money_price {

@@ -19,8 +19,8 @@
 
 #define KEY_TAG ((uint64_t)1 << 63) /* a claimed key is never 0 */
 #define MAX_PROBES 64
-#define HTTP_SLOTS 4096  /* power of two */
-#define GW_SLOTS 16384   /* power of two */
+#define HTTP_SLOTS 4096 /* power of two */
+#define GW_SLOTS 16384  /* power of two */
 #define ID_OTHER 0xfffe
 #define ID_UNKNOWN 0xffff
 
@@ -58,7 +58,9 @@ static void series_add(struct series *tab, size_t nslots, uint64_t key)
 
 			k = atomic_compare_exchange_strong_explicit(&s->key, &expect, key,
 								    memory_order_acq_rel,
-								    memory_order_acquire) ? key : expect;
+								    memory_order_acquire) ?
+				    key :
+				    expect;
 		}
 		if (k == key) {
 			atomic_fetch_add_explicit(&s->count, 1, memory_order_relaxed);
@@ -109,8 +111,8 @@ static int series_snapshot(struct series *tab, size_t nslots, struct sample **ou
 
 struct names {
 	pthread_mutex_t mu;
-	size_t cap;     /* names that get their own label */
-	size_t nslots;  /* power of two, >= 2 * cap */
+	size_t cap;    /* names that get their own label */
+	size_t nslots; /* power of two, >= 2 * cap */
 	char (*name)[METRICS_LABEL_MAX + 1];
 	_Atomic uint32_t *slot; /* id + 1, 0 = empty */
 	_Atomic size_t n;
@@ -119,16 +121,27 @@ struct names {
 
 static char model_names[METRICS_MODEL_LABELS_MAX][METRICS_LABEL_MAX + 1];
 static _Atomic uint32_t model_slots[512];
-static struct names models = { PTHREAD_MUTEX_INITIALIZER, METRICS_MODEL_LABELS_MAX, 512,
-			       model_names, model_slots, 0, 0 };
+static struct names models = {
+	PTHREAD_MUTEX_INITIALIZER, METRICS_MODEL_LABELS_MAX, 512, model_names, model_slots, 0, 0
+};
 static char endpoint_names[METRICS_ENDPOINT_LABELS_MAX][METRICS_LABEL_MAX + 1];
 static _Atomic uint32_t endpoint_slots[32];
-static struct names endpoints = { PTHREAD_MUTEX_INITIALIZER, METRICS_ENDPOINT_LABELS_MAX, 32,
-				  endpoint_names, endpoint_slots, 0, 0 };
+static struct names endpoints = { PTHREAD_MUTEX_INITIALIZER,
+				  METRICS_ENDPOINT_LABELS_MAX,
+				  32,
+				  endpoint_names,
+				  endpoint_slots,
+				  0,
+				  0 };
 static char route_names[METRICS_ROUTE_LABELS_MAX][METRICS_LABEL_MAX + 1];
 static _Atomic uint32_t route_slots[2 * METRICS_ROUTE_LABELS_MAX];
-static struct names routes = { PTHREAD_MUTEX_INITIALIZER, METRICS_ROUTE_LABELS_MAX,
-			       2 * METRICS_ROUTE_LABELS_MAX, route_names, route_slots, 0, 0 };
+static struct names routes = { PTHREAD_MUTEX_INITIALIZER,
+			       METRICS_ROUTE_LABELS_MAX,
+			       2 * METRICS_ROUTE_LABELS_MAX,
+			       route_names,
+			       route_slots,
+			       0,
+			       0 };
 
 static size_t str_hash(const char *s)
 {
@@ -179,7 +192,8 @@ static uint32_t names_id(struct names *t, const char *s)
 		if (n < t->cap && slot < t->nslots) {
 			/* The name is written before the slot publishes it. */
 			memcpy(t->name[n], s, strlen(s) + 1);
-			atomic_store_explicit(&t->slot[slot], (uint32_t)n + 1, memory_order_release);
+			atomic_store_explicit(&t->slot[slot], (uint32_t)n + 1,
+					      memory_order_release);
 			atomic_store_explicit(&t->n, n + 1, memory_order_release);
 			id = (int)n;
 		} else {
@@ -214,12 +228,11 @@ static void names_reset(struct names *t)
 /* -------------------------------------------------------- histograms */
 
 static const int64_t bucket_us[] = {
-	5000, 10000, 25000, 50000, 100000, 250000, 500000,
+	5000,    10000,   25000,   50000,    100000,   250000,   500000,
 	1000000, 2500000, 5000000, 10000000, 30000000, 60000000,
 };
 static const char *const bucket_le[] = {
-	"0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5",
-	"1", "2.5", "5", "10", "30", "60",
+	"0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "30", "60",
 };
 #define NBUCKETS (sizeof(bucket_us) / sizeof(bucket_us[0]))
 
@@ -275,8 +288,8 @@ void metrics_gw_call(const char *endpoint, const char *model, int status, int64_
 	uint32_t mo = model && model[0] ? names_id(&models, model) : ID_UNKNOWN;
 	int src = SRC_NONE;
 
-	series_add(gw_tab, GW_SLOTS, KEY_TAG | (uint64_t)ep << 32 | (uint64_t)mo << 16 |
-					     status_label(status));
+	series_add(gw_tab, GW_SLOTS,
+		   KEY_TAG | (uint64_t)ep << 32 | (uint64_t)mo << 16 | status_label(status));
 	if (status == 402)
 		atomic_fetch_add_explicit(&insufficient_total, 1, memory_order_relaxed);
 	else if (status == 429)
@@ -480,16 +493,17 @@ int metrics_render(buf_t *out, const struct metrics_process *p)
 	    (rc = render_histogram(out, "tollgate_gateway_request_duration_seconds",
 				   "Gateway call time from request to the last byte, in seconds.",
 				   &duration_total)) ||
-	    (rc = render_histogram(out, "tollgate_gateway_upstream_duration_seconds",
-				   "Time spent waiting on the provider per forwarded call, in seconds.",
-				   &duration_upstream)))
+	    (rc = render_histogram(
+		     out, "tollgate_gateway_upstream_duration_seconds",
+		     "Time spent waiting on the provider per forwarded call, in seconds.",
+		     &duration_upstream)))
 		goto out;
 	if ((rc = family(out, "tollgate_gateway_tokens_total", "counter",
 			 "Tokens billed, by kind (cached is part of prompt).")))
 		goto out;
 	for (i = 0; i < TOK_KINDS && !rc; i++)
-		rc = buf_appendf(out, "tollgate_gateway_tokens_total{kind=\"%s\"} %llu\n", tok_names[i],
-				 (unsigned long long)atomic_load(&tokens[i]));
+		rc = buf_appendf(out, "tollgate_gateway_tokens_total{kind=\"%s\"} %llu\n",
+				 tok_names[i], (unsigned long long)atomic_load(&tokens[i]));
 	{
 		const struct {
 			const char *name, *type, *help;
@@ -504,14 +518,17 @@ int metrics_render(buf_t *out, const struct metrics_process *p)
 			{ "tollgate_gateway_rate_limited_total", "counter",
 			  "Gateway calls answered 429 (rate limited).",
 			  (long long)atomic_load(&rate_limited_total) },
-			{ "tollgate_gateway_active_streams", "gauge", "Streams relaying to clients now.",
+			{ "tollgate_gateway_active_streams", "gauge",
+			  "Streams relaying to clients now.",
 			  (long long)atomic_load(&active_streams) },
 			{ "tollgate_ledger_held_micro", "gauge",
-			  "Credits reserved by calls in flight, or owed by finished calls whose debit "
+			  "Credits reserved by calls in flight, or owed by finished calls whose "
+			  "debit "
 			  "is not committed yet, in micro-credits.",
 			  (long long)p->held_micro },
 			{ "tollgate_journal_records_total", "counter",
-			  "Finished calls written to the call journal.", (long long)p->journal_records },
+			  "Finished calls written to the call journal.",
+			  (long long)p->journal_records },
 			{ "tollgate_journal_batches_total", "counter",
 			  "Batches of calls the journal's writer committed to the database.",
 			  (long long)p->journal_batches },
@@ -535,9 +552,11 @@ int metrics_render(buf_t *out, const struct metrics_process *p)
 	}
 	if (rc)
 		goto out;
-	if ((rc = family(out, "tollgate_auth_throttled_total", "counter",
-			 "Requests refused because their address failed authentication too often.")) ||
-	    (rc = buf_appendf(out, "tollgate_auth_throttled_total{kind=\"gateway\"} %llu\n"
+	if ((rc = family(
+		     out, "tollgate_auth_throttled_total", "counter",
+		     "Requests refused because their address failed authentication too often.")) ||
+	    (rc = buf_appendf(out,
+			      "tollgate_auth_throttled_total{kind=\"gateway\"} %llu\n"
 			      "tollgate_auth_throttled_total{kind=\"login\"} %llu\n",
 			      (unsigned long long)p->auth_throttled_gateway,
 			      (unsigned long long)p->auth_throttled_login)))
@@ -546,10 +565,11 @@ int metrics_render(buf_t *out, const struct metrics_process *p)
 			 "Gateway calls by where their billed usage came from.")))
 		goto out;
 	for (i = 0; i < SRC_KINDS && !rc; i++)
-		rc = buf_appendf(out, "tollgate_usage_source_total{source=\"%s\"} %llu\n", src_names[i],
-				 (unsigned long long)atomic_load(&usage_source[i]));
-	if (rc || (rc = render_scalar(out, "tollgate_db_up", "gauge",
-				      "1 when the database answers a simple query.", p->db_up ? 1 : 0)))
+		rc = buf_appendf(out, "tollgate_usage_source_total{source=\"%s\"} %llu\n",
+				 src_names[i], (unsigned long long)atomic_load(&usage_source[i]));
+	if (rc ||
+	    (rc = render_scalar(out, "tollgate_db_up", "gauge",
+				"1 when the database answers a simple query.", p->db_up ? 1 : 0)))
 		goto out;
 	if ((rc = family(out, "tollgate_db_size_bytes", "gauge",
 			 "Size of the database file (page_count * page_size).")))
@@ -557,7 +577,8 @@ int metrics_render(buf_t *out, const struct metrics_process *p)
 	if (p->db_size_bytes >= 0 &&
 	    (rc = buf_appendf(out, "tollgate_db_size_bytes %lld\n", (long long)p->db_size_bytes)))
 		goto out;
-	if ((rc = family(out, "tollgate_build_info", "gauge", "Always 1; the version is a label.")) ||
+	if ((rc = family(out, "tollgate_build_info", "gauge",
+			 "Always 1; the version is a label.")) ||
 	    (rc = buf_puts(out, "tollgate_build_info{version=")) ||
 	    (rc = put_label_value(out, TG_VERSION)) || (rc = buf_puts(out, "} 1\n")) ||
 	    (rc = family(out, "tollgate_start_time_seconds", "gauge",

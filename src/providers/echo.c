@@ -62,8 +62,11 @@ static int send_event(struct prov_sink *sink, cJSON *obj)
 	int rc = TG_ENOMEM;
 
 	if (s) {
-		rc = sink->on_body(sink->ud, "data: ", 6) || sink->on_body(sink->ud, s, strlen(s)) ||
-				     sink->on_body(sink->ud, "\n\n", 2) ? TG_EIO : TG_OK;
+		rc = sink->on_body(sink->ud, "data: ", 6) ||
+				     sink->on_body(sink->ud, s, strlen(s)) ||
+				     sink->on_body(sink->ud, "\n\n", 2) ?
+			     TG_EIO :
+			     TG_OK;
 		cJSON_free(s);
 	}
 	return rc;
@@ -151,7 +154,8 @@ static int echo_chat(const cJSON *req, struct prov_sink *sink)
 	snprintf(id, sizeof(id), "chatcmpl-echo-%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1],
 		 rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
 	if (cJSON_IsObject(opts))
-		include_usage = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(opts, "include_usage"));
+		include_usage = cJSON_IsTrue(
+			cJSON_GetObjectItemCaseSensitive(opts, "include_usage"));
 
 	if (!cJSON_IsTrue(stream)) {
 		cJSON *o = cJSON_CreateObject(), *choices, *c, *msg;
@@ -178,7 +182,8 @@ static int echo_chat(const cJSON *req, struct prov_sink *sink)
 
 	sink->on_status(sink->ud, 200, "text/event-stream");
 	{
-		cJSON *c = chunk_base(id, model_name, created), *choices = cJSON_AddArrayToObject(c, "choices");
+		cJSON *c = chunk_base(id, model_name, created),
+		      *choices = cJSON_AddArrayToObject(c, "choices");
 		cJSON *ch = cJSON_CreateObject(), *delta;
 
 		cJSON_AddNumberToObject(ch, "index", 0);
@@ -201,7 +206,8 @@ static int echo_chat(const cJSON *req, struct prov_sink *sink)
 			p++;
 		while (*p && *p != ' ')
 			p++;
-		wl = (size_t)(p - start) < sizeof(word) - 1 ? (size_t)(p - start) : sizeof(word) - 1;
+		wl = (size_t)(p - start) < sizeof(word) - 1 ? (size_t)(p - start) :
+							      sizeof(word) - 1;
 		memcpy(word, start, wl);
 		word[wl] = '\0';
 		c = chunk_base(id, model_name, created);
@@ -257,7 +263,8 @@ static int echo_embeddings(const cJSON *req, struct prov_sink *sink)
 		const char *text = cJSON_IsString(item) ? item->valuestring : "";
 		int i;
 
-		crypto_generichash(h, sizeof(h), (const unsigned char *)text, strlen(text), NULL, 0);
+		crypto_generichash(h, sizeof(h), (const unsigned char *)text, strlen(text), NULL,
+				   0);
 		prompt += tokens_of(strlen(text));
 		cJSON_AddStringToObject(e, "object", "embedding");
 		cJSON_AddNumberToObject(e, "index", index++);

@@ -194,7 +194,8 @@ int prov_http_post(const struct provider *prov, const struct prov_request *rq,
 			 (long long)prov->timeout_s);
 	} else if (x.status_sent) {
 		rc = PROV_FWD_BROKEN;
-		snprintf(err, errlen, "the provider's connection broke: %s", curl_easy_strerror(cc));
+		snprintf(err, errlen, "the provider's connection broke: %s",
+			 curl_easy_strerror(cc));
 	} else {
 		rc = PROV_FWD_CONNECT;
 		snprintf(err, errlen, "could not reach the provider: %s", curl_easy_strerror(cc));

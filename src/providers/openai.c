@@ -112,16 +112,18 @@ int openai_extract_usage(const cJSON *obj, struct prov_usage *u)
 		return 0;
 	u->prompt = (int64_t)pt->valuedouble;
 	u->completion = cJSON_IsNumber(ct) && ct->valuedouble >= 0 && ct->valuedouble < 1e12 ?
-				(int64_t)ct->valuedouble : 0;
+				(int64_t)ct->valuedouble :
+				0;
 	u->cached = cJSON_IsNumber(cached) && cached->valuedouble >= 0 &&
 				    cached->valuedouble <= pt->valuedouble ?
-			    (int64_t)cached->valuedouble : 0;
+			    (int64_t)cached->valuedouble :
+			    0;
 	u->have = 1;
 	return 1;
 }
 
-int openai_parse_response(const struct prov_call *c, const char *body, size_t n,
-			  cJSON **answer, int *flags, struct prov_usage *u)
+int openai_parse_response(const struct prov_call *c, const char *body, size_t n, cJSON **answer,
+			  int *flags, struct prov_usage *u)
 {
 	cJSON *obj = json_parse(body, n, NULL);
 

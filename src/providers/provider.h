@@ -49,11 +49,11 @@ struct prov_sink {
 };
 
 enum prov_fwd_result {
-	PROV_FWD_OK = 0,        /* the transfer completed */
-	PROV_FWD_CONNECT = -1,  /* could not connect / DNS / TLS before any response */
-	PROV_FWD_TIMEOUT = -2,  /* the provider timeout passed */
-	PROV_FWD_BROKEN = -3,   /* the connection broke after the response started */
-	PROV_FWD_ABORTED = -4,  /* the sink asked to stop (client gone) */
+	PROV_FWD_OK = 0,       /* the transfer completed */
+	PROV_FWD_CONNECT = -1, /* could not connect / DNS / TLS before any response */
+	PROV_FWD_TIMEOUT = -2, /* the provider timeout passed */
+	PROV_FWD_BROKEN = -3,  /* the connection broke after the response started */
+	PROV_FWD_ABORTED = -4, /* the sink asked to stop (client gone) */
 };
 
 enum prov_endpoint { PROV_CHAT = 0, PROV_EMBEDDINGS = 1 };
@@ -66,7 +66,7 @@ struct prov_call {
 	int stream;                 /* a chat stream: usage must be asked for */
 	const char *raw;            /* the client's body as sent */
 	size_t raw_len;
-	cJSON *req;                 /* the same, parsed (a provider may edit it) */
+	cJSON *req; /* the same, parsed (a provider may edit it) */
 	const char *request_id;
 };
 
@@ -103,8 +103,8 @@ struct provider_ops {
 	/* A 200 answer body: *answer gets the OpenAI-shaped tree (caller deletes),
 	 * *flags PROV_RAW when the body already is that; usage into *u. TG_EINVAL
 	 * when the body is not an answer (not JSON, not an object). */
-	int (*parse_response)(const struct prov_call *c, const char *body, size_t n,
-			      cJSON **answer, int *flags, struct prov_usage *u);
+	int (*parse_response)(const struct prov_call *c, const char *body, size_t n, cJSON **answer,
+			      int *flags, struct prov_usage *u);
 	/* One event of a 200 stream (data is NUL-terminated; event is its
 	 * `event:` name or NULL): calls emit for each OpenAI chunk it makes,
 	 * none for an event with nothing for the client. "[DONE]" is the
@@ -129,8 +129,8 @@ void prov_request_free(struct prov_request *rq);
 /* The OpenAI-compatible kind's pieces, shared by the kinds that speak the
  * same format (echo). */
 int openai_build_request(const struct prov_call *c, struct prov_request *out);
-int openai_parse_response(const struct prov_call *c, const char *body, size_t n,
-			  cJSON **answer, int *flags, struct prov_usage *u);
+int openai_parse_response(const struct prov_call *c, const char *body, size_t n, cJSON **answer,
+			  int *flags, struct prov_usage *u);
 int openai_parse_stream_event(struct prov_stream *s, const char *event, const char *data,
 			      size_t len, prov_emit_fn emit, void *ud);
 int openai_extract_usage(const cJSON *obj, struct prov_usage *u);
@@ -144,8 +144,7 @@ void providers_thread_cleanup(void);
 /* POST rq to the provider's base URL + rq->path through this thread's
  * reused handle, with the provider's key after rq->auth_prefix. err gets a
  * message for logs and error bodies (no secrets). A prov_fwd_result. */
-int prov_http_post(const struct provider *p, const struct prov_request *rq,
-		   const char *request_id, struct prov_sink *sink, int64_t *first_byte_us,
-		   char *err, size_t errlen);
+int prov_http_post(const struct provider *p, const struct prov_request *rq, const char *request_id,
+		   struct prov_sink *sink, int64_t *first_byte_us, char *err, size_t errlen);
 
 #endif

@@ -36,7 +36,7 @@ struct stmt_slot {
 struct db_thread {
 	sqlite3 *db;
 	struct stmt_slot slots[STMT_SLOTS];
-	size_t used[STMT_USED_MAX];          /* the slots in use */
+	size_t used[STMT_USED_MAX]; /* the slots in use */
 	int n_used;
 	sqlite3_stmt *loose[STMT_LOOSE_MAX]; /* uncached statements in use */
 	int n_loose;
@@ -110,8 +110,9 @@ int db_configure(const char *path, int synchronous_full, int busy_timeout_ms)
 	commit_base += (uint64_t)1 << 40;
 	__atomic_store_n(&commits_counted, 0, __ATOMIC_RELEASE);
 	if (on_disk && !commit_counter)
-		log_warn("db: cannot map %s-commits; balances are read from the database every time",
-			 db_path);
+		log_warn(
+			"db: cannot map %s-commits; balances are read from the database every time",
+			db_path);
 	return TG_OK;
 }
 
@@ -424,7 +425,8 @@ uint64_t *db_shared_counter(const char *suffix)
 	void *p;
 	int fd;
 
-	if (!db_path[0] || snprintf(path, sizeof(path), "%s-%s", db_path, suffix) >= (int)sizeof(path))
+	if (!db_path[0] ||
+	    snprintf(path, sizeof(path), "%s-%s", db_path, suffix) >= (int)sizeof(path))
 		return NULL;
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0)

@@ -46,7 +46,8 @@ int migrate_current(void)
 	int v = -1;
 
 	if (db_exec("CREATE TABLE IF NOT EXISTS schema_migrations ("
-		    " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"))
+		    " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER "
+		    "NOT NULL)"))
 		return -1;
 	st = db_stmt("SELECT coalesce(max(version), 0) FROM schema_migrations");
 	if (!st)

@@ -37,10 +37,10 @@
 #include <sys/stat.h>
 
 #define NONE SIZE_MAX
-#define DELIM_MAX 16          /* longest custom delimiter */
-#define RENDER_NEST_MAX 512   /* nested node lists on the C stack while rendering */
+#define DELIM_MAX 16        /* longest custom delimiter */
+#define RENDER_NEST_MAX 512 /* nested node lists on the C stack while rendering */
 #define INDENT_MAX ((size_t)64 << 10)
-#define DIR_DEPTH_MAX 16      /* directory levels tmpl_set_load_dir descends */
+#define DIR_DEPTH_MAX 16 /* directory levels tmpl_set_load_dir descends */
 
 /* ---- compiled form ---- */
 
@@ -55,11 +55,11 @@ struct nodelist {
 
 struct node {
 	enum ntype type;
-	buf_t text;           /* N_TEXT */
-	char *name;           /* tag name as written (trimmed) */
-	char *path;           /* VAR/RAW/SECTION/INVERTED: name split at '.' into NUL-separated parts */
-	unsigned npath;       /* number of parts; 0 means the implicit iterator "." */
-	bool standalone;      /* PARTIAL/PARENT/BLOCK: `indent` applies to every rendered line */
+	buf_t text;      /* N_TEXT */
+	char *name;      /* tag name as written (trimmed) */
+	char *path;      /* VAR/RAW/SECTION/INVERTED: name split at '.' into NUL-separated parts */
+	unsigned npath;  /* number of parts; 0 means the implicit iterator "." */
+	bool standalone; /* PARTIAL/PARENT/BLOCK: `indent` applies to every rendered line */
 	char *indent;
 	size_t indent_len;
 	struct nodelist kids; /* SECTION/INVERTED/BLOCK: body; PARENT: its N_BLOCK arguments */
@@ -153,7 +153,7 @@ struct parser {
 	size_t n;
 	struct tok *t;
 	size_t nt, tcap;
-	size_t pos;        /* build pass: source consumed so far */
+	size_t pos; /* build pass: source consumed so far */
 	char *err;
 	size_t errlen;
 };
@@ -347,10 +347,11 @@ static int match_tags(struct parser *p)
 			o = stack[--depth];
 			ot = &p->t[o];
 			if (ot->nlen != t->nlen || memcmp(p->s + ot->name, p->s + t->name, t->nlen))
-				return perr(p, t->line,
-					    "close tag '%.*s' does not match '%.*s' opened at line %d",
-					    (int)t->nlen, p->s + t->name, (int)ot->nlen,
-					    p->s + ot->name, ot->line);
+				return perr(
+					p, t->line,
+					"close tag '%.*s' does not match '%.*s' opened at line %d",
+					(int)t->nlen, p->s + t->name, (int)ot->nlen,
+					p->s + ot->name, ot->line);
 			ot->match = i;
 			t->match = o;
 		}
@@ -638,7 +639,8 @@ static int build(struct parser *p, struct nodelist *l, size_t from, size_t to, s
 			    (rc = set_name(p, nd, t, true)))
 				break;
 			p->pos = sa ? tail : t->end;
-			if ((rc = build(p, &nd->kids, i + 1, t->match, (struct bctx){ cx.strip, false })))
+			if ((rc = build(p, &nd->kids, i + 1, t->match,
+					(struct bctx){ cx.strip, false })))
 				break;
 			rc = close_tag(p, &nd->kids, t->match, cx.strip);
 			i = t->match + 1;
@@ -701,7 +703,8 @@ static int set_put(tmpl_set_t *s, struct tmpl *t)
 		for (j = 0; j < s->cap; j++) {
 			if (!s->slot[j])
 				continue;
-			for (i = name_hash(s->slot[j]->name) & (cap - 1); slot[i]; i = (i + 1) & (cap - 1))
+			for (i = name_hash(s->slot[j]->name) & (cap - 1); slot[i];
+			     i = (i + 1) & (cap - 1))
 				;
 			slot[i] = s->slot[j];
 		}
@@ -863,8 +866,8 @@ static int load_tree(tmpl_set_t *s, const char *root, buf_t *rel, int level, cha
 		}
 		if (S_ISDIR(st.st_mode)) {
 			if (level >= DIR_DEPTH_MAX) {
-				seterr(err, errlen, "%s: directories nest deeper than %d", path.data,
-				       DIR_DEPTH_MAX);
+				seterr(err, errlen, "%s: directories nest deeper than %d",
+				       path.data, DIR_DEPTH_MAX);
 				rc = TG_EINVAL;
 				goto out;
 			}
@@ -938,11 +941,11 @@ struct args {
 struct rstate {
 	const tmpl_set_t *set;
 	buf_t *out;
-	buf_t ind;       /* indentation; the active part is ind.data[ind_from, ind.len) */
+	buf_t ind; /* indentation; the active part is ind.data[ind_from, ind.len) */
 	size_t ind_from;
-	bool bol;        /* no output yet on the current line */
-	int depth;       /* partials and parents entered */
-	int nest;        /* render_nodes calls on the C stack */
+	bool bol;  /* no output yet on the current line */
+	int depth; /* partials and parents entered */
+	int nest;  /* render_nodes calls on the C stack */
 };
 
 static int put_indent(struct rstate *st)
@@ -1041,8 +1044,9 @@ static int put_json(struct rstate *st, const cJSON *v, bool escape)
 	if (!v)
 		return TG_OK;
 	if (cJSON_IsString(v) || cJSON_IsRaw(v))
-		return v->valuestring ? put_value(st, v->valuestring, strlen(v->valuestring), escape)
-				      : TG_OK;
+		return v->valuestring ?
+			       put_value(st, v->valuestring, strlen(v->valuestring), escape) :
+			       TG_OK;
 	if (cJSON_IsNumber(v))
 		return put_value(st, num, fmt_number(v->valuedouble, num, sizeof num), escape);
 	if (cJSON_IsTrue(v))

@@ -32,8 +32,8 @@
 #include "core/buf.h"
 #include "core/common.h"
 
-#define TMPL_MAX_DEPTH 64           /* partial/parent nesting at render time */
-#define TMPL_MAX_NEST 64            /* section/block nesting inside one template */
+#define TMPL_MAX_DEPTH 64               /* partial/parent nesting at render time */
+#define TMPL_MAX_NEST 64                /* section/block nesting inside one template */
 #define TMPL_MAX_FILE ((size_t)4 << 20) /* largest file tmpl_set_load_dir reads */
 
 typedef struct tmpl_set tmpl_set_t;

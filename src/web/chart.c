@@ -10,9 +10,9 @@
 #define PLOT_L10 (CHART_LEFT * 10)
 #define PLOT_W10 ((CHART_W - CHART_LEFT - CHART_RIGHT) * 10)
 #define BASE10 ((CHART_TOP + CHART_PLOT_H) * 10)
-#define MIN_BAR10 10       /* a non-zero value is at least one unit tall */
-#define MAX_BAR_W10 640    /* few buckets do not make slabs */
-#define XLABEL_DY 14       /* x labels hang this far below the axis */
+#define MIN_BAR10 10    /* a non-zero value is at least one unit tall */
+#define MAX_BAR_W10 640 /* few buckets do not make slabs */
+#define XLABEL_DY 14    /* x labels hang this far below the axis */
 #define XLABEL_ROOM 30
 #define LEGEND_ROW 36
 #define LEGEND_SWATCH 14
@@ -181,8 +181,8 @@ static void add_bars(cJSON *d, const struct chart *c, int64_t top)
 			add10(b, "h", h10);
 			chart_format(c->unit, v, val);
 			if (c->nseries > 1)
-				snprintf(t, sizeof(t), "%s · %s: %s %s", c->labels[i], c->names[s], val,
-					 c->unit_word ? c->unit_word : "");
+				snprintf(t, sizeof(t), "%s · %s: %s %s", c->labels[i], c->names[s],
+					 val, c->unit_word ? c->unit_word : "");
 			else
 				snprintf(t, sizeof(t), "%s: %s %s", c->labels[i], val,
 					 c->unit_word ? c->unit_word : "");
@@ -274,7 +274,8 @@ cJSON *chart_json(const struct chart *c)
 	cJSON_AddArrayToObject(d, "legend");
 	cJSON_AddBoolToObject(d, "empty", c->n == 0 || max == 0);
 	if (c->n == 0 || max == 0) {
-		cJSON_AddStringToObject(d, "empty_text", c->empty_text ? c->empty_text : default_empty);
+		cJSON_AddStringToObject(d, "empty_text",
+					c->empty_text ? c->empty_text : default_empty);
 		if (c->n)
 			add_xlabels(d, c);
 	} else {
@@ -290,7 +291,8 @@ cJSON *chart_json(const struct chart *c)
 		if (c->nseries > 1)
 			h += add_legend(d, c, h + 6) + 10;
 		cJSON_ReplaceItemInObject(d, "bars_count",
-					  cJSON_CreateNumber(cJSON_GetArraySize(cJSON_GetObjectItem(d, "bars"))));
+					  cJSON_CreateNumber(cJSON_GetArraySize(
+						  cJSON_GetObjectItem(d, "bars"))));
 	}
 	cJSON_AddNumberToObject(d, "height", h);
 	return d;

@@ -17,8 +17,8 @@
 
 #include <cjson/cJSON.h>
 
-#define CHART_W 960         /* viewBox width */
-#define CHART_LEFT 64       /* room for the y-axis labels */
+#define CHART_W 960   /* viewBox width */
+#define CHART_LEFT 64 /* room for the y-axis labels */
 #define CHART_RIGHT 8
 #define CHART_TOP 14
 #define CHART_PLOT_H 200
@@ -35,16 +35,16 @@ enum chart_unit {
 };
 
 struct chart {
-	const char *title;          /* accessible name: "Spend per day" */
+	const char *title; /* accessible name: "Spend per day" */
 	enum chart_unit unit;
-	const char *unit_word;      /* for hover titles: "credits", "requests", "tokens" */
-	const char *empty_text;     /* shown when every value is 0 (NULL: a default) */
-	size_t n;                   /* buckets, at most CHART_MAX_BUCKETS */
-	const char *const *labels;  /* n full labels for hover titles ("2026-11-23") */
-	const char *const *ticks;   /* n short x-axis labels ("11-23"); NULL = labels */
-	size_t nseries;             /* 1..CHART_MAX_SERIES */
-	const char *const *names;   /* nseries legend names (ignored when nseries == 1) */
-	const int64_t *values;      /* nseries * n values >= 0, series-major: values[s * n + i] */
+	const char *unit_word;     /* for hover titles: "credits", "requests", "tokens" */
+	const char *empty_text;    /* shown when every value is 0 (NULL: a default) */
+	size_t n;                  /* buckets, at most CHART_MAX_BUCKETS */
+	const char *const *labels; /* n full labels for hover titles ("2026-11-23") */
+	const char *const *ticks;  /* n short x-axis labels ("11-23"); NULL = labels */
+	size_t nseries;            /* 1..CHART_MAX_SERIES */
+	const char *const *names;  /* nseries legend names (ignored when nseries == 1) */
+	const int64_t *values;     /* nseries * n values >= 0, series-major: values[s * n + i] */
 };
 
 /* The template data for c (caller frees with cJSON_Delete), or NULL when out

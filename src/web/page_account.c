@@ -12,7 +12,8 @@ int page_account(tg_req_t *r)
 	sqlite3_stmt *st = db_stmt("SELECT count(*) FROM sessions WHERE user_id = :user");
 	int64_t n = 1;
 
-	if (st && !db_bind_int64(st, ":user", r->session->user.id) && sqlite3_step(st) == SQLITE_ROW)
+	if (st && !db_bind_int64(st, ":user", r->session->user.id) &&
+	    sqlite3_step(st) == SQLITE_ROW)
 		n = sqlite3_column_int64(st, 0);
 	db_done(st);
 	cJSON_AddNumberToObject(d, "session_count", (double)n);
@@ -29,7 +30,8 @@ int page_account_password(tg_req_t *r)
 	int rc;
 
 	if (!cur || user_check_password(s->user.email, cur, &u) != TG_OK) {
-		rc = web_redirect_flash(r, "/account", "error", "The current password is incorrect.");
+		rc = web_redirect_flash(r, "/account", "error",
+					"The current password is incorrect.");
 		goto out;
 	}
 	if (pw && strcmp(pw, cur) == 0) {

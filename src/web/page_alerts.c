@@ -31,20 +31,28 @@ static int may_manage(const tg_req_t *r)
 static const char *period_words(int p)
 {
 	switch (p) {
-	case PERIOD_DAILY: return "today";
-	case PERIOD_WEEKLY: return "this week";
-	case PERIOD_MONTHLY: return "this month";
-	default: return "in total";
+	case PERIOD_DAILY:
+		return "today";
+	case PERIOD_WEEKLY:
+		return "this week";
+	case PERIOD_MONTHLY:
+		return "this month";
+	default:
+		return "in total";
 	}
 }
 
 static const char *limit_words(int p)
 {
 	switch (p) {
-	case PERIOD_DAILY: return "per day";
-	case PERIOD_WEEKLY: return "per week";
-	case PERIOD_MONTHLY: return "per month";
-	default: return "in total";
+	case PERIOD_DAILY:
+		return "per day";
+	case PERIOD_WEEKLY:
+		return "per week";
+	case PERIOD_MONTHLY:
+		return "per month";
+	default:
+		return "in total";
 	}
 }
 
@@ -101,7 +109,8 @@ static void add_thresholds(cJSON *d, int64_t org_id, const struct alerts_form *f
 			cJSON_AddBoolToObject(o, "below", balance < rows[i].value);
 			web_add_time(o, "fired", rows[i].fired_at);
 			if (!f->balance)
-				cJSON_AddStringToObject(cJSON_GetObjectItem(d, "form"), "balance", v);
+				cJSON_AddStringToObject(cJSON_GetObjectItem(d, "form"), "balance",
+							v);
 			continue;
 		}
 		if (apikey_get(rows[i].key_id, &k) != TG_OK)
@@ -118,8 +127,8 @@ static void add_thresholds(cJSON *d, int64_t org_id, const struct alerts_form *f
 			web_add_money(o, "limit", k.spend_limit);
 			cJSON_AddStringToObject(o, "limit_words", limit_words(k.period));
 		}
-		cJSON_AddBoolToObject(o, "holds", alerts_share_holds(spent, k.spend_limit,
-								     rows[i].value));
+		cJSON_AddBoolToObject(o, "holds",
+				      alerts_share_holds(spent, k.spend_limit, rows[i].value));
 		cJSON_AddBoolToObject(o, "inactive", apikey_state_of(&k, now) >= APIKEY_EXPIRED);
 		web_add_time(o, "fired", rows[i].fired_at);
 		cJSON_AddItemToArray(list, o);
@@ -130,11 +139,12 @@ static void add_thresholds(cJSON *d, int64_t org_id, const struct alerts_form *f
 /* Active keys of the org with a spend limit, for the key select. */
 static void add_key_choices(cJSON *d, int64_t org_id, int64_t selected)
 {
-	sqlite3_stmt *st = db_stmt("SELECT id, prefix, name, spend_limit, spend_period FROM api_keys"
-				   " WHERE org_id = :o AND spend_limit > 0"
-				   " AND (revoked_at IS NULL OR revoked_at > :now)"
-				   " AND (expires_at IS NULL OR expires_at > :now)"
-				   " ORDER BY name, id LIMIT 500");
+	sqlite3_stmt *st = db_stmt(
+		"SELECT id, prefix, name, spend_limit, spend_period FROM api_keys"
+		" WHERE org_id = :o AND spend_limit > 0"
+		" AND (revoked_at IS NULL OR revoked_at > :now)"
+		" AND (expires_at IS NULL OR expires_at > :now)"
+		" ORDER BY name, id LIMIT 500");
 	cJSON *a = cJSON_AddArrayToObject(d, "key_choices");
 
 	if (st && !db_bind_int64(st, ":o", org_id) && !db_bind_int64(st, ":now", time_now())) {
@@ -172,8 +182,10 @@ static void add_deliveries(cJSON *d, int64_t org_id)
 
 			web_add_time(o, "time", sqlite3_column_int64(st, 0));
 			cJSON_AddStringToObject(o, "event", db_col_text(st, 1));
-			cJSON_AddStringToObject(o, "kind", strcmp(db_col_text(st, 2), "key_share") == 0 ?
-								   "Key spend" : "Balance");
+			cJSON_AddStringToObject(o, "kind",
+						strcmp(db_col_text(st, 2), "key_share") == 0 ?
+							"Key spend" :
+							"Balance");
 			cJSON_AddNumberToObject(o, "attempt", (double)sqlite3_column_int64(st, 3));
 			snprintf(status, sizeof(status), "%lld", (long long)code);
 			cJSON_AddStringToObject(o, "status", code ? status : "—");
@@ -246,8 +258,8 @@ int page_alerts_balance(tg_req_t *r)
 	if (action && strcmp(action, "remove") == 0) {
 		rc = alerts_clear_balance(r->session->org.id);
 		if (rc == TG_OK)
-			audit_add(&a, r->session->org.id, "alerts.balance_remove", r->session->org.name,
-				  "");
+			audit_add(&a, r->session->org.id, "alerts.balance_remove",
+				  r->session->org.name, "");
 		rc = web_redirect_flash(r, "/alerts", rc == TG_OK ? "ok" : "warn",
 					rc == TG_OK ? "Balance alert removed." :
 						      "There was no balance alert to remove.");
@@ -271,8 +283,9 @@ int page_alerts_balance(tg_req_t *r)
 	money_format_short(v, shown);
 	snprintf(detail, sizeof(detail), "balance below %s", shown);
 	audit_add(&a, r->session->org.id, "alerts.balance", r->session->org.name, detail);
-	rc = web_redirect_flash(r, "/alerts", "ok",
-				"Balance alert saved. It fires when a call takes the balance below it.");
+	rc = web_redirect_flash(
+		r, "/alerts", "ok",
+		"Balance alert saved. It fires when a call takes the balance below it.");
 out:
 	free(value);
 	free(action);
@@ -305,7 +318,8 @@ int page_alerts_key(tg_req_t *r)
 			why = "Enter a share between 1 and 100 percent (a whole number).";
 	}
 	if (why || (rc = alerts_set_key_share(r->session->org.id, key_id, pct, &why))) {
-		rc = render(r, why ? 422 : 500, &f, why ? why : "Could not save the key alert.", NULL);
+		rc = render(r, why ? 422 : 500, &f, why ? why : "Could not save the key alert.",
+			    NULL);
 		goto out;
 	}
 	if (apikey_get(key_id, &k) == TG_OK)
@@ -353,7 +367,8 @@ int page_alerts_webhook(tg_req_t *r)
 	f.url = url ? url : "";
 	rc = alerts_webhook_set(r->session->org.id, url ? url : "", secret, &made, &why);
 	if (rc) {
-		rc = render(r, why ? 422 : 500, &f, why ? why : "Could not save the webhook.", NULL);
+		rc = render(r, why ? 422 : 500, &f, why ? why : "Could not save the webhook.",
+			    NULL);
 		goto out;
 	}
 	url_origin(url, origin, sizeof(origin));
@@ -365,7 +380,8 @@ int page_alerts_webhook(tg_req_t *r)
 
 		rc = render(r, 200, &none, NULL, secret);
 	} else {
-		rc = web_redirect_flash(r, "/alerts", "ok", "Webhook URL saved. The secret is unchanged.");
+		rc = web_redirect_flash(r, "/alerts", "ok",
+					"Webhook URL saved. The secret is unchanged.");
 	}
 out:
 	sodium_memzero(secret, sizeof(secret));
@@ -402,7 +418,8 @@ int page_alerts_webhook_remove(tg_req_t *r)
 	if (alerts_webhook_remove(r->session->org.id) != TG_OK)
 		return web_redirect_flash(r, "/alerts", "warn", "There was no webhook to remove.");
 	audit_add(&a, r->session->org.id, "alerts.webhook_remove", r->session->org.name, "");
-	return web_redirect_flash(r, "/alerts", "ok", "Webhook removed. Alerts now show only in the dashboard.");
+	return web_redirect_flash(r, "/alerts", "ok",
+				  "Webhook removed. Alerts now show only in the dashboard.");
 }
 
 /* -------------------------------------------------------------- banner */
@@ -428,9 +445,10 @@ void web_alerts_layout(tg_req_t *r, cJSON *data)
 		money_format_short(c[i].current, cur);
 		if (c[i].kind == ALERT_BALANCE_BELOW) {
 			money_format_short(c[i].value, val);
-			snprintf(text, sizeof(text),
-				 "The balance of %s is %s credits, below the alert threshold of %s.",
-				 s->org.name, cur, val);
+			snprintf(
+				text, sizeof(text),
+				"The balance of %s is %s credits, below the alert threshold of %s.",
+				s->org.name, cur, val);
 		} else {
 			money_format_short(c[i].limit, val);
 			snprintf(text, sizeof(text),

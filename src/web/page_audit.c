@@ -20,12 +20,15 @@ int page_audit(tg_req_t *r)
 	d = cJSON_CreateObject();
 	list = cJSON_AddArrayToObject(d, "entries");
 	cJSON_AddStringToObject(d, "scope", all ? "All organizations" : s->org.name);
-	st = db_stmt("SELECT a.id, a.at, a.actor, coalesce(o.name, ''), a.action, a.target, a.detail, a.ip"
-		     " FROM audit_log a LEFT JOIN orgs o ON o.id = a.org_id"
-		     " WHERE (:all OR a.org_id = :org) AND (:before = 0 OR a.id < :before)"
-		     " ORDER BY a.id DESC LIMIT :limit");
+	st = db_stmt(
+		"SELECT a.id, a.at, a.actor, coalesce(o.name, ''), a.action, a.target, a.detail, "
+		"a.ip"
+		" FROM audit_log a LEFT JOIN orgs o ON o.id = a.org_id"
+		" WHERE (:all OR a.org_id = :org) AND (:before = 0 OR a.id < :before)"
+		" ORDER BY a.id DESC LIMIT :limit");
 	if (st && !db_bind_int64(st, ":all", all) && !db_bind_int64(st, ":org", s->org.id) &&
-	    !db_bind_int64(st, ":before", before) && !db_bind_int64(st, ":limit", WEB_PAGE_SIZE + 1)) {
+	    !db_bind_int64(st, ":before", before) &&
+	    !db_bind_int64(st, ":limit", WEB_PAGE_SIZE + 1)) {
 		while (sqlite3_step(st) == SQLITE_ROW) {
 			cJSON *e;
 

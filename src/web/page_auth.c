@@ -43,8 +43,9 @@ int page_setup_get(tg_req_t *r)
 
 	if (user_count() != 0 || setup_token_check(token) != TG_OK) {
 		free(token);
-		return resp_error(r, 404, "invalid_request_error", "not_found",
-				  "This setup link is invalid or was already used. Sign in instead.");
+		return resp_error(
+			r, 404, "invalid_request_error", "not_found",
+			"This setup link is invalid or was already used. Sign in instead.");
 	}
 	d = cJSON_CreateObject();
 	cJSON_AddStringToObject(d, "token", token);
@@ -80,7 +81,8 @@ int page_setup_post(tg_req_t *r)
 	}
 	rc = setup_token_consume(token);
 	if (rc == TG_OK)
-		rc = user_create(email ? email : "", name, password ? password : "", 1, 0, &id, &why);
+		rc = user_create(email ? email : "", name, password ? password : "", 1, 0, &id,
+				 &why);
 	if (rc) {
 		db_rollback();
 		if (!why)
@@ -162,14 +164,16 @@ int page_login_post(tg_req_t *r)
 		snprintf(v, sizeof(v), "%lld", (long long)wait);
 		resp_header(r, "Retry-After", v);
 		snprintf(msg, sizeof(msg),
-			 "Too many failed sign-in attempts. Try again in %lld seconds.", (long long)wait);
+			 "Too many failed sign-in attempts. Try again in %lld seconds.",
+			 (long long)wait);
 		rc = login_fail(r, 429, email, next, msg);
 		goto out;
 	}
 	wait = throttle_wait(email);
 	if (wait > 0) {
 		snprintf(msg, sizeof(msg),
-			 "Too many failed sign-in attempts. Try again in %lld seconds.", (long long)wait);
+			 "Too many failed sign-in attempts. Try again in %lld seconds.",
+			 (long long)wait);
 		audit_add(&actor, 0, "login.throttled", email, "");
 		rc = login_fail(r, 429, email, next, msg);
 		goto out;

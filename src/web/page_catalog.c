@@ -79,10 +79,11 @@ struct provider_form {
 static void providers_list(cJSON *d)
 {
 	cJSON *list = cJSON_AddArrayToObject(d, "providers");
-	sqlite3_stmt *st = db_stmt("SELECT p.id, p.name, p.kind, p.base_url, p.api_key_sealed != '',"
-				   " p.timeout_s, p.enabled,"
-				   " (SELECT count(*) FROM models m WHERE m.provider_id = p.id)"
-				   " FROM providers p ORDER BY p.name LIMIT 1000");
+	sqlite3_stmt *st = db_stmt(
+		"SELECT p.id, p.name, p.kind, p.base_url, p.api_key_sealed != '',"
+		" p.timeout_s, p.enabled,"
+		" (SELECT count(*) FROM models m WHERE m.provider_id = p.id)"
+		" FROM providers p ORDER BY p.name LIMIT 1000");
 
 	while (st && sqlite3_step(st) == SQLITE_ROW) {
 		cJSON *p = cJSON_CreateObject();
@@ -171,7 +172,8 @@ int page_providers_save(tg_req_t *r)
 	struct provider_form f = { NULL, NULL, NULL, NULL, 0 };
 	struct form_err e = { NULL, NULL, "" };
 	struct provider old, now;
-	char *name = NULL, *kind_s = NULL, *url = NULL, *key = NULL, *clear = NULL, *timeout_s = NULL;
+	char *name = NULL, *kind_s = NULL, *url = NULL, *key = NULL, *clear = NULL,
+	     *timeout_s = NULL;
 	char *enabled = NULL, detail[700], msg[200];
 	const char *why = NULL, *field = NULL, *key_arg = NULL, *key_note;
 	int64_t timeout, id;
@@ -200,7 +202,8 @@ int page_providers_save(tg_req_t *r)
 	else if (key && *key)
 		key_arg = key;
 	if (kind < 0)
-		form_err_set(&e, "kind", NULL, "Choose a kind: OpenAI-compatible or built-in echo.");
+		form_err_set(&e, "kind", NULL,
+			     "Choose a kind: OpenAI-compatible or built-in echo.");
 	else if (timeout < 0)
 		form_err_set(&e, "timeout_s", NULL,
 			     "Timeout must be a whole number of seconds, from 1 to 3600.");
@@ -214,17 +217,19 @@ int page_providers_save(tg_req_t *r)
 		rc = providers_render(r, 422, existed ? &old : NULL, &f, &e, NULL, NULL);
 		goto out;
 	}
-	rc = catalog_provider_upsert(name, (enum provider_kind)kind, url, key_arg, timeout, f.enabled,
-				     &id, &why);
+	rc = catalog_provider_upsert(name, (enum provider_kind)kind, url, key_arg, timeout,
+				     f.enabled, &id, &why);
 	if (rc || catalog_provider_get(id, &now) != TG_OK) {
-		form_err_set(&e, NULL, NULL, rc == TG_EINVAL ? why : "Could not save the provider.");
+		form_err_set(&e, NULL, NULL,
+			     rc == TG_EINVAL ? why : "Could not save the provider.");
 		rc = providers_render(r, rc == TG_EINVAL ? 422 : 500, existed ? &old : NULL, &f, &e,
 				      NULL, NULL);
 		goto out;
 	}
 	key_note = key_arg && *key_arg ? (existed && old.has_api_key ? "key replaced" : "key set") :
-		   key_arg ? (existed && old.has_api_key ? "key cleared" : "no key") :
-		   now.has_api_key ? "key unchanged" : "no key";
+		   key_arg             ? (existed && old.has_api_key ? "key cleared" : "no key") :
+		   now.has_api_key     ? "key unchanged" :
+					 "no key";
 	snprintf(detail, sizeof(detail), "%s%s%s, timeout %llds, %s, %s",
 		 catalog_provider_kind_name(now.kind), now.base_url[0] ? " " : "", now.base_url,
 		 (long long)now.timeout_s, now.enabled ? "enabled" : "disabled", key_note);
@@ -257,7 +262,8 @@ int page_provider_test(tg_req_t *r)
 	}
 	/* Shown right here rather than through the flash cookie, which is too
 	 * small for an upstream error body. */
-	rc = providers_render(r, 200, NULL, NULL, NULL, rc == TG_OK ? "ok" : "error", buf_cstr(&msg));
+	rc = providers_render(r, 200, NULL, NULL, NULL, rc == TG_OK ? "ok" : "error",
+			      buf_cstr(&msg));
 	buf_free(&msg);
 	return rc;
 }
@@ -287,11 +293,12 @@ static void add_example(cJSON *obj, const char *key, const money_price_t *p)
 static void models_list(cJSON *d, int admin)
 {
 	cJSON *list = cJSON_AddArrayToObject(d, "models");
-	sqlite3_stmt *st = db_stmt("SELECT m.id, m.name, p.name, m.upstream_model, m.kind, m.price_in,"
-				   " m.price_cached_in, m.price_out, m.max_output_tokens,"
-				   " m.context_window, m.enabled AND p.enabled, m.enabled"
-				   " FROM models m JOIN providers p ON p.id = m.provider_id"
-				   " ORDER BY m.name LIMIT 5000");
+	sqlite3_stmt *st = db_stmt(
+		"SELECT m.id, m.name, p.name, m.upstream_model, m.kind, m.price_in,"
+		" m.price_cached_in, m.price_out, m.max_output_tokens,"
+		" m.context_window, m.enabled AND p.enabled, m.enabled"
+		" FROM models m JOIN providers p ON p.id = m.provider_id"
+		" ORDER BY m.name LIMIT 5000");
 	int have_example = 0;
 
 	while (st && sqlite3_step(st) == SQLITE_ROW) {
@@ -372,9 +379,12 @@ static int pricing_render(tg_req_t *r, int status, const struct model *editing,
 		provider_choices(d, f->provider_id);
 		form = cJSON_AddObjectToObject(d, "form");
 		cJSON_AddStringToObject(form, "name", f->name ? f->name : "");
-		cJSON_AddStringToObject(form, "upstream_model", f->upstream_model ? f->upstream_model : "");
-		cJSON_AddBoolToObject(form, "kind_chat", !f->kind || strcmp(f->kind, "embedding") != 0);
-		cJSON_AddBoolToObject(form, "kind_embedding", f->kind && strcmp(f->kind, "embedding") == 0);
+		cJSON_AddStringToObject(form, "upstream_model",
+					f->upstream_model ? f->upstream_model : "");
+		cJSON_AddBoolToObject(form, "kind_chat",
+				      !f->kind || strcmp(f->kind, "embedding") != 0);
+		cJSON_AddBoolToObject(form, "kind_embedding",
+				      f->kind && strcmp(f->kind, "embedding") == 0);
 		cJSON_AddStringToObject(form, "in", f->in ? f->in : "");
 		cJSON_AddStringToObject(form, "cached", f->cached ? f->cached : "");
 		cJSON_AddStringToObject(form, "out", f->out ? f->out : "");
@@ -410,8 +420,10 @@ int page_pricing_edit(tg_req_t *r)
 	money_format_short(m.price.out, out);
 	snprintf(max_out, sizeof(max_out), "%lld", (long long)m.max_output_tokens);
 	snprintf(ctx, sizeof(ctx), "%lld", (long long)m.context_window);
-	f = (struct model_form){ m.name, pid, m.upstream_model, catalog_model_kind_name(m.kind),
-				 in, cached, out, max_out, ctx, m.enabled };
+	f = (struct model_form){
+		m.name,  pid, m.upstream_model, catalog_model_kind_name(m.kind), in, cached, out,
+		max_out, ctx, m.enabled
+	};
 	return pricing_render(r, 200, &m, &f, NULL);
 }
 
@@ -449,8 +461,9 @@ static int model_from_form(const struct model_form *f, struct model *m, struct f
 
 	memset(m, 0, sizeof(*m));
 	if (!f->name || !*f->name || strlen(f->name) > CATALOG_NAME_MAX) {
-		form_err_set(e, "name", NULL,
-			     "Model name must be 1 to 128 characters: letters, digits and . _ : / -");
+		form_err_set(
+			e, "name", NULL,
+			"Model name must be 1 to 128 characters: letters, digits and . _ : / -");
 		return TG_EINVAL;
 	}
 	if (!(m->provider_id = web_parse_id(f->provider_id))) {
@@ -481,8 +494,9 @@ static int model_from_form(const struct model_form *f, struct model *m, struct f
 		return TG_EINVAL;
 	}
 	if ((m->context_window = parse_count(f->ctx)) < 0) {
-		form_err_set(e, "ctx", NULL,
-			     "Context window must be a whole number of tokens from 1 to 100000000.");
+		form_err_set(
+			e, "ctx", NULL,
+			"Context window must be a whole number of tokens from 1 to 100000000.");
 		return TG_EINVAL;
 	}
 	if (catalog_model_check(m, &field, &why) == TG_OK)
@@ -497,9 +511,10 @@ static int model_from_form(const struct model_form *f, struct model *m, struct f
 
 int page_pricing_save(tg_req_t *r)
 {
-	static const char *const names[] = { "name", "provider_id", "upstream_model", "kind",
-					     "input", "cached_input", "output", "max_output_tokens",
-					     "context_window", "enabled" };
+	static const char *const names[] = {
+		"name",         "provider_id", "upstream_model",    "kind",           "input",
+		"cached_input", "output",      "max_output_tokens", "context_window", "enabled"
+	};
 	struct audit_actor a = web_actor(r);
 	char *v[TG_ARRAY_LEN(names)] = { NULL }, msg[300], detail[400];
 	struct form_err e = { NULL, NULL, "" };
@@ -515,7 +530,8 @@ int page_pricing_save(tg_req_t *r)
 		return web_not_found(r);
 	for (i = 0; i < TG_ARRAY_LEN(names); i++)
 		v[i] = req_post(r, names[i]);
-	f = (struct model_form){ v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], is_checked(v[9]) };
+	f = (struct model_form){ v[0], v[1], v[2], v[3], v[4],
+				 v[5], v[6], v[7], v[8], is_checked(v[9]) };
 	existed = catalog_model_get(v[0] ? v[0] : "", &old) == TG_OK;
 	if (model_from_form(&f, &m, &e)) {
 		rc = pricing_render(r, 422, existed ? &old : NULL, &f, &e);
@@ -539,10 +555,10 @@ int page_pricing_save(tg_req_t *r)
 		catalog_price_detail(&old.price, &m.price, detail, sizeof(detail));
 	} else {
 		action = "model.update";
-		snprintf(detail, sizeof(detail), "upstream %s, %s, max output %lld, context %lld, %s",
-			 m.upstream_model, catalog_model_kind_name(m.kind),
-			 (long long)m.max_output_tokens, (long long)m.context_window,
-			 m.enabled ? "enabled" : "disabled");
+		snprintf(detail, sizeof(detail),
+			 "upstream %s, %s, max output %lld, context %lld, %s", m.upstream_model,
+			 catalog_model_kind_name(m.kind), (long long)m.max_output_tokens,
+			 (long long)m.context_window, m.enabled ? "enabled" : "disabled");
 	}
 	audit_add(&a, 0, action, m.name, detail);
 	snprintf(msg, sizeof(msg), "%s %s.", existed ? "Saved" : "Added", m.name);

@@ -54,15 +54,15 @@ static void add_through(cJSON *o, const char *key, int64_t t)
 /* ------------------------------------------------------------- filters */
 
 struct ledger_filter {
-	char kind[8];   /* "" = every kind */
-	char from[24];  /* as typed, for the form */
+	char kind[8];  /* "" = every kind */
+	char from[24]; /* as typed, for the form */
 	char to[24];
 	int64_t from_t; /* created_at >= from_t */
 	int64_t to_t;   /* created_at < to_t */
 	int64_t before; /* keyset cursors */
 	int64_t after;
 	const char *error;
-	char qs[96];    /* the filters as a query string, for links */
+	char qs[96]; /* the filters as a query string, for links */
 };
 
 static void filter_parse(tg_req_t *r, struct ledger_filter *f)
@@ -133,9 +133,10 @@ static cJSON *entry_json(sqlite3_stmt *st)
 	cJSON_AddNumberToObject(e, "id", (double)sqlite3_column_int64(st, 0));
 	add_time_full(e, "time", sqlite3_column_int64(st, 1));
 	cJSON_AddStringToObject(e, "kind", kind);
-	cJSON_AddStringToObject(e, "badge", strcmp(kind, "usage") == 0  ? "badge-muted" :
-					    strcmp(kind, "adjust") == 0 ? "badge-warn" :
-									  "badge-ok");
+	cJSON_AddStringToObject(e, "badge",
+				strcmp(kind, "usage") == 0  ? "badge-muted" :
+				strcmp(kind, "adjust") == 0 ? "badge-warn" :
+							      "badge-ok");
 	add_money(e, "amount", amount, 1);
 	cJSON_AddBoolToObject(e, "debit", amount < 0);
 	add_money(e, "balance_after", sqlite3_column_int64(st, 4), 0);
@@ -173,7 +174,10 @@ static void add_entries(cJSON *d, int64_t org, const struct ledger_filter *f)
 			     " AND e.created_at >= :from AND e.created_at < :to AND e.id < :cursor"
 			     " ORDER BY e.id DESC LIMIT :limit");
 	if (!bind_filter(st, org, f) &&
-	    !db_bind_int64(st, ":cursor", asc ? f->after : f->before ? f->before : INT64_MAX) &&
+	    !db_bind_int64(st, ":cursor",
+			   asc       ? f->after :
+			   f->before ? f->before :
+				       INT64_MAX) &&
 	    !db_bind_int64(st, ":limit", WEB_PAGE_SIZE)) {
 		while (sqlite3_step(st) == SQLITE_ROW) {
 			int64_t id = sqlite3_column_int64(st, 0);
@@ -196,19 +200,21 @@ static void add_entries(cJSON *d, int64_t org, const struct ledger_filter *f)
 	cJSON_AddBoolToObject(d, "has_entries", n > 0);
 	if (!n)
 		return;
-	st = db_stmt("SELECT EXISTS (SELECT 1 FROM ledger_entries WHERE org_id = :org"
-		     " AND (:kind = '' OR kind = :kind) AND created_at >= :from AND created_at < :to"
-		     " AND id > :hi),"
-		     " EXISTS (SELECT 1 FROM ledger_entries WHERE org_id = :org"
-		     " AND (:kind = '' OR kind = :kind) AND created_at >= :from AND created_at < :to"
-		     " AND id < :lo)");
-	if (!bind_filter(st, org, f) && !db_bind_int64(st, ":hi", hi) && !db_bind_int64(st, ":lo", lo) &&
-	    sqlite3_step(st) == SQLITE_ROW) {
+	st = db_stmt(
+		"SELECT EXISTS (SELECT 1 FROM ledger_entries WHERE org_id = :org"
+		" AND (:kind = '' OR kind = :kind) AND created_at >= :from AND created_at < :to"
+		" AND id > :hi),"
+		" EXISTS (SELECT 1 FROM ledger_entries WHERE org_id = :org"
+		" AND (:kind = '' OR kind = :kind) AND created_at >= :from AND created_at < :to"
+		" AND id < :lo)");
+	if (!bind_filter(st, org, f) && !db_bind_int64(st, ":hi", hi) &&
+	    !db_bind_int64(st, ":lo", lo) && sqlite3_step(st) == SQLITE_ROW) {
 		if (sqlite3_column_int(st, 0))
 			cJSON_AddNumberToObject(d, "newer", (double)hi);
 		if (sqlite3_column_int(st, 1))
 			cJSON_AddNumberToObject(d, "older", (double)lo);
-		cJSON_AddBoolToObject(d, "pager", sqlite3_column_int(st, 0) || sqlite3_column_int(st, 1));
+		cJSON_AddBoolToObject(d, "pager",
+				      sqlite3_column_int(st, 0) || sqlite3_column_int(st, 1));
 	}
 	db_done(st);
 }
@@ -372,11 +378,13 @@ int page_credits_grant(tg_req_t *r)
 	g.memo = memo;
 	deduct = g.action && strcmp(g.action, "deduct") == 0;
 	if (!g.action || (!deduct && strcmp(g.action, "grant") != 0)) {
-		rc = credits_render(r, 422, &g, NULL, "Choose whether to grant or to deduct credits.");
+		rc = credits_render(r, 422, &g, NULL,
+				    "Choose whether to grant or to deduct credits.");
 		goto out;
 	}
 	if (!g.amount || !*g.amount) {
-		rc = credits_render(r, 422, &g, NULL, "Enter an amount in credits, for example 25 or 2.50.");
+		rc = credits_render(r, 422, &g, NULL,
+				    "Enter an amount in credits, for example 25 or 2.50.");
 		goto out;
 	}
 	if (money_parse(g.amount, &amount, &why)) {
@@ -384,18 +392,21 @@ int page_credits_grant(tg_req_t *r)
 		goto out;
 	}
 	if (amount <= 0) {
-		rc = credits_render(r, 422, &g, NULL,
-				    "Enter an amount above zero; choose Deduct to take credits away.");
+		rc = credits_render(
+			r, 422, &g, NULL,
+			"Enter an amount above zero; choose Deduct to take credits away.");
 		goto out;
 	}
 	if (!memo || !*web_trim(memo)) {
-		rc = credits_render(r, 422, &g, NULL,
-				    "A memo is required: say why, it is shown in the ledger and the audit log.");
+		rc = credits_render(
+			r, 422, &g, NULL,
+			"A memo is required: say why, it is shown in the ledger and the "
+			"audit log.");
 		goto out;
 	}
 	g.memo = web_trim(memo);
-	rc = ledger_grant(s->org.id, deduct ? LEDGER_ADJUST : LEDGER_GRANT, deduct ? -amount : amount,
-			  g.memo, &a, NULL);
+	rc = ledger_grant(s->org.id, deduct ? LEDGER_ADJUST : LEDGER_GRANT,
+			  deduct ? -amount : amount, g.memo, &a, NULL);
 	money_format_short(amount, amt);
 	if (rc == TG_EINVAL) {
 		rc = credits_render(r, 422, &g, NULL,
@@ -405,16 +416,19 @@ int page_credits_grant(tg_req_t *r)
 		money_format_short(balance, bal);
 		snprintf(msg, sizeof(msg),
 			 "%s has %s credits; deducting %s would make the balance negative or take "
-			 "what calls in flight have reserved.", s->org.name, bal, amt);
+			 "what calls in flight have reserved.",
+			 s->org.name, bal, amt);
 		rc = credits_render(r, 422, &g, NULL, msg);
 	} else if (rc == TG_ERANGE) {
-		rc = credits_render(r, 422, &g, NULL, "That amount would put the balance out of range.");
+		rc = credits_render(r, 422, &g, NULL,
+				    "That amount would put the balance out of range.");
 	} else if (rc) {
-		rc = credits_render(r, 500, &g, NULL, "The entry could not be recorded; try again.");
+		rc = credits_render(r, 500, &g, NULL,
+				    "The entry could not be recorded; try again.");
 	} else {
-		snprintf(msg, sizeof(msg), deduct ? "Deducted %s credits from %s." :
-						    "Granted %s credits to %s.",
-			 amt, s->org.name);
+		snprintf(msg, sizeof(msg),
+			 deduct ? "Deducted %s credits from %s." : "Granted %s credits to %s.", amt,
+			 s->org.name);
 		rc = web_redirect_flash(r, "/credits", "ok", msg);
 	}
 out:
@@ -450,19 +464,22 @@ int page_credits_redeem(tg_req_t *r)
 		ledger_balance(s->org.id, &balance);
 		money_format_short(amount, amt);
 		money_format_short(balance, bal);
-		snprintf(msg, sizeof(msg), "Redeemed %s credits into %s. The balance is now %s credits.",
-			 amt, s->org.name, bal);
+		snprintf(msg, sizeof(msg),
+			 "Redeemed %s credits into %s. The balance is now %s credits.", amt,
+			 s->org.name, bal);
 		rc = web_redirect_flash(r, "/credits", "ok", msg);
 	} else if (rc == TG_ENOTFOUND) {
-		rc = credits_render(r, 422, NULL, code,
-				    "No such code. Check it for typos: a code is tgc_ followed by 24 "
-				    "letters and digits.");
+		rc = credits_render(
+			r, 422, NULL, code,
+			"No such code. Check it for typos: a code is tgc_ followed by 24 "
+			"letters and digits.");
 	} else if (rc == TG_ECONFLICT) {
 		rc = credits_render(r, 409, NULL, NULL, "This code has already been used.");
 	} else if (rc == TG_EPERM) {
 		rc = credits_render(r, 422, NULL, NULL, "This code has expired.");
 	} else {
-		rc = credits_render(r, 500, NULL, code, "The code could not be redeemed; try again.");
+		rc = credits_render(r, 500, NULL, code,
+				    "The code could not be redeemed; try again.");
 	}
 out:
 	if (raw) {
@@ -526,7 +543,8 @@ static void add_codes(cJSON *d, int64_t before)
 	    !db_bind_int64(st, ":limit", WEB_PAGE_SIZE + 1)) {
 		while (sqlite3_step(st) == SQLITE_ROW) {
 			cJSON *c;
-			int64_t exp = sqlite3_column_int64(st, 4), used = sqlite3_column_int64(st, 5);
+			int64_t exp = sqlite3_column_int64(st, 4),
+				used = sqlite3_column_int64(st, 5);
 
 			if (++n > WEB_PAGE_SIZE)
 				break;
@@ -538,12 +556,14 @@ static void add_codes(cJSON *d, int64_t before)
 			add_through(c, "expires", exp);
 			web_add_time(c, "redeemed_at", used);
 			cJSON_AddStringToObject(c, "redeemed_by", db_col_text(st, 6));
-			cJSON_AddStringToObject(c, "status", used ? "redeemed" :
-							     exp > 0 && exp <= now ? "expired" :
-										     "available");
-			cJSON_AddStringToObject(c, "badge", used ? "badge-muted" :
-							    exp > 0 && exp <= now ? "badge-danger" :
-										    "badge-ok");
+			cJSON_AddStringToObject(c, "status",
+						used                  ? "redeemed" :
+						exp > 0 && exp <= now ? "expired" :
+									"available");
+			cJSON_AddStringToObject(c, "badge",
+						used                  ? "badge-muted" :
+						exp > 0 && exp <= now ? "badge-danger" :
+									"badge-ok");
 			cJSON_AddItemToArray(list, c);
 		}
 	}
@@ -562,13 +582,14 @@ static void add_summary(cJSON *d)
 	int64_t v[5] = { 0, 0, 0, 0, 0 };
 	int i;
 
-	st = db_stmt("SELECT coalesce(sum(redeemed_at IS NULL AND coalesce(expires_at > :now, 1)), 0),"
-		     " coalesce(sum(CASE WHEN redeemed_at IS NULL AND coalesce(expires_at > :now, 1)"
-		     " THEN amount ELSE 0 END), 0),"
-		     " coalesce(sum(redeemed_at IS NOT NULL), 0),"
-		     " coalesce(sum(CASE WHEN redeemed_at IS NOT NULL THEN amount ELSE 0 END), 0),"
-		     " coalesce(sum(redeemed_at IS NULL AND expires_at <= :now), 0)"
-		     " FROM redemption_codes");
+	st = db_stmt(
+		"SELECT coalesce(sum(redeemed_at IS NULL AND coalesce(expires_at > :now, 1)), 0),"
+		" coalesce(sum(CASE WHEN redeemed_at IS NULL AND coalesce(expires_at > :now, 1)"
+		" THEN amount ELSE 0 END), 0),"
+		" coalesce(sum(redeemed_at IS NOT NULL), 0),"
+		" coalesce(sum(CASE WHEN redeemed_at IS NOT NULL THEN amount ELSE 0 END), 0),"
+		" coalesce(sum(redeemed_at IS NULL AND expires_at <= :now), 0)"
+		" FROM redemption_codes");
 	if (st && !db_bind_int64(st, ":now", time_now()) && sqlite3_step(st) == SQLITE_ROW)
 		for (i = 0; i < 5; i++)
 			v[i] = sqlite3_column_int64(st, i);
@@ -646,14 +667,16 @@ int page_codes_create(tg_req_t *r)
 	form.expires = web_trim(expires_s);
 	form.batch = web_trim(batch_s);
 	if (parse_count(form.count, &n)) {
-		snprintf(msg, sizeof(msg), "Enter how many codes to make: a whole number from 1 to %d.",
+		snprintf(msg, sizeof(msg),
+			 "Enter how many codes to make: a whole number from 1 to %d.",
 			 LEDGER_CODES_MAX);
 		n = 0;
 		rc = codes_render(r, 422, &form, msg);
 		goto out;
 	}
 	if (!form.amount || !*form.amount) {
-		rc = codes_render(r, 422, &form, "Enter the credits each code is worth, for example 25.");
+		rc = codes_render(r, 422, &form,
+				  "Enter the credits each code is worth, for example 25.");
 		goto out;
 	}
 	if (money_parse(form.amount, &amount, &why)) {
@@ -666,9 +689,10 @@ int page_codes_create(tg_req_t *r)
 	}
 	if (form.expires && *form.expires) {
 		if (web_parse_day(form.expires, &expires)) {
-			rc = codes_render(r, 422, &form,
-					  "The expiry must be a real day written YYYY-MM-DD, for example "
-					  "2026-12-31.");
+			rc = codes_render(
+				r, 422, &form,
+				"The expiry must be a real day written YYYY-MM-DD, for example "
+				"2026-12-31.");
 			goto out;
 		}
 		expires += 86400; /* valid through the whole day (UTC) */

@@ -136,8 +136,9 @@ static void add_status(cJSON *o, const struct apikey *k, int64_t now)
 		if (k->expires_at) {
 			time_format_date(k->expires_at, when);
 			snprintf(text, sizeof(text), "expires %s", when);
-			cJSON_AddStringToObject(o, "badge", k->expires_at - now < EXPIRY_SOON_S ?
-							   "badge-warn" : "badge-ok");
+			cJSON_AddStringToObject(o, "badge",
+						k->expires_at - now < EXPIRY_SOON_S ? "badge-warn" :
+										      "badge-ok");
 			cJSON_AddStringToObject(o, "status", text);
 		} else {
 			cJSON_AddStringToObject(o, "badge", "badge-ok");
@@ -150,10 +151,14 @@ static void add_status(cJSON *o, const struct apikey *k, int64_t now)
 static const char *period_words(enum spend_period p)
 {
 	switch (p) {
-	case PERIOD_DAILY: return "today";
-	case PERIOD_WEEKLY: return "this week";
-	case PERIOD_MONTHLY: return "this month";
-	default: return "in total";
+	case PERIOD_DAILY:
+		return "today";
+	case PERIOD_WEEKLY:
+		return "this week";
+	case PERIOD_MONTHLY:
+		return "this month";
+	default:
+		return "in total";
 	}
 }
 
@@ -181,7 +186,8 @@ static cJSON *period_options(const char *selected)
 
 		cJSON_AddStringToObject(x, "value", periods[i].value);
 		cJSON_AddStringToObject(x, "label", periods[i].label);
-		cJSON_AddBoolToObject(x, "selected", selected && strcmp(selected, periods[i].value) == 0);
+		cJSON_AddBoolToObject(x, "selected",
+				      selected && strcmp(selected, periods[i].value) == 0);
 		cJSON_AddItemToArray(a, x);
 	}
 	return a;
@@ -289,7 +295,8 @@ static int in_list(const char *list, const char *name)
 static void add_model_choices(cJSON *form, const char *allowed)
 {
 	cJSON *list = cJSON_AddArrayToObject(form, "model_choices"), *it;
-	sqlite3_stmt *st = db_stmt("SELECT name FROM models WHERE enabled = 1 ORDER BY name LIMIT 500");
+	sqlite3_stmt *st = db_stmt(
+		"SELECT name FROM models WHERE enabled = 1 ORDER BY name LIMIT 500");
 	const char *p = allowed ? allowed : "";
 	buf_t other;
 
@@ -364,9 +371,9 @@ static void add_form_from_key(cJSON *d, const struct apikey *k)
 	money_format_short(k->spend_limit, money);
 	cJSON_AddStringToObject(o, "limit", k->spend_limit ? money : "");
 	add_model_choices(o, k->allowed_models);
-	cJSON_AddItemToObject(o, "periods", period_options(k->spend_limit ?
-								    apikey_period_name(k->period) :
-								    "monthly"));
+	cJSON_AddItemToObject(o, "periods",
+			      period_options(k->spend_limit ? apikey_period_name(k->period) :
+							      "monthly"));
 }
 
 /* ----------------------------------------------------------------- list */
@@ -402,8 +409,9 @@ int page_keys(tg_req_t *r)
 	cJSON_AddBoolToObject(d, "has_org", 1);
 	cJSON_AddStringToObject(d, "org", s->org.name);
 	cJSON_AddBoolToObject(d, "show_owner", all);
-	cJSON_AddStringToObject(d, "scope", all ? "Every key in this organization." :
-						"Your keys in this organization.");
+	cJSON_AddStringToObject(d, "scope",
+				all ? "Every key in this organization." :
+				      "Your keys in this organization.");
 	tabs = cJSON_AddArrayToObject(d, "tabs");
 	for (f = 0; f < TG_ARRAY_LEN(filters); f++) {
 		cJSON *t = cJSON_CreateObject();
@@ -429,10 +437,10 @@ int page_keys(tg_req_t *r)
 		     "  OR (:f = 3 AND k.expires_at <= :now"
 		     "      AND (k.revoked_at IS NULL OR k.revoked_at > :now)))"
 		     " ORDER BY k.id DESC LIMIT :limit");
-	if (rows && st && !db_bind_int64(st, ":org", s->org.id) && !db_bind_int64(st, ":all", all) &&
-	    !db_bind_int64(st, ":user", s->user.id) && !db_bind_int64(st, ":after", after) &&
-	    !db_bind_int64(st, ":f", filter) && !db_bind_int64(st, ":now", now) &&
-	    !db_bind_int64(st, ":limit", WEB_PAGE_SIZE + 1)) {
+	if (rows && st && !db_bind_int64(st, ":org", s->org.id) &&
+	    !db_bind_int64(st, ":all", all) && !db_bind_int64(st, ":user", s->user.id) &&
+	    !db_bind_int64(st, ":after", after) && !db_bind_int64(st, ":f", filter) &&
+	    !db_bind_int64(st, ":now", now) && !db_bind_int64(st, ":limit", WEB_PAGE_SIZE + 1)) {
 		while (sqlite3_step(st) == SQLITE_ROW) {
 			struct apikey *k;
 			cJSON *o;
@@ -453,8 +461,9 @@ int page_keys(tg_req_t *r)
 			cJSON_AddNumberToObject(o, "id", (double)k->id);
 			cJSON_AddStringToObject(o, "name", db_col_text(st, 1));
 			cJSON_AddStringToObject(o, "prefix", db_col_text(st, 2));
-			cJSON_AddStringToObject(o, "owner", *db_col_text(st, 3) ? db_col_text(st, 3) :
-										  "command line");
+			cJSON_AddStringToObject(o, "owner",
+						*db_col_text(st, 3) ? db_col_text(st, 3) :
+								      "command line");
 			add_date(o, "created", sqlite3_column_int64(st, 4));
 			web_add_time(o, "last_used", sqlite3_column_int64(st, 5));
 			add_status(o, k, now);
@@ -574,8 +583,8 @@ out:
 
 /* --------------------------------------------------------------- detail */
 
-static int detail_render(tg_req_t *r, int status, const struct apikey *k,
-			 const struct key_form *f, const char *error)
+static int detail_render(tg_req_t *r, int status, const struct apikey *k, const struct key_form *f,
+			 const char *error)
 {
 	cJSON *d = cJSON_CreateObject(), *o, *lim, *models;
 	int64_t now = time_now();
@@ -616,7 +625,8 @@ static int detail_render(tg_req_t *r, int status, const struct apikey *k,
 		cJSON_AddNumberToObject(x, "id", (double)other.id);
 		cJSON_AddStringToObject(x, "prefix", other.prefix);
 	}
-	st = db_stmt("SELECT id, prefix FROM api_keys WHERE rotated_from = :id ORDER BY id LIMIT 1");
+	st = db_stmt(
+		"SELECT id, prefix FROM api_keys WHERE rotated_from = :id ORDER BY id LIMIT 1");
 	if (st && !db_bind_int64(st, ":id", k->id) && sqlite3_step(st) == SQLITE_ROW) {
 		cJSON *x = cJSON_AddObjectToObject(o, "replaced_by");
 
@@ -755,7 +765,8 @@ int page_key_rotate(tg_req_t *r)
 	rc = parse_count(grace_s, &grace);
 	free(grace_s);
 	if (rc || grace > APIKEY_GRACE_MAX)
-		return web_redirect_flash(r, loc, "error", "Choose how long the old key keeps working.");
+		return web_redirect_flash(r, loc, "error",
+					  "Choose how long the old key keeps working.");
 	if ((rc = apikey_rotate(k.id, grace, key, &id, &why)))
 		return web_redirect_flash(r, loc, "error", why ? why : "Could not rotate the key.");
 	keys_prefix_of(key, prefix);

@@ -68,8 +68,8 @@ int page_orgs_create(tg_req_t *r)
 	return web_redirect_flash(r, loc, "ok", "Organization created. Add its first owner below.");
 }
 
-static int org_render(tg_req_t *r, int status, const struct org *o, enum role my,
-		      const char *email, const char *name, const char *error)
+static int org_render(tg_req_t *r, int status, const struct org *o, enum role my, const char *email,
+		      const char *name, const char *error)
 {
 	struct web_session *s = r->session;
 	cJSON *d = cJSON_CreateObject(), *jo, *members, *form;
@@ -79,15 +79,20 @@ static int org_render(tg_req_t *r, int status, const struct org *o, enum role my
 	jo = cJSON_AddObjectToObject(d, "org");
 	cJSON_AddNumberToObject(jo, "id", (double)o->id);
 	cJSON_AddStringToObject(jo, "name", o->name);
-	cJSON_AddStringToObject(d, "my_role", s->user.is_admin && membership_role(o->id, s->user.id) == ROLE_NONE ?
-				"instance admin" : role_name(my));
+	cJSON_AddStringToObject(d, "my_role",
+				s->user.is_admin &&
+						membership_role(o->id, s->user.id) == ROLE_NONE ?
+					"instance admin" :
+					role_name(my));
 	cJSON_AddBoolToObject(d, "can_manage", can_manage);
 	cJSON_AddBoolToObject(d, "is_owner", my == ROLE_OWNER);
 	members = cJSON_AddArrayToObject(d, "members");
-	st = db_stmt("SELECT u.id, u.name, u.email, m.role, u.disabled_at IS NOT NULL"
-		     " FROM memberships m JOIN users u ON u.id = m.user_id"
-		     " WHERE m.org_id = :org ORDER BY m.role = 'owner' DESC, m.role = 'admin' DESC, u.email"
-		     " LIMIT 1000");
+	st = db_stmt(
+		"SELECT u.id, u.name, u.email, m.role, u.disabled_at IS NOT NULL"
+		" FROM memberships m JOIN users u ON u.id = m.user_id"
+		" WHERE m.org_id = :org ORDER BY m.role = 'owner' DESC, m.role = 'admin' DESC, "
+		"u.email"
+		" LIMIT 1000");
 	if (st && !db_bind_int64(st, ":org", o->id)) {
 		while (sqlite3_step(st) == SQLITE_ROW) {
 			cJSON *m = cJSON_CreateObject(), *roles;
@@ -96,7 +101,8 @@ static int org_render(tg_req_t *r, int status, const struct org *o, enum role my
 			size_t i;
 
 			cJSON_AddNumberToObject(m, "user_id", (double)sqlite3_column_int64(st, 0));
-			cJSON_AddStringToObject(m, "name", *db_col_text(st, 1) ? db_col_text(st, 1) : "—");
+			cJSON_AddStringToObject(m, "name",
+						*db_col_text(st, 1) ? db_col_text(st, 1) : "—");
 			cJSON_AddStringToObject(m, "email", db_col_text(st, 2));
 			cJSON_AddStringToObject(m, "role", role);
 			cJSON_AddBoolToObject(m, "is_owner", strcmp(role, "owner") == 0);
@@ -122,7 +128,8 @@ static int org_render(tg_req_t *r, int status, const struct org *o, enum role my
 	cJSON_AddStringToObject(form, "email", email ? email : "");
 	cJSON_AddStringToObject(form, "name", name ? name : "");
 	web_flash_now(d, "error", error);
-	cJSON_AddItemToObject(d, "spend_chart", web_usage_chart(o->id, 0, my >= ROLE_ADMIN ? 0 : s->user.id, 30));
+	cJSON_AddItemToObject(d, "spend_chart",
+			      web_usage_chart(o->id, 0, my >= ROLE_ADMIN ? 0 : s->user.id, 30));
 	return web_render(r, status, "org", d);
 }
 
@@ -175,7 +182,8 @@ int page_org_member_add(tg_req_t *r)
 	role_s = req_post(r, "role");
 	role = role_parse(role_s);
 	if (role == ROLE_NONE) {
-		rc = org_render(r, 422, &o, my, email, name, "Choose a role: member, admin or owner.");
+		rc = org_render(r, 422, &o, my, email, name,
+				"Choose a role: member, admin or owner.");
 		goto out;
 	}
 	if (role == ROLE_OWNER && my != ROLE_OWNER) {
@@ -185,14 +193,16 @@ int page_org_member_add(tg_req_t *r)
 	if (user_get_by_email(email ? email : "", &u) == TG_OK) {
 		uid = u.id;
 		if (membership_role(o.id, uid) != ROLE_NONE) {
-			rc = org_render(r, 409, &o, my, email, name,
-					"This user is already a member; change their role in the table.");
+			rc = org_render(
+				r, 409, &o, my, email, name,
+				"This user is already a member; change their role in the table.");
 			goto out;
 		}
 	} else {
 		if (!password || !*password) {
-			rc = org_render(r, 422, &o, my, email, name,
-					"No user has this email. Give a temporary password to create one.");
+			rc = org_render(
+				r, 422, &o, my, email, name,
+				"No user has this email. Give a temporary password to create one.");
 			goto out;
 		}
 		if (user_create(email ? email : "", name, password, 0, 1, &uid, &why)) {
@@ -242,14 +252,17 @@ int page_org_member_role(tg_req_t *r)
 	if (cur == ROLE_NONE)
 		return web_not_found(r);
 	if (role == ROLE_NONE)
-		return web_redirect_flash(r, loc, "error", "Choose a role: member, admin or owner.");
+		return web_redirect_flash(r, loc, "error",
+					  "Choose a role: member, admin or owner.");
 	if ((role == ROLE_OWNER || cur == ROLE_OWNER) && my != ROLE_OWNER)
-		return web_redirect_flash(r, loc, "error", "Only owners can make or change owners.");
+		return web_redirect_flash(r, loc, "error",
+					  "Only owners can make or change owners.");
 	rc = membership_set(o.id, uid, role);
 	if (rc == TG_ECONFLICT)
-		return web_redirect_flash(r, loc, "error",
-					  "An organization needs at least one owner. Make someone else "
-					  "owner first.");
+		return web_redirect_flash(
+			r, loc, "error",
+			"An organization needs at least one owner. Make someone else "
+			"owner first.");
 	if (rc)
 		return web_redirect_flash(r, loc, "error", "Could not change the role.");
 	snprintf(detail, sizeof(detail), "%s -> %s", role_name(cur), role_name(role));
@@ -292,5 +305,6 @@ int page_org_member_remove(tg_req_t *r)
 			 (long long)n);
 		audit_add(&a, o.id, "member.remove", u.email, detail);
 	}
-	return web_redirect_flash(r, loc, "ok", "Member removed; their API keys in this organization were revoked.");
+	return web_redirect_flash(
+		r, loc, "ok", "Member removed; their API keys in this organization were revoked.");
 }

@@ -44,27 +44,31 @@ static void add_totals(cJSON *o, const char *prefix, int64_t org, int64_t user, 
 }
 
 /* The month's top models (by_key 0) or keys (1) by spend. */
-static void add_top(cJSON *d, const char *name, int by_key, int64_t org, int64_t user, int64_t since)
+static void add_top(cJSON *d, const char *name, int by_key, int64_t org, int64_t user,
+		    int64_t since)
 {
 	cJSON *list = cJSON_AddArrayToObject(d, name);
 	sqlite3_stmt *st;
 	char has[48];
 
 	if (by_key)
-		st = db_stmt("SELECT u.key_id, coalesce(k.prefix, ''), coalesce(k.name, ''),"
-			     " sum(u.requests), sum(u.prompt_tokens + u.completion_tokens), sum(u.cost)"
-			     " FROM usage_daily u LEFT JOIN api_keys k ON k.id = u.key_id"
-			     " WHERE u.org_id = :org AND u.day >= :since"
-			     " AND (:user = 0 OR u.key_id IN (SELECT id FROM api_keys"
-			     " WHERE org_id = :org AND created_by = :user))"
-			     " GROUP BY u.key_id ORDER BY sum(u.cost) DESC, sum(u.requests) DESC"
-			     " LIMIT :limit");
+		st = db_stmt(
+			"SELECT u.key_id, coalesce(k.prefix, ''), coalesce(k.name, ''),"
+			" sum(u.requests), sum(u.prompt_tokens + u.completion_tokens), sum(u.cost)"
+			" FROM usage_daily u LEFT JOIN api_keys k ON k.id = u.key_id"
+			" WHERE u.org_id = :org AND u.day >= :since"
+			" AND (:user = 0 OR u.key_id IN (SELECT id FROM api_keys"
+			" WHERE org_id = :org AND created_by = :user))"
+			" GROUP BY u.key_id ORDER BY sum(u.cost) DESC, sum(u.requests) DESC"
+			" LIMIT :limit");
 	else
-		st = db_stmt("SELECT 0, model, '', sum(requests), sum(prompt_tokens + completion_tokens),"
-			     " sum(cost) FROM usage_daily WHERE org_id = :org AND day >= :since"
-			     " AND (:user = 0 OR key_id IN (SELECT id FROM api_keys"
-			     " WHERE org_id = :org AND created_by = :user))"
-			     " GROUP BY model ORDER BY sum(cost) DESC, sum(requests) DESC LIMIT :limit");
+		st = db_stmt(
+			"SELECT 0, model, '', sum(requests), sum(prompt_tokens + "
+			"completion_tokens),"
+			" sum(cost) FROM usage_daily WHERE org_id = :org AND day >= :since"
+			" AND (:user = 0 OR key_id IN (SELECT id FROM api_keys"
+			" WHERE org_id = :org AND created_by = :user))"
+			" GROUP BY model ORDER BY sum(cost) DESC, sum(requests) DESC LIMIT :limit");
 	if (st && !db_bind_int64(st, ":org", org) && !db_bind_int64(st, ":user", user) &&
 	    !db_bind_int64(st, ":since", since) && !db_bind_int64(st, ":limit", TOP_N)) {
 		while (sqlite3_step(st) == SQLITE_ROW) {
@@ -96,8 +100,11 @@ int page_overview(tg_req_t *r)
 	o = cJSON_AddObjectToObject(d, "current_org");
 	cJSON_AddNumberToObject(o, "id", (double)s->org.id);
 	cJSON_AddStringToObject(o, "name", s->org.name);
-	cJSON_AddStringToObject(o, "role", s->user.is_admin && membership_role(s->org.id, s->user.id) == ROLE_NONE ?
-				"instance admin" : role_name(s->role));
+	cJSON_AddStringToObject(o, "role",
+				s->user.is_admin && membership_role(s->org.id, s->user.id) ==
+							    ROLE_NONE ?
+					"instance admin" :
+					role_name(s->role));
 	ledger_balance(s->org.id, &balance);
 	web_add_money(o, "balance", balance);
 	cJSON_AddBoolToObject(o, "negative", balance < 0);
@@ -109,7 +116,8 @@ int page_overview(tg_req_t *r)
 	add_top(d, "top_models", 0, s->org.id, user, ledger_month_start(now));
 	add_top(d, "top_keys", 1, s->org.id, user, ledger_month_start(now));
 	recent = cJSON_AddArrayToObject(d, "requests");
-	cJSON_AddBoolToObject(d, "has_recent", web_recent_requests(recent, s->org.id, user, RECENT_N) > 0);
+	cJSON_AddBoolToObject(d, "has_recent",
+			      web_recent_requests(recent, s->org.id, user, RECENT_N) > 0);
 	return web_render(r, 200, "overview", d);
 }
 

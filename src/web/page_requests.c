@@ -15,7 +15,7 @@
 #include "web/web.h"
 
 struct log_filter {
-	char status[8];   /* "", "ok", "error" or a code */
+	char status[8]; /* "", "ok", "error" or a code */
 	int64_t smin, smax;
 	int64_t key;
 	char model[WEB_MODEL_MAX];
@@ -28,9 +28,12 @@ struct log_filter {
 
 static void log_filter_parse(tg_req_t *r, struct log_filter *f)
 {
-	char *status = req_query(r, "status"), *key = req_query(r, "key"), *model = req_query(r, "model");
-	char *from = req_query(r, "from"), *to = req_query(r, "to"), *before = req_query(r, "before");
-	const char *st = web_trim(status), *k = web_trim(key), *m = web_trim(model), *fr = web_trim(from), *t = web_trim(to);
+	char *status = req_query(r, "status"), *key = req_query(r, "key"),
+	     *model = req_query(r, "model");
+	char *from = req_query(r, "from"), *to = req_query(r, "to"),
+	     *before = req_query(r, "before");
+	const char *st = web_trim(status), *k = web_trim(key), *m = web_trim(model),
+		   *fr = web_trim(from), *t = web_trim(to);
 	buf_t qs;
 
 	memset(f, 0, sizeof(*f));
@@ -48,7 +51,8 @@ static void log_filter_parse(tg_req_t *r, struct log_filter *f)
 			   isdigit((unsigned char)st[1]) && isdigit((unsigned char)st[2])) {
 			f->smin = f->smax = atoi(st);
 		} else {
-			f->error = "Filter the status by ok, error or a three-digit code such as 402.";
+			f->error =
+				"Filter the status by ok, error or a three-digit code such as 402.";
 		}
 		if (!f->error)
 			snprintf(f->status, sizeof(f->status), "%s", st);
@@ -72,7 +76,9 @@ static void log_filter_parse(tg_req_t *r, struct log_filter *f)
 
 static const char *status_badge(int64_t status)
 {
-	return status < 300 ? "badge-ok" : status == 402 || status == 429 ? "badge-warn" : "badge-danger";
+	return status < 300                   ? "badge-ok" :
+	       status == 402 || status == 429 ? "badge-warn" :
+						"badge-danger";
 }
 
 static void add_ms(cJSON *o, const char *key, int64_t ms)
@@ -80,7 +86,8 @@ static void add_ms(cJSON *o, const char *key, int64_t ms)
 	char s[32];
 
 	if (ms >= 10000)
-		snprintf(s, sizeof(s), "%lld.%llds", (long long)(ms / 1000), (long long)(ms % 1000 / 100));
+		snprintf(s, sizeof(s), "%lld.%llds", (long long)(ms / 1000),
+			 (long long)(ms % 1000 / 100));
 	else
 		snprintf(s, sizeof(s), "%lld ms", (long long)ms);
 	cJSON_AddStringToObject(o, key, s);
@@ -88,8 +95,8 @@ static void add_ms(cJSON *o, const char *key, int64_t ms)
 
 /* Columns shared by the log and the overview's last requests. */
 #define LOG_COLUMNS                                                                                \
-	"r.id, r.created_at, coalesce(k.prefix, ''), coalesce(k.name, ''), coalesce(r.key_id, 0),"  \
-	" r.model, r.status, r.prompt_tokens, r.completion_tokens, r.cost, r.usage_source,"         \
+	"r.id, r.created_at, coalesce(k.prefix, ''), coalesce(k.name, ''), coalesce(r.key_id, 0)," \
+	" r.model, r.status, r.prompt_tokens, r.completion_tokens, r.cost, r.usage_source,"        \
 	" r.total_ms, r.stream, r.endpoint"
 
 static cJSON *web_request_row(sqlite3_stmt *st)
@@ -121,11 +128,12 @@ static cJSON *web_request_row(sqlite3_stmt *st)
 int web_recent_requests(cJSON *list, int64_t org_id, int64_t user_id, int limit)
 {
 	/* The unary + keeps the planner on (org_id, id), newest first. */
-	sqlite3_stmt *st = db_stmt("SELECT " LOG_COLUMNS " FROM requests r"
-				   " LEFT JOIN api_keys k ON k.id = r.key_id"
-				   " WHERE r.org_id = :org AND (:user = 0 OR +r.key_id IN"
-				   " (SELECT id FROM api_keys WHERE org_id = :org AND created_by = :user))"
-				   " ORDER BY r.id DESC LIMIT :limit");
+	sqlite3_stmt *st = db_stmt(
+		"SELECT " LOG_COLUMNS " FROM requests r"
+		" LEFT JOIN api_keys k ON k.id = r.key_id"
+		" WHERE r.org_id = :org AND (:user = 0 OR +r.key_id IN"
+		" (SELECT id FROM api_keys WHERE org_id = :org AND created_by = :user))"
+		" ORDER BY r.id DESC LIMIT :limit");
 	int n = 0;
 
 	if (!st || db_bind_int64(st, ":org", org_id) || db_bind_int64(st, ":user", user_id) ||
@@ -154,10 +162,12 @@ int page_requests(tg_req_t *r)
 	status = f.error ? 400 : 200;
 	jf = web_usage_page_head(d, r, &sc, f.error, f.from, f.to, f.qs);
 	{
-		static const struct { const char *value, *label; } sts[] = {
-			{ "ok", "Succeeded" }, { "error", "Failed" }, { "402", "402 out of credits" },
-			{ "429", "429 rate limited" }, { "502", "502 upstream error" },
-			{ "504", "504 upstream timeout" },
+		static const struct {
+			const char *value, *label;
+		} sts[] = {
+			{ "ok", "Succeeded" },           { "error", "Failed" },
+			{ "402", "402 out of credits" }, { "429", "429 rate limited" },
+			{ "502", "502 upstream error" }, { "504", "504 upstream timeout" },
 		};
 		cJSON *a = cJSON_AddArrayToObject(jf, "statuses");
 		size_t i;
@@ -186,7 +196,8 @@ int page_requests(tg_req_t *r)
 	list = cJSON_AddArrayToObject(d, "requests");
 	/* Unary + on the filtered columns keeps the planner on (org_id, id):
 	 * a page is read newest first and stops after 51 matches. */
-	st = db_stmt("SELECT " LOG_COLUMNS " FROM requests r LEFT JOIN api_keys k ON k.id = r.key_id"
+	st = db_stmt("SELECT " LOG_COLUMNS
+		     " FROM requests r LEFT JOIN api_keys k ON k.id = r.key_id"
 		     " WHERE r.org_id = :org AND r.id < :before"
 		     " AND +r.status BETWEEN :smin AND :smax"
 		     " AND (:key = 0 OR +r.key_id = :key) AND (:model = '' OR +r.model = :model)"
@@ -199,7 +210,8 @@ int page_requests(tg_req_t *r)
 	    !db_bind_int64(st, ":smin", f.smin) && !db_bind_int64(st, ":smax", f.smax) &&
 	    !db_bind_int64(st, ":key", f.key) && !db_bind_text(st, ":model", f.model) &&
 	    !db_bind_int64(st, ":from", f.from_t) && !db_bind_int64(st, ":to", f.to_t) &&
-	    !db_bind_int64(st, ":user", sc.user) && !db_bind_int64(st, ":limit", WEB_PAGE_SIZE + 1)) {
+	    !db_bind_int64(st, ":user", sc.user) &&
+	    !db_bind_int64(st, ":limit", WEB_PAGE_SIZE + 1)) {
 		while (sqlite3_step(st) == SQLITE_ROW) {
 			if (++n > WEB_PAGE_SIZE)
 				break;

@@ -26,8 +26,8 @@
 #define HOUR 3600
 #define MAX_DAYS 366
 #define MAX_HOURS 168
-#define TOP_SERIES 5      /* split charts: the biggest five, then "Other" */
-#define MAX_TRACKED 2000  /* distinct models/keys kept apart in the totals */
+#define TOP_SERIES 5     /* split charts: the biggest five, then "Other" */
+#define MAX_TRACKED 2000 /* distinct models/keys kept apart in the totals */
 
 enum split { SPLIT_NONE = 0, SPLIT_MODEL = 1, SPLIT_KEY = 2 };
 
@@ -67,8 +67,7 @@ void web_filter_key_model(const char *k, const char *m, int64_t *key, char model
 	}
 }
 
-void web_qs_add_common(buf_t *qs, int64_t key, const char *model, const char *from,
-		       const char *to)
+void web_qs_add_common(buf_t *qs, int64_t key, const char *model, const char *from, const char *to)
 {
 	if (key)
 		buf_appendf(qs, "%skey=%lld", qs->len ? "&" : "", (long long)key);
@@ -118,11 +117,11 @@ struct usage_filter {
 	enum split split;
 	int64_t key;
 	char model[WEB_MODEL_MAX];
-	char from[24], to[24];  /* as typed */
-	int64_t from_t, to_t;   /* [from_t, to_t), aligned to the bucket */
-	size_t n;               /* buckets */
+	char from[24], to[24]; /* as typed */
+	int64_t from_t, to_t;  /* [from_t, to_t), aligned to the bucket */
+	size_t n;              /* buckets */
 	const char *error;
-	char qs[512];           /* filters as a query string, for links */
+	char qs[512]; /* filters as a query string, for links */
 };
 
 static void range_default(struct usage_filter *f, int64_t now)
@@ -138,9 +137,11 @@ static void range_default(struct usage_filter *f, int64_t now)
 
 static void usage_filter_parse(tg_req_t *r, struct usage_filter *f)
 {
-	char *bucket = req_query(r, "bucket"), *split = req_query(r, "split"), *key = req_query(r, "key");
+	char *bucket = req_query(r, "bucket"), *split = req_query(r, "split"),
+	     *key = req_query(r, "key");
 	char *model = req_query(r, "model"), *from = req_query(r, "from"), *to = req_query(r, "to");
-	const char *b = web_trim(bucket), *sp = web_trim(split), *k = web_trim(key), *m = web_trim(model);
+	const char *b = web_trim(bucket), *sp = web_trim(split), *k = web_trim(key),
+		   *m = web_trim(model);
 	const char *fr = web_trim(from), *t = web_trim(to);
 	int64_t now = time_now(), span;
 	buf_t qs;
@@ -172,7 +173,8 @@ static void usage_filter_parse(tg_req_t *r, struct usage_filter *f)
 		int64_t n = (f->to_t - f->from_t) / (f->hourly ? HOUR : DAY);
 
 		if (f->hourly && n > MAX_HOURS)
-			f->error = "Hourly charts cover at most 7 days: choose a shorter range or per-day buckets.";
+			f->error = "Hourly charts cover at most 7 days: choose a shorter range or "
+				   "per-day buckets.";
 		else if (!f->hourly && n > MAX_DAYS)
 			f->error = "Charts cover at most 366 days: choose a shorter range.";
 	}
@@ -185,7 +187,9 @@ static void usage_filter_parse(tg_req_t *r, struct usage_filter *f)
 	buf_init(&qs, sizeof(f->qs) - 1);
 	web_qs_add(&qs, "bucket", f->hourly ? "hour" : "");
 	web_qs_add(&qs, "split",
-		   f->split == SPLIT_MODEL ? "model" : f->split == SPLIT_KEY ? "key" : "");
+		   f->split == SPLIT_MODEL ? "model" :
+		   f->split == SPLIT_KEY   ? "key" :
+					     "");
 	web_qs_add_common(&qs, f->key, f->model, f->from, f->to);
 	snprintf(f->qs, sizeof(f->qs), "%s", buf_cstr(&qs));
 	buf_free(&qs);
@@ -231,23 +235,25 @@ static sqlite3_stmt *usage_stmt(const struct web_usage_scope *sc, const struct u
 	sqlite3_stmt *st;
 
 	if (f->hourly)
-		st = db_stmt("SELECT (hour - :from) / :bucket, CASE :split WHEN 1 THEN model"
-			     " WHEN 2 THEN CAST(key_id AS TEXT) ELSE '' END, sum(requests), sum(errors),"
-			     " sum(prompt_tokens), sum(completion_tokens), sum(cost)"
-			     " FROM usage_hourly WHERE org_id = :org AND hour >= :from AND hour < :to"
-			     " AND (:key = 0 OR key_id = :key) AND (:model = '' OR model = :model)"
-			     " AND (:user = 0 OR key_id IN (SELECT id FROM api_keys WHERE org_id = :org"
-			     " AND created_by = :user))"
-			     " GROUP BY 1, 2 ORDER BY 1, 2");
+		st = db_stmt(
+			"SELECT (hour - :from) / :bucket, CASE :split WHEN 1 THEN model"
+			" WHEN 2 THEN CAST(key_id AS TEXT) ELSE '' END, sum(requests), sum(errors),"
+			" sum(prompt_tokens), sum(completion_tokens), sum(cost)"
+			" FROM usage_hourly WHERE org_id = :org AND hour >= :from AND hour < :to"
+			" AND (:key = 0 OR key_id = :key) AND (:model = '' OR model = :model)"
+			" AND (:user = 0 OR key_id IN (SELECT id FROM api_keys WHERE org_id = :org"
+			" AND created_by = :user))"
+			" GROUP BY 1, 2 ORDER BY 1, 2");
 	else
-		st = db_stmt("SELECT (day - :from) / :bucket, CASE :split WHEN 1 THEN model"
-			     " WHEN 2 THEN CAST(key_id AS TEXT) ELSE '' END, sum(requests), sum(errors),"
-			     " sum(prompt_tokens), sum(completion_tokens), sum(cost)"
-			     " FROM usage_daily WHERE org_id = :org AND day >= :from AND day < :to"
-			     " AND (:key = 0 OR key_id = :key) AND (:model = '' OR model = :model)"
-			     " AND (:user = 0 OR key_id IN (SELECT id FROM api_keys WHERE org_id = :org"
-			     " AND created_by = :user))"
-			     " GROUP BY 1, 2 ORDER BY 1, 2");
+		st = db_stmt(
+			"SELECT (day - :from) / :bucket, CASE :split WHEN 1 THEN model"
+			" WHEN 2 THEN CAST(key_id AS TEXT) ELSE '' END, sum(requests), sum(errors),"
+			" sum(prompt_tokens), sum(completion_tokens), sum(cost)"
+			" FROM usage_daily WHERE org_id = :org AND day >= :from AND day < :to"
+			" AND (:key = 0 OR key_id = :key) AND (:model = '' OR model = :model)"
+			" AND (:user = 0 OR key_id IN (SELECT id FROM api_keys WHERE org_id = :org"
+			" AND created_by = :user))"
+			" GROUP BY 1, 2 ORDER BY 1, 2");
 
 	if (!st || db_bind_int64(st, ":from", f->from_t) || db_bind_int64(st, ":to", f->to_t) ||
 	    db_bind_int64(st, ":bucket", f->hourly ? HOUR : DAY) ||
@@ -406,8 +412,9 @@ static cJSON *usage_chart(const struct usage_filter *f, const struct usage *u, e
 		{ "Spend per hour", "Requests per hour", "Tokens per hour" },
 	};
 	static const char *const words[] = { "credits", "requests", "tokens" };
-	char (*full)[24] = calloc(f->n ? f->n : 1, 24), (*tick)[12] = calloc(f->n ? f->n : 1, 12);
-	const char **lp = calloc(f->n ? f->n : 1, sizeof(char *)), **tp = calloc(f->n ? f->n : 1, sizeof(char *));
+	char(*full)[24] = calloc(f->n ? f->n : 1, 24), (*tick)[12] = calloc(f->n ? f->n : 1, 12);
+	const char **lp = calloc(f->n ? f->n : 1, sizeof(char *)),
+		   **tp = calloc(f->n ? f->n : 1, sizeof(char *));
 	const char *names[TOP_SERIES + 1];
 	size_t ns = 1, i, s;
 	int64_t *v = NULL;
@@ -428,7 +435,8 @@ static cJSON *usage_chart(const struct usage_filter *f, const struct usage *u, e
 	if (!(v = calloc(ns * (f->n ? f->n : 1), sizeof(*v))))
 		goto out;
 	for (i = 0; i < f->n; i++) {
-		bucket_labels(f->from_t + (int64_t)i * (f->hourly ? HOUR : DAY), f->hourly, full[i], tick[i]);
+		bucket_labels(f->from_t + (int64_t)i * (f->hourly ? HOUR : DAY), f->hourly, full[i],
+			      tick[i]);
 		lp[i] = full[i];
 		tp[i] = tick[i];
 	}
@@ -507,19 +515,22 @@ static void add_series_json(cJSON *o, const struct series *s, int64_t total_cost
 void web_usage_filter_choices(cJSON *jf, const struct web_usage_scope *sc, int64_t key,
 			      const char *model)
 {
-	cJSON *keys = cJSON_AddArrayToObject(jf, "keys"), *models = cJSON_AddArrayToObject(jf, "models");
+	cJSON *keys = cJSON_AddArrayToObject(jf, "keys"),
+	      *models = cJSON_AddArrayToObject(jf, "models");
 	sqlite3_stmt *st;
 	int seen = 0;
 
-	st = db_stmt("SELECT id, prefix, name FROM api_keys WHERE org_id = :org"
-		     " AND (:user = 0 OR created_by = :user) ORDER BY revoked_at IS NOT NULL, name, id"
-		     " LIMIT 500");
+	st = db_stmt(
+		"SELECT id, prefix, name FROM api_keys WHERE org_id = :org"
+		" AND (:user = 0 OR created_by = :user) ORDER BY revoked_at IS NOT NULL, name, id"
+		" LIMIT 500");
 	if (st && !db_bind_int64(st, ":org", sc->org) && !db_bind_int64(st, ":user", sc->user)) {
 		while (sqlite3_step(st) == SQLITE_ROW) {
 			cJSON *k = cJSON_CreateObject();
 			char label[200];
 
-			snprintf(label, sizeof(label), "%s %s", db_col_text(st, 1), db_col_text(st, 2));
+			snprintf(label, sizeof(label), "%s %s", db_col_text(st, 1),
+				 db_col_text(st, 2));
 			cJSON_AddNumberToObject(k, "id", (double)sqlite3_column_int64(st, 0));
 			cJSON_AddStringToObject(k, "label", label);
 			cJSON_AddBoolToObject(k, "selected", sqlite3_column_int64(st, 0) == key);
@@ -630,10 +641,11 @@ int page_usage(tg_req_t *r)
 	if ((c = usage_chart(&f, &u, M_TOKENS)))
 		cJSON_AddItemToObject(d, "chart_tokens", c);
 	add_series_json(cJSON_AddObjectToObject(d, "total"), &u.total, u.total.cost);
-	cJSON_AddStringToObject(d, "row_head", f.split == SPLIT_MODEL ? "Model" :
-					       f.split == SPLIT_KEY	 ? "Key" :
-					       f.hourly			 ? "Hour (UTC)" :
-										   "Day (UTC)");
+	cJSON_AddStringToObject(d, "row_head",
+				f.split == SPLIT_MODEL ? "Model" :
+				f.split == SPLIT_KEY   ? "Key" :
+				f.hourly               ? "Hour (UTC)" :
+							 "Day (UTC)");
 	rows = cJSON_AddArrayToObject(d, "rows");
 	if (f.split != SPLIT_NONE) {
 		for (i = 0; i < u.nseries; i++) {
@@ -641,7 +653,8 @@ int page_usage(tg_req_t *r)
 
 			cJSON_AddStringToObject(o, "label", u.series[i].name);
 			if (f.split == SPLIT_KEY && web_parse_id(u.series[i].id))
-				cJSON_AddNumberToObject(o, "key_id", (double)web_parse_id(u.series[i].id));
+				cJSON_AddNumberToObject(o, "key_id",
+							(double)web_parse_id(u.series[i].id));
 			add_series_json(o, &u.series[i], u.total.cost);
 			cJSON_AddItemToArray(rows, o);
 		}
@@ -658,7 +671,8 @@ int page_usage(tg_req_t *r)
 			if (!per[i].requests)
 				continue;
 			o = cJSON_CreateObject();
-			bucket_labels(f.from_t + (int64_t)i * (f.hourly ? HOUR : DAY), f.hourly, full, tick);
+			bucket_labels(f.from_t + (int64_t)i * (f.hourly ? HOUR : DAY), f.hourly,
+				      full, tick);
 			cJSON_AddStringToObject(o, "label", full);
 			add_series_json(o, &per[i], u.total.cost);
 			cJSON_AddItemToArray(rows, o);
@@ -716,8 +730,10 @@ int page_usage_csv(tg_req_t *r)
 			web_csv_field(&b, label, 1);
 		}
 		money_format(sqlite3_column_int64(st, 6), amt);
-		buf_appendf(&b, ",%lld,%lld,%lld,%lld,%s\r\n", (long long)sqlite3_column_int64(st, 2),
-			    (long long)sqlite3_column_int64(st, 3), (long long)sqlite3_column_int64(st, 4),
+		buf_appendf(&b, ",%lld,%lld,%lld,%lld,%s\r\n",
+			    (long long)sqlite3_column_int64(st, 2),
+			    (long long)sqlite3_column_int64(st, 3),
+			    (long long)sqlite3_column_int64(st, 4),
 			    (long long)sqlite3_column_int64(st, 5), amt);
 		rc = web_csv_flush(r, &b);
 	}

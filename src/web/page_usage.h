@@ -31,8 +31,7 @@ void web_filter_key_model(const char *k, const char *m, int64_t *key, char model
 /* Append "name=value" (value URL-encoded, "&" between) when value is set. */
 void web_qs_add(buf_t *qs, const char *name, const char *value);
 /* Append the parts both filters have: key (0: none), model, from, to. */
-void web_qs_add_common(buf_t *qs, int64_t key, const char *model, const char *from,
-		       const char *to);
+void web_qs_add_common(buf_t *qs, int64_t key, const char *model, const char *from, const char *to);
 /* The filter form's "keys" and "models" arrays in jf: the scope's keys and
  * the catalog's models, key and model marked selected (a model since
  * removed from the catalog is still listed when selected). */

@@ -12,8 +12,9 @@ static int users_render(tg_req_t *r, int status, const char *email, const char *
 			const char *error)
 {
 	cJSON *d = cJSON_CreateObject(), *list = cJSON_AddArrayToObject(d, "users"), *form;
-	sqlite3_stmt *st = db_stmt("SELECT id, name, email, is_admin, disabled_at IS NOT NULL, created_at"
-				   " FROM users ORDER BY email LIMIT 5000");
+	sqlite3_stmt *st = db_stmt(
+		"SELECT id, name, email, is_admin, disabled_at IS NOT NULL, created_at"
+		" FROM users ORDER BY email LIMIT 5000");
 
 	while (st && sqlite3_step(st) == SQLITE_ROW) {
 		cJSON *u = cJSON_CreateObject();
@@ -50,13 +51,14 @@ int page_users_create(tg_req_t *r)
 	int64_t id;
 	int rc, is_admin = admin && strcmp(admin, "1") == 0;
 
-	if (user_create(email ? email : "", name, password ? password : "", is_admin, 1, &id, &why)) {
+	if (user_create(email ? email : "", name, password ? password : "", is_admin, 1, &id,
+			&why)) {
 		rc = users_render(r, 422, email, name, why);
 		goto out;
 	}
 	audit_add(&a, 0, "user.create", email, is_admin ? "instance admin" : "");
-	snprintf(msg, sizeof(msg), "Created %s. They must change the temporary password at first sign-in.",
-		 email);
+	snprintf(msg, sizeof(msg),
+		 "Created %s. They must change the temporary password at first sign-in.", email);
 	rc = web_redirect_flash(r, "/users", "ok", msg);
 out:
 	free(email);
@@ -85,8 +87,10 @@ static int set_disabled(tg_req_t *r, int disabled)
 		apikey_revoke_user(0, id, NULL);
 	audit_add(&a, 0, disabled ? "user.disable" : "user.enable", u.email,
 		  disabled ? "signed out; API keys revoked" : "");
-	return web_redirect_flash(r, "/users", "ok", disabled ? "User disabled, signed out, and their API keys revoked." :
-								 "User enabled.");
+	return web_redirect_flash(r, "/users", "ok",
+				  disabled ?
+					  "User disabled, signed out, and their API keys revoked." :
+					  "User enabled.");
 }
 
 int page_user_disable(tg_req_t *r)

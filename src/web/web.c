@@ -38,8 +38,8 @@ int web_init(const tg_config_t *cfg, const tg_secrets_t *secrets, char *err, siz
 	config = cfg;
 
 	/* A key of its own for CSRF, derived from the pepper. */
-	crypto_generichash(csrf_key, sizeof(csrf_key), (const unsigned char *)"tollgate-csrf-key", 17,
-			   secrets->pepper, sizeof(secrets->pepper));
+	crypto_generichash(csrf_key, sizeof(csrf_key), (const unsigned char *)"tollgate-csrf-key",
+			   17, secrets->pepper, sizeof(secrets->pepper));
 	snprintf(dir, sizeof(dir), "%s/templates", cfg->assets_dir);
 	if ((rc = tmpl_set_new(&templates))) {
 		snprintf(err, errlen, "out of memory");
@@ -95,8 +95,8 @@ void web_set_cookie(tg_req_t *r, const char *base, const char *value, int max_ag
 
 	web_cookie_name(r, base, name, sizeof(name));
 	if (max_age >= 0)
-		snprintf(line, sizeof(line), "%s=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%d%s", name,
-			 value, max_age, req_is_tls(r) ? "; Secure" : "");
+		snprintf(line, sizeof(line), "%s=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%d%s",
+			 name, value, max_age, req_is_tls(r) ? "; Secure" : "");
 	else
 		snprintf(line, sizeof(line), "%s=%s; Path=/; HttpOnly; SameSite=Lax%s", name, value,
 			 req_is_tls(r) ? "; Secure" : "");
@@ -158,7 +158,10 @@ static void take_flash(tg_req_t *r, cJSON *data)
 		msg = req_form_get(q.data, q.len, "m");
 	if (msg && *msg && !cJSON_GetObjectItem(data, "flash")) {
 		f = cJSON_AddObjectToObject(data, "flash");
-		cJSON_AddStringToObject(f, "kind", v[0] == 'e' ? "error" : v[0] == 'w' ? "warn" : "ok");
+		cJSON_AddStringToObject(f, "kind",
+					v[0] == 'e' ? "error" :
+					v[0] == 'w' ? "warn" :
+						      "ok");
 		cJSON_AddStringToObject(f, "message", msg);
 	}
 	buf_free(&q);
@@ -211,8 +214,9 @@ static int check_csrf_field(tg_req_t *r, const unsigned char hash[32])
 	ok = given && tokens_csrf_verify(csrf_key, hash, given, strlen(given));
 	free(given);
 	if (!ok)
-		return forbid(r, "The form's security token is missing or expired. Go back, reload the "
-				 "page and try again.");
+		return forbid(
+			r, "The form's security token is missing or expired. Go back, reload the "
+			   "page and try again.");
 	return TG_OK;
 }
 
@@ -225,7 +229,8 @@ int web_public_csrf_check(tg_req_t *r)
 	if (!pre) {
 		/* Still read the form so its size limit is enforced first. */
 		if (!origin_ok(r))
-			return forbid(r, "This form was submitted from another site and was refused.");
+			return forbid(r,
+				      "This form was submitted from another site and was refused.");
 		if (read_form(r))
 			return TG_EINVAL;
 		return forbid(r, "Your browser did not send the form's security cookie. Enable "
@@ -317,7 +322,8 @@ int web_authenticate(tg_req_t *r, int admin_only)
 		rc = TG_ENOTFOUND;
 	}
 	if (rc != TG_OK) {
-		if (strcmp(r->method, "GET") == 0 && strlen(r->path) < 200 && strcmp(r->path, "/")) {
+		if (strcmp(r->method, "GET") == 0 && strlen(r->path) < 200 &&
+		    strcmp(r->path, "/")) {
 			buf_t loc;
 
 			buf_init(&loc, 1024);
@@ -392,7 +398,8 @@ char *web_trim(char *s)
 	if (p != s)
 		memmove(s, p, strlen(p) + 1);
 	n = strlen(s);
-	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
+	while (n > 0 &&
+	       (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
 		s[--n] = '\0';
 	return s;
 }

@@ -17,8 +17,8 @@
 struct web_session {
 	struct session_row row;
 	struct user user;
-	struct org org;   /* the org being viewed; org.id == 0 when none */
-	enum role role;   /* effective role there (instance admins count as owner) */
+	struct org org; /* the org being viewed; org.id == 0 when none */
+	enum role role; /* effective role there (instance admins count as owner) */
 	char csrf[44];
 };
 

@@ -68,9 +68,9 @@ static struct opts o = {
 
 static const char *body;
 static char body_buf[1024];
-static atomic_long next_req;   /* count mode: requests handed out */
+static atomic_long next_req; /* count mode: requests handed out */
 static atomic_long warm_done;
-static int64_t deadline_us;    /* duration mode: stop starting requests after this */
+static int64_t deadline_us; /* duration mode: stop starting requests after this */
 static pthread_barrier_t warm_barrier, start_barrier;
 
 struct sample_buf {
@@ -89,7 +89,7 @@ struct worker {
 struct xfer {
 	CURL *h;
 	int64_t start_us;
-	int64_t first_us; /* 0 until the first body byte */
+	int64_t first_us;  /* 0 until the first body byte */
 	long first_status; /* the HTTP status when that byte came */
 	size_t bytes;
 };
@@ -405,14 +405,19 @@ static int run_open_streams(void)
 			if (msg->msg == CURLMSG_DONE) {
 				long status = 0;
 
-				curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
-				if (msg->data.result == CURLE_OK && status >= 200 && status <= 299) {
+				curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE,
+						  &status);
+				if (msg->data.result == CURLE_OK && status >= 200 &&
+				    status <= 299) {
 					ok++;
 				} else {
 					if (errors++ < 5)
 						fprintf(stderr, "  stream failed: %s, HTTP %ld\n",
-							msg->data.result == CURLE_OK ? "completed" :
-							curl_easy_strerror(msg->data.result), status);
+							msg->data.result == CURLE_OK ?
+								"completed" :
+								curl_easy_strerror(
+									msg->data.result),
+							status);
 				}
 			}
 		}
@@ -463,12 +468,11 @@ static int run_open_streams(void)
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: bench --url URL [--key KEY] [--model NAME] [--label L]\n"
-		"             [--threads N] [--requests N | --duration SECONDS] [--warmup N]\n"
-		"             [--stream] [--max-tokens N] [--header 'Name: value']...\n"
-		"             [--open-streams K] [--body JSON] [--timeout SECONDS]\n"
-		"Prints a summary on stderr and a RESULT line (latencies in µs) on stdout.\n");
+	fprintf(f, "usage: bench --url URL [--key KEY] [--model NAME] [--label L]\n"
+		   "             [--threads N] [--requests N | --duration SECONDS] [--warmup N]\n"
+		   "             [--stream] [--max-tokens N] [--header 'Name: value']...\n"
+		   "             [--open-streams K] [--body JSON] [--timeout SECONDS]\n"
+		   "Prints a summary on stderr and a RESULT line (latencies in µs) on stdout.\n");
 }
 
 static long num(const char *flag, const char *v, long min, long max)
@@ -553,7 +557,8 @@ int main(int argc, char **argv)
 	} else {
 		body = body_buf;
 		snprintf(body_buf, sizeof(body_buf),
-			 "{\"model\":\"%s\",\"messages\":[{\"role\":\"user\",\"content\":\"hello\"}],"
+			 "{\"model\":\"%s\",\"messages\":[{\"role\":\"user\","
+			 "\"content\":\"hello\"}],"
 			 "\"max_tokens\":%ld%s}",
 			 o.model, o.max_tokens, o.stream ? ",\"stream\":true" : "");
 	}

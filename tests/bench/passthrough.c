@@ -55,7 +55,8 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 
 static int fail(struct mg_connection *conn, int status, const char *why)
 {
-	mg_printf(conn, "HTTP/1.1 %d Error\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n\r\n%s",
+	mg_printf(conn,
+		  "HTTP/1.1 %d Error\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n\r\n%s",
 		  status, strlen(why), why);
 	return status;
 }
@@ -95,8 +96,8 @@ static int forward(struct mg_connection *conn, void *ud)
 	}
 	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
 	curl_easy_getinfo(curl, CURLINFO_CONTENT_TYPE, &ctype);
-	mg_printf(conn, "HTTP/1.1 %ld OK\r\nContent-Type: %s\r\nContent-Length: %zu\r\n\r\n", status,
-		  ctype ? ctype : "application/octet-stream", a.len);
+	mg_printf(conn, "HTTP/1.1 %ld OK\r\nContent-Type: %s\r\nContent-Length: %zu\r\n\r\n",
+		  status, ctype ? ctype : "application/octet-stream", a.len);
 	mg_write(conn, a.data, a.len);
 	free(a.data);
 	return (int)status;
@@ -104,10 +105,13 @@ static int forward(struct mg_connection *conn, void *ud)
 
 int main(int argc, char **argv)
 {
+	/* clang-format off: name and value pairs */
 	const char *options[] = {
 		"listening_ports", NULL, "num_threads", "64", "enable_keep_alive", "yes",
-		"tcp_nodelay", "1", NULL,
+		"tcp_nodelay",     "1",  NULL,
 	};
+	/* clang-format on */
+
 	struct mg_callbacks cb;
 	struct mg_context *ctx;
 	struct mg_server_port port;

@@ -50,7 +50,7 @@ static atomic_ullong next_id;
 /* Per-request behaviour: x-fake-* headers over the command-line defaults. */
 struct knobs {
 	long latency_ms;
-	long chunks;            /* 0: one content chunk per token */
+	long chunks; /* 0: one content chunk per token */
 	long chunk_interval_ms;
 	long status;            /* 0: behave normally */
 	long break_after;       /* -1: never */
@@ -70,9 +70,9 @@ struct chat_plan {
 	long completion_tokens;
 	long cached_tokens;
 	const char *finish_reason;
-	int with_usage;     /* usage field / usage chunk wanted and not suppressed */
-	long usage_so_far;  /* >= 0: content chunks carry this running usage (usage_every_chunk) */
-	const cJSON *echo;  /* the request body to echo back, or NULL */
+	int with_usage;    /* usage field / usage chunk wanted and not suppressed */
+	long usage_so_far; /* >= 0: content chunks carry this running usage (usage_every_chunk) */
+	const cJSON *echo; /* the request body to echo back, or NULL */
 };
 
 struct sse {
@@ -83,7 +83,10 @@ struct sse {
 enum route { R_NONE, R_CHAT, R_EMBEDDINGS, R_MODELS, R_MODEL };
 
 static const char *const model_ids[] = {
-	"gpt-4o", "gpt-4o-mini", "text-embedding-3-small", "fake-model",
+	"gpt-4o",
+	"gpt-4o-mini",
+	"text-embedding-3-small",
+	"fake-model",
 };
 
 /* Sleep ms milliseconds in short slices; -1 as soon as the server is stopping. */
@@ -201,7 +204,8 @@ static const char *knobs_from_body(const cJSON *req, struct knobs *k)
 		{ "chunk_interval_ms", 0, MAX_DELAY_MS, offsetof(struct knobs, chunk_interval_ms) },
 		{ "status", 200, 599, offsetof(struct knobs, status) },
 		{ "break_after", 0, MAX_COMPLETION_TOKENS, offsetof(struct knobs, break_after) },
-		{ "completion_tokens", 0, MAX_COMPLETION_TOKENS, offsetof(struct knobs, completion_tokens) },
+		{ "completion_tokens", 0, MAX_COMPLETION_TOKENS,
+		  offsetof(struct knobs, completion_tokens) },
 		{ "cached_tokens", 0, 1000000000L, offsetof(struct knobs, cached_tokens) },
 		{ "no_usage", 0, 1, offsetof(struct knobs, no_usage) },
 		{ "echo_body", 0, 1, offsetof(struct knobs, echo_body) },
@@ -217,8 +221,8 @@ static const char *knobs_from_body(const cJSON *req, struct knobs *k)
 	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
 		const cJSON *v = cJSON_GetObjectItemCaseSensitive(x, fields[i].name);
 
-		if (v && json_long(v, fields[i].min, fields[i].max,
-				   (long *)((char *)k + fields[i].off)))
+		if (v &&
+		    json_long(v, fields[i].min, fields[i].max, (long *)((char *)k + fields[i].off)))
 			return fields[i].name;
 	}
 	if (k->status != 0 && k->status != 200 && k->status < 400)
@@ -261,9 +265,9 @@ static int send_answer(struct mg_connection *conn, int status, const char *conte
 	n = snprintf(out, cap,
 		     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nx-fake-echo-authorization: %s\r\n"
 		     "%s%s%s%sConnection: %s\r\n\r\n",
-		     status, mg_get_response_code_text(conn, status), content_type, auth ? auth : "",
-		     rid ? "x-fake-echo-request-id: " : "", rid ? rid : "", rid ? "\r\n" : "", extra,
-		     closing ? "close" : "keep-alive");
+		     status, mg_get_response_code_text(conn, status), content_type,
+		     auth ? auth : "", rid ? "x-fake-echo-request-id: " : "", rid ? rid : "",
+		     rid ? "\r\n" : "", extra, closing ? "close" : "keep-alive");
 	if (n < 0 || (size_t)n >= cap - len) {
 		free(out);
 		no_keep_alive(conn);
@@ -489,7 +493,8 @@ static char *chunk_print(const struct chat_plan *p, const char *role, const char
 	 * null. Some servers (vLLM's continuous usage stats) put the usage so far
 	 * in every content chunk instead. */
 	if (p->with_usage && content && p->usage_so_far >= 0)
-		add_item(root, "usage", usage_new(p->prompt_tokens, p->usage_so_far, p->cached_tokens));
+		add_item(root, "usage",
+			 usage_new(p->prompt_tokens, p->usage_so_far, p->cached_tokens));
 	else if (p->with_usage)
 		cJSON_AddNullToObject(root, "usage");
 	if (first)
@@ -834,8 +839,8 @@ static int handle_embeddings(struct mg_connection *conn, const cJSON *req, const
 	goto out;
 bad_input:
 	status = send_error(conn, 400,
-			    "input must be a string, an array of strings or token arrays",
-			    "input", NULL);
+			    "input must be a string, an array of strings or token arrays", "input",
+			    NULL);
 out:
 	cJSON_Delete(root);
 	return status;
@@ -938,8 +943,10 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
 	status = read_body(conn, &body, &len);
 	if (status) {
 		no_keep_alive(conn);
-		status = send_error(conn, status, status == 413 ? "request body too large" :
-						  "could not read the request body", NULL, NULL);
+		status = send_error(conn, status,
+				    status == 413 ? "request body too large" :
+						    "could not read the request body",
+				    NULL, NULL);
 		goto out;
 	}
 	if (route == R_NONE) {
@@ -1079,16 +1086,26 @@ bad:
 int main(int argc, char **argv)
 {
 	char threads[24], keep_alive[24], errtext[256] = "";
+	/* clang-format off: name and value pairs */
 	const char *options[] = {
-		"listening_ports", opt.listen,
-		"num_threads", threads,
-		"enable_keep_alive", "yes",
-		"keep_alive_timeout_ms", keep_alive,
-		"tcp_nodelay", "1",
-		"request_timeout_ms", "120000",
-		"max_request_size", "65536",
+		"listening_ports",
+		opt.listen,
+		"num_threads",
+		threads,
+		"enable_keep_alive",
+		"yes",
+		"keep_alive_timeout_ms",
+		keep_alive,
+		"tcp_nodelay",
+		"1",
+		"request_timeout_ms",
+		"120000",
+		"max_request_size",
+		"65536",
 		NULL,
 	};
+	/* clang-format on */
+
 	struct mg_callbacks cb;
 	struct mg_init_data init;
 	struct mg_error_data error;

@@ -14,13 +14,12 @@
 #include "crypto/keys.h"
 #include "crypto/tokens.h"
 
-#define CHECK(c)                                                                   \
-	do {                                                                       \
-		if (!(c)) {                                                        \
-			fprintf(stderr, "fuzz_csrf: check failed: %s (line %d)\n", #c, \
-				__LINE__);                                         \
-			abort();                                                   \
-		}                                                                  \
+#define CHECK(c)                                                                                  \
+	do {                                                                                      \
+		if (!(c)) {                                                                       \
+			fprintf(stderr, "fuzz_csrf: check failed: %s (line %d)\n", #c, __LINE__); \
+			abort();                                                                  \
+		}                                                                                 \
 	} while (0)
 
 static int verify_copy(const unsigned char *key, const unsigned char *sh, const char *s, size_t n)
@@ -65,7 +64,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(strlen(real) == TOKENS_LEN);
 	for (i = 0; i < TOKENS_LEN; i++)
 		CHECK(strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_",
-			     real[i]) && real[i]);
+			     real[i]) &&
+		      real[i]);
 	tokens_csrf(key, sh, again);
 	CHECK(strcmp(real, again) == 0);
 

@@ -25,13 +25,12 @@
 
 #include "http/http.h"
 
-#define CHECK(c)                                                                   \
-	do {                                                                       \
-		if (!(c)) {                                                        \
-			fprintf(stderr, "fuzz_form: check failed: %s (line %d)\n", #c, \
-				__LINE__);                                         \
-			abort();                                                   \
-		}                                                                  \
+#define CHECK(c)                                                                                  \
+	do {                                                                                      \
+		if (!(c)) {                                                                       \
+			fprintf(stderr, "fuzz_form: check failed: %s (line %d)\n", #c, __LINE__); \
+			abort();                                                                  \
+		}                                                                                 \
 	} while (0)
 
 static int hexv(unsigned char c)
@@ -176,7 +175,8 @@ static void cookie_mode(const char *name, const unsigned char *src, size_t n)
 
 		i = (size_t)ri.num_headers;
 		names[i] = strndup((const char *)src + start, klen);
-		values[i] = colon ? strndup((const char *)colon + 1, end - (size_t)(colon + 1 - src)) :
+		values[i] = colon ? strndup((const char *)colon + 1,
+					    end - (size_t)(colon + 1 - src)) :
 				    strdup("");
 		CHECK(names[i] && values[i]);
 		ri.http_headers[i].name = names[i];

@@ -28,13 +28,13 @@
 #include "gateway/sse.h"
 #include "providers/provider.h"
 
-#define CHECK(c)                                                                          \
-	do {                                                                              \
-		if (!(c)) {                                                               \
+#define CHECK(c)                                                                               \
+	do {                                                                                   \
+		if (!(c)) {                                                                    \
 			fprintf(stderr, "fuzz_gateway_json: check failed: %s (line %d)\n", #c, \
-				__LINE__);                                                \
-			abort();                                                          \
-		}                                                                         \
+				__LINE__);                                                     \
+			abort();                                                               \
+		}                                                                              \
 	} while (0)
 
 #define MODEL_MAX_OUT 4096
@@ -194,8 +194,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	memset(&p, 0, sizeof(p));
 	memset(&e, 0, sizeof(e));
-	if (gw_parse_request(req, cJSON_GetObjectItemCaseSensitive(req, "input") ?
-					  PROV_EMBEDDINGS : PROV_CHAT, &p, &e) != TG_OK) {
+	if (gw_parse_request(req,
+			     cJSON_GetObjectItemCaseSensitive(req, "input") ? PROV_EMBEDDINGS :
+									      PROV_CHAT,
+			     &p, &e) != TG_OK) {
 		check_refusal(&e);
 		goto out;
 	}
@@ -224,7 +226,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(max_out * p.n <= (int64_t)MODEL_MAX_OUT * GW_MAX_N);
 
 	pc = (struct prov_call){ &prov, p.endpoint, model.upstream_model, p.stream, copy, size,
-				 req, "req_fuzz" };
+				 req,   "req_fuzz" };
 	CHECK(provider_echo.build_request(&pc, &rq) == TG_OK);
 	CHECK(rq.body != NULL && rq.len == strlen(rq.body));
 	{

@@ -18,13 +18,12 @@
 #include "core/base62.h"
 #include "crypto/keys.h"
 
-#define CHECK(c)                                                                   \
-	do {                                                                       \
-		if (!(c)) {                                                        \
-			fprintf(stderr, "fuzz_keys: check failed: %s (line %d)\n", #c, \
-				__LINE__);                                         \
-			abort();                                                   \
-		}                                                                  \
+#define CHECK(c)                                                                                  \
+	do {                                                                                      \
+		if (!(c)) {                                                                       \
+			fprintf(stderr, "fuzz_keys: check failed: %s (line %d)\n", #c, __LINE__); \
+			abort();                                                                  \
+		}                                                                                 \
 	} while (0)
 
 static const char alpha[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -143,7 +142,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			CHECK(keys_hash_from_hex(hex, KEYS_HASH_HEX_LEN, h2) == TG_OK);
 			CHECK(memcmp(h, h2, KEYS_HASH_LEN) == 0);
 			for (i = 0; i < KEYS_HASH_HEX_LEN; i++)
-				CHECK(hex[i] == (char)(data[i] >= 'A' && data[i] <= 'F' ? data[i] + 32 : data[i]));
+				CHECK(hex[i] == (char)(data[i] >= 'A' && data[i] <= 'F' ?
+							       data[i] + 32 :
+							       data[i]));
 		}
 	}
 	return 0;

@@ -24,15 +24,15 @@
 #include "store/db.h"
 #include "store/migrate.h"
 
-#define CHECK(c)                                                                     \
-	do {                                                                         \
-		if (!(c)) {                                                          \
-			fprintf(stderr, "fuzz_ledger: check failed: %s (line %d, op %d)\n", \
-				#c, __LINE__, cur_op);                               \
-			if (devnull)                                                 \
-				ledger_audit(stderr);                                \
-			abort();                                                     \
-		}                                                                    \
+#define CHECK(c)                                                                                \
+	do {                                                                                    \
+		if (!(c)) {                                                                     \
+			fprintf(stderr, "fuzz_ledger: check failed: %s (line %d, op %d)\n", #c, \
+				__LINE__, cur_op);                                              \
+			if (devnull)                                                            \
+				ledger_audit(stderr);                                           \
+			abort();                                                                \
+		}                                                                               \
 	} while (0)
 
 #define ORGS 2
@@ -138,7 +138,8 @@ static void op_hold(struct model *m, int o, int with_key, int64_t amount, int si
 	if (with_key && KEY_LIMIT - m->key_spent - held(m, 0, 1) < expect)
 		expect = KEY_LIMIT - m->key_spent - held(m, 0, 1);
 	if (with_key && since)
-		rc = ledger_hold_since(m->org_id[o], m->key_id, amount, KEY_LIMIT, 0, &oh->h, &avail);
+		rc = ledger_hold_since(m->org_id[o], m->key_id, amount, KEY_LIMIT, 0, &oh->h,
+				       &avail);
 	else if (with_key)
 		rc = ledger_hold(m->org_id[o], m->key_id, amount, KEY_LIMIT, m->key_spent, &oh->h,
 				 &avail);

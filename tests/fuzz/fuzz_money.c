@@ -17,13 +17,12 @@
 
 #include "ledger/money.h"
 
-#define CHECK(c)                                                                    \
-	do {                                                                        \
-		if (!(c)) {                                                         \
-			fprintf(stderr, "fuzz_money: check failed: %s (line %d)\n", #c, \
-				__LINE__);                                          \
-			abort();                                                    \
-		}                                                                   \
+#define CHECK(c)                                                                                   \
+	do {                                                                                       \
+		if (!(c)) {                                                                        \
+			fprintf(stderr, "fuzz_money: check failed: %s (line %d)\n", #c, __LINE__); \
+			abort();                                                                   \
+		}                                                                                  \
 	} while (0)
 
 __extension__ typedef __int128 i128;

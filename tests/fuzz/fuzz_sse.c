@@ -16,13 +16,12 @@
 #include "core/buf.h"
 #include "gateway/sse.h"
 
-#define CHECK(c)                                                                  \
-	do {                                                                      \
-		if (!(c)) {                                                       \
-			fprintf(stderr, "fuzz_sse: check failed: %s (line %d)\n", #c, \
-				__LINE__);                                        \
-			abort();                                                  \
-		}                                                                 \
+#define CHECK(c)                                                                                 \
+	do {                                                                                     \
+		if (!(c)) {                                                                      \
+			fprintf(stderr, "fuzz_sse: check failed: %s (line %d)\n", #c, __LINE__); \
+			abort();                                                                 \
+		}                                                                                \
 	} while (0)
 
 struct run {

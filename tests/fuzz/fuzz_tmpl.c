@@ -26,19 +26,19 @@
 #include "core/buf.h"
 #include "tmpl/tmpl.h"
 
-#define CHECK(c)                                                                   \
-	do {                                                                       \
-		if (!(c)) {                                                        \
-			fprintf(stderr, "fuzz_tmpl: check failed: %s (line %d)\n", #c, \
-				__LINE__);                                         \
-			abort();                                                   \
-		}                                                                  \
+#define CHECK(c)                                                                                  \
+	do {                                                                                      \
+		if (!(c)) {                                                                       \
+			fprintf(stderr, "fuzz_tmpl: check failed: %s (line %d)\n", #c, __LINE__); \
+			abort();                                                                  \
+		}                                                                                 \
 	} while (0)
 
 static const char context_json[] =
 	"{\"name\":\"Tollgate\",\"html\":\"<b>&\\\"'</b>\",\"n\":3,\"f\":1.5,\"neg\":-0.25,"
 	"\"big\":1e300,\"t\":true,\"no\":false,\"nil\":null,\"empty\":\"\",\"none\":[],"
-	"\"obj\":{\"a\":{\"b\":{\"c\":\"deep\"}},\"x\":1},\"one\":[{\"k\":\"v\",\"name\":\"inner\"}],"
+	"\"obj\":{\"a\":{\"b\":{\"c\":\"deep\"}},\"x\":1},\"one\":[{\"k\":\"v\","
+	"\"name\":\"inner\"}],"
 	"\"two\":[1,\"two\"],\"org\":{\"name\":\"Acme & Co\",\"balance\":\"12.50\"}}";
 
 static size_t count(const char *s, size_t n, const char *w)

@@ -28,7 +28,7 @@
 #include "store/db.h"
 #include "store/migrate.h"
 
-#define C(x) ((int64_t)(x) * MONEY_SCALE) /* whole credits */
+#define C(x) ((int64_t)(x)*MONEY_SCALE)            /* whole credits */
 #define CC(x) ((int64_t)(x) * (MONEY_SCALE / 100)) /* hundredths */
 
 /* ------------------------------------------------------ balance_below */
@@ -111,9 +111,9 @@ static void test_share_holds(void **state)
 	assert_false(alerts_share_holds(CC(499), C(10), 50));
 	assert_true(alerts_share_holds(C(5), C(10), 50));
 	assert_true(alerts_share_holds(C(11), C(10), 100));
-	assert_false(alerts_share_holds(C(5), 0, 50));   /* no limit: never */
+	assert_false(alerts_share_holds(C(5), 0, 50)); /* no limit: never */
 	assert_false(alerts_share_holds(C(5), C(10), 0));
-	assert_true(alerts_share_holds(1, 3, 33));       /* 1/3 >= 33% */
+	assert_true(alerts_share_holds(1, 3, 33)); /* 1/3 >= 33% */
 	assert_false(alerts_share_holds(1, 3, 34));
 	/* no overflow with the largest amounts */
 	assert_true(alerts_share_holds(INT64_MAX, INT64_MAX, 100));
@@ -234,17 +234,42 @@ static int private_ip(const char *ip)
 static void test_private_addresses(void **state)
 {
 	static const char *const private[] = {
-		"127.0.0.1", "127.255.0.9", "0.0.0.0", "10.1.2.3", "172.16.0.1", "172.31.255.255",
-		"192.168.1.1", "169.254.169.254", "100.64.0.1", "192.0.0.8", "198.18.0.1",
-		"224.0.0.1", "255.255.255.255", "::", "::1", "fe80::1", "fc00::1", "fd12:3456::1",
-		"ff02::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::127.0.0.1", "::a00:8",
-		"64:ff9b::7f00:1", "64:ff9b::a00:8", "64:ff9b:1::1", "fec0::1", "100::1",
-		"2002:7f00:1::1", "2002:a00:8::",
+		"127.0.0.1",
+		"127.255.0.9",
+		"0.0.0.0",
+		"10.1.2.3",
+		"172.16.0.1",
+		"172.31.255.255",
+		"192.168.1.1",
+		"169.254.169.254",
+		"100.64.0.1",
+		"192.0.0.8",
+		"198.18.0.1",
+		"224.0.0.1",
+		"255.255.255.255",
+		"::",
+		"::1",
+		"fe80::1",
+		"fc00::1",
+		"fd12:3456::1",
+		"ff02::1",
+		"::ffff:127.0.0.1",
+		"::ffff:10.0.0.1",
+		"::127.0.0.1",
+		"::a00:8",
+		"64:ff9b::7f00:1",
+		"64:ff9b::a00:8",
+		"64:ff9b:1::1",
+		"fec0::1",
+		"100::1",
+		"2002:7f00:1::1",
+		"2002:a00:8::",
 	};
 	static const char *const public[] = {
-		"1.1.1.1", "8.8.8.8", "172.15.255.255", "172.32.0.0", "192.169.0.1", "100.63.255.255",
-		"100.128.0.0", "203.0.113.7", "2606:4700::1111", "2001:db8::1", "::ffff:8.8.8.8",
-		"64:ff9b::808:808", "2002:808:808::1",
+		"1.1.1.1",         "8.8.8.8",        "172.15.255.255", "172.32.0.0",
+		"192.169.0.1",     "100.63.255.255", "100.128.0.0",    "203.0.113.7",
+		"2606:4700::1111", "2001:db8::1",    "::ffff:8.8.8.8", "64:ff9b::808:808",
+		"2002:808:808::1",
 	};
 	size_t i;
 
@@ -260,10 +285,18 @@ static void test_private_addresses(void **state)
 static void test_check_url_private_hosts(void **state)
 {
 	static const char *const refused[] = {
-		"http://127.0.0.1:8080/h", "https://10.0.0.5/hook", "http://user@169.254.169.254/latest",
-		"http://[::1]:9000/x", "http://[fd00::5]/", "http://192.168.1.10?x", "http://0.0.0.0#f",
+		"http://127.0.0.1:8080/h",
+		"https://10.0.0.5/hook",
+		"http://user@169.254.169.254/latest",
+		"http://[::1]:9000/x",
+		"http://[fd00::5]/",
+		"http://192.168.1.10?x",
+		"http://0.0.0.0#f",
 		/* the other ways libcurl reads an IPv4 address */
-		"http://2130706433/", "http://0x7f.1/", "http://0177.0.0.1/", "http://127.1:80/",
+		"http://2130706433/",
+		"http://0x7f.1/",
+		"http://0177.0.0.1/",
+		"http://127.1:80/",
 		"http://[fe80::1%25eth0]/",
 	};
 	const char *why = NULL;
@@ -294,7 +327,8 @@ static void test_sign_is_hmac_sha256(void **state)
 	(void)state;
 	/* RFC 4231, test case 2 */
 	alerts_sign("Jefe", data, strlen(data), sig);
-	assert_string_equal(sig, "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+	assert_string_equal(
+		sig, "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
 	assert_int_equal(strlen(sig), ALERTS_SIG_LEN);
 }
 
@@ -316,12 +350,14 @@ static int db_setup(void **state)
 	if (!f || crypto_init())
 		return -1;
 	log_set_level(LOG_ERROR);
-	snprintf(f->dir, sizeof(f->dir), "%s/tg-alerts-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	snprintf(f->dir, sizeof(f->dir), "%s/tg-alerts-XXXXXX",
+		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
 	if (!mkdtemp(f->dir))
 		return -1;
 	snprintf(f->path, sizeof(f->path), "%s/tollgate.db", f->dir);
 	db_close_thread();
-	if (db_configure(f->path, 0, 10000) || !db_get() || migrate_run(&applied, err, sizeof(err))) {
+	if (db_configure(f->path, 0, 10000) || !db_get() ||
+	    migrate_run(&applied, err, sizeof(err))) {
 		fprintf(stderr, "setup: %s\n", err);
 		return -1;
 	}
@@ -385,7 +421,7 @@ static void test_settings_and_conditions(void **state)
 	assert_int_equal(alerts_active(org, c, 4), 0);
 	assert_int_equal(alerts_set_balance(org, 0), TG_EINVAL);
 	assert_int_equal(alerts_set_balance(org, C(5)), TG_OK);
-	assert_int_equal(alerts_active(org, c, 4), 0); /* 10 >= 5 */
+	assert_int_equal(alerts_active(org, c, 4), 0);           /* 10 >= 5 */
 	assert_int_equal(alerts_set_balance(org, C(12)), TG_OK); /* replaces it */
 	assert_int_equal(alerts_active(org, c, 4), 1);
 	assert_int_equal(c[0].kind, ALERT_BALANCE_BELOW);
@@ -414,11 +450,13 @@ static void test_settings_and_conditions(void **state)
 
 		assert_int_equal(alerts_webhook_get(org, url), TG_ENOTFOUND);
 		assert_int_equal(alerts_webhook_set(org, "gopher://x", s1, &made, &why), TG_EINVAL);
-		assert_int_equal(alerts_webhook_set(org, "https://h.example/a", s1, &made, &why), TG_OK);
+		assert_int_equal(alerts_webhook_set(org, "https://h.example/a", s1, &made, &why),
+				 TG_OK);
 		assert_int_equal(made, 1);
 		assert_int_equal(strlen(s1), ALERTS_SECRET_LEN);
 		assert_memory_equal(s1, "whsec_", 6);
-		assert_int_equal(alerts_webhook_set(org, "https://h.example/b", s2, &made, &why), TG_OK);
+		assert_int_equal(alerts_webhook_set(org, "https://h.example/b", s2, &made, &why),
+				 TG_OK);
 		assert_int_equal(made, 0);
 		assert_string_equal(s2, "");
 		assert_int_equal(alerts_webhook_get(org, url), TG_OK);
@@ -431,7 +469,8 @@ static void test_settings_and_conditions(void **state)
 		assert_int_equal(alerts_webhook_remove(org), TG_ENOTFOUND);
 		/* The secret is stored sealed, never in clear text. */
 		{
-			sqlite3_stmt *st = db_stmt("SELECT count(*) FROM alert_webhooks WHERE secret LIKE 'whsec_%'");
+			sqlite3_stmt *st = db_stmt(
+				"SELECT count(*) FROM alert_webhooks WHERE secret LIKE 'whsec_%'");
 
 			assert_non_null(st);
 			assert_int_equal(sqlite3_step(st), SQLITE_ROW);
@@ -458,7 +497,8 @@ int main(void)
 		cmocka_unit_test(test_private_addresses),
 		cmocka_unit_test(test_check_url_private_hosts),
 		cmocka_unit_test(test_sign_is_hmac_sha256),
-		cmocka_unit_test_setup_teardown(test_settings_and_conditions, db_setup, db_teardown),
+		cmocka_unit_test_setup_teardown(test_settings_and_conditions, db_setup,
+						db_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -85,7 +85,8 @@ static int64_t make_key(const char *name, const struct apikey_limits *lim, char 
 	const char *why = NULL;
 	int64_t id = 0;
 
-	assert_int_equal(apikey_create(org_id, user_id, name, lim ? lim : &no_limits, key, &id, &why),
+	assert_int_equal(apikey_create(org_id, user_id, name, lim ? lim : &no_limits, key, &id,
+				       &why),
 			 TG_OK);
 	assert_true(id > 0);
 	return id;
@@ -363,7 +364,8 @@ static void test_expiry(void **state)
 	fake_now = 1795392000; /* 2026-11-23 00:00:00 UTC */
 	apikeys_set_clock(fake_clock);
 	lim.expires_at = fake_now;
-	assert_int_equal(apikey_create(org_id, user_id, "expired", &lim, key, &id, &why), TG_EINVAL);
+	assert_int_equal(apikey_create(org_id, user_id, "expired", &lim, key, &id, &why),
+			 TG_EINVAL);
 	assert_string_equal(why, "The expiry date must be in the future.");
 	lim.expires_at = fake_now + 100;
 	id = make_key("expiring", &lim, key);
@@ -478,13 +480,13 @@ static void test_limits_validation(void **state)
 	int64_t id;
 	size_t i;
 
-#define EXPECT(nm, l, msg)                                                                    \
-	do {                                                                                   \
-		why = NULL;                                                                    \
-		assert_int_equal(apikey_create(org_id, user_id, (nm), (l), key, &id, &why),    \
-				 TG_EINVAL);                                                   \
-		assert_non_null(why);                                                          \
-		assert_string_equal(why, (msg));                                               \
+#define EXPECT(nm, l, msg)                                                                  \
+	do {                                                                                \
+		why = NULL;                                                                 \
+		assert_int_equal(apikey_create(org_id, user_id, (nm), (l), key, &id, &why), \
+				 TG_EINVAL);                                                \
+		assert_non_null(why);                                                       \
+		assert_string_equal(why, (msg));                                            \
 	} while (0)
 
 	(void)state;
@@ -644,7 +646,7 @@ static void test_find_prefix_and_mark_used(void **state)
 static void test_cache_is_bounded(void **state)
 {
 	enum { N = APIKEY_CACHE_SETS * APIKEY_CACHE_WAYS + 200 };
-	char (*keys)[KEYS_LEN + 1] = calloc(N, KEYS_LEN + 1);
+	char(*keys)[KEYS_LEN + 1] = calloc(N, KEYS_LEN + 1);
 	struct apikey k;
 	int64_t first = 0;
 	int i, round;
@@ -735,7 +737,8 @@ static void test_limits_text(void **state)
 	k.expires_at = at("2026-12-31");
 	snprintf(k.allowed_models, sizeof(k.allowed_models), "a,b");
 	apikey_limits_text(&k, s, sizeof(s));
-	assert_string_equal(s, "rpm 60, tpm none, spend 12.50 monthly, models a,b, expires 2026-12-31");
+	assert_string_equal(
+		s, "rpm 60, tpm none, spend 12.50 monthly, models a,b, expires 2026-12-31");
 	assert_string_equal(apikey_state_name(APIKEY_ROTATING), "rotating");
 }
 

@@ -131,10 +131,8 @@ static void test_random_uniform(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_alphabet),
-		cmocka_unit_test(test_u32_padding),
-		cmocka_unit_test(test_u32_roundtrip),
-		cmocka_unit_test(test_random_lengths),
+		cmocka_unit_test(test_alphabet),       cmocka_unit_test(test_u32_padding),
+		cmocka_unit_test(test_u32_roundtrip),  cmocka_unit_test(test_random_lengths),
 		cmocka_unit_test(test_random_uniform),
 	};
 	return cmocka_run_group_tests_name("base62", tests, setup, NULL);

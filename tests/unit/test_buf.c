@@ -67,8 +67,7 @@ static void test_html_escape(void **state)
 	(void)state;
 	buf_init(&b, 6 * strlen(in)); /* each character at most an entity */
 	assert_int_equal(buf_append_html(&b, in, strlen(in)), TG_OK);
-	assert_string_equal(b.data,
-			    "&lt;a href=&quot;x&quot;&gt;Tom &amp; Jerry&#39;s&lt;/a&gt;");
+	assert_string_equal(b.data, "&lt;a href=&quot;x&quot;&gt;Tom &amp; Jerry&#39;s&lt;/a&gt;");
 	buf_free(&b);
 }
 

@@ -135,8 +135,8 @@ static void test_provider_upsert(void **state)
 	sqlite3_stmt *st;
 
 	(void)state;
-	assert_int_equal(catalog_provider_upsert("p1", PROVIDER_OPENAI, "http://127.0.0.1:9000/v1/", NULL,
-						 60, 1, &id, &why),
+	assert_int_equal(catalog_provider_upsert("p1", PROVIDER_OPENAI, "http://127.0.0.1:9000/v1/",
+						 NULL, 60, 1, &id, &why),
 			 TG_OK);
 	assert_true(id > 0);
 	assert_int_equal(catalog_provider_get(id, &p), TG_OK);
@@ -152,8 +152,9 @@ static void test_provider_upsert(void **state)
 	assert_non_null(st);
 	assert_int_equal(db_bind_int64(st, ":id", id), TG_OK);
 	assert_int_equal(db_exec_stmt(st), TG_OK);
-	assert_int_equal(catalog_provider_upsert("P1", PROVIDER_OPENAI, "https://api.example.com/v1///",
-						 NULL, 30, 0, &id2, &why),
+	assert_int_equal(catalog_provider_upsert("P1", PROVIDER_OPENAI,
+						 "https://api.example.com/v1///", NULL, 30, 0, &id2,
+						 &why),
 			 TG_OK);
 	assert_int_equal(id2, id);
 	assert_int_equal(catalog_provider_get_by_name("p1", &p), TG_OK);
@@ -168,7 +169,8 @@ static void test_provider_upsert(void **state)
 	db_done(st);
 
 	/* echo needs no base URL */
-	assert_int_equal(catalog_provider_upsert("echo-2", PROVIDER_ECHO, "", NULL, 10, 1, &id, &why),
+	assert_int_equal(catalog_provider_upsert("echo-2", PROVIDER_ECHO, "", NULL, 10, 1, &id,
+						 &why),
 			 TG_OK);
 }
 
@@ -186,21 +188,24 @@ static void test_provider_validation(void **state)
 {
 	static const struct bad_provider cases[] = {
 		{ "", PROVIDER_OPENAI, "http://h/v1", NULL, 60, "name", "1 to 64 characters" },
-		{ "has space", PROVIDER_OPENAI, "http://h/v1", NULL, 60, "name", "letters, digits" },
+		{ "has space", PROVIDER_OPENAI, "http://h/v1", NULL, 60, "name",
+		  "letters, digits" },
 		{ "a<b", PROVIDER_OPENAI, "http://h/v1", NULL, 60, "name", "letters, digits" },
-		{ "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", PROVIDER_OPENAI,
-		  "http://h/v1", NULL, 60, "name", "1 to 64" }, /* 65 characters */
+		{ "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+		  PROVIDER_OPENAI, "http://h/v1", NULL, 60, "name", "1 to 64" }, /* 65 characters */
 		{ "p", 7, "http://h/v1", NULL, 60, "kind", "openai or echo" },
 		{ "p", PROVIDER_OPENAI, "", NULL, 60, "base_url", "required" },
 		{ "p", PROVIDER_OPENAI, NULL, NULL, 60, "base_url", "required" },
 		{ "p", PROVIDER_OPENAI, "ftp://h/v1", NULL, 60, "base_url", "http:// or https://" },
 		{ "p", PROVIDER_OPENAI, "h/v1", NULL, 60, "base_url", "http:// or https://" },
 		{ "p", PROVIDER_OPENAI, "http://", NULL, 60, "base_url", "host name" },
-		{ "p", PROVIDER_OPENAI, "http://h/v1\r\nX-Evil: 1", NULL, 60, "base_url", "line breaks" },
+		{ "p", PROVIDER_OPENAI, "http://h/v1\r\nX-Evil: 1", NULL, 60, "base_url",
+		  "line breaks" },
 		{ "p", PROVIDER_OPENAI, "http://h /v1", NULL, 60, "base_url", "spaces" },
 		{ "p", PROVIDER_OPENAI, "http://h/v1?x=1", NULL, 60, "base_url", "query" },
 		{ "p", PROVIDER_ECHO, "nonsense", NULL, 60, "base_url", "http:// or https://" },
-		{ "p", PROVIDER_OPENAI, "http://h/v1", "sk-a\r\nX-Evil: 1", 60, "api_key", "line breaks" },
+		{ "p", PROVIDER_OPENAI, "http://h/v1", "sk-a\r\nX-Evil: 1", 60, "api_key",
+		  "line breaks" },
 		{ "p", PROVIDER_OPENAI, "http://h/v1", NULL, 0, "timeout_s", "1 and 3600" },
 		{ "p", PROVIDER_OPENAI, "http://h/v1", NULL, 3601, "timeout_s", "1 and 3600" },
 	};
@@ -214,30 +219,31 @@ static void test_provider_validation(void **state)
 		const struct bad_provider *c = &cases[i];
 
 		why = NULL;
-		assert_int_equal(catalog_provider_check(c->name, (enum provider_kind)c->kind, c->url, c->key,
-							c->timeout, &field, &why),
+		assert_int_equal(catalog_provider_check(c->name, (enum provider_kind)c->kind,
+							c->url, c->key, c->timeout, &field, &why),
 				 TG_EINVAL);
 		assert_string_equal(field, c->field);
 		if (!strstr(why, c->why_has))
 			fail_msg("case %zu: \"%s\" lacks \"%s\"", i, why, c->why_has);
 		why = NULL;
-		assert_int_equal(catalog_provider_upsert(c->name, (enum provider_kind)c->kind, c->url, c->key,
-							 c->timeout, 1, &id, &why),
+		assert_int_equal(catalog_provider_upsert(c->name, (enum provider_kind)c->kind,
+							 c->url, c->key, c->timeout, 1, &id, &why),
 				 TG_EINVAL);
 		assert_non_null(why);
 	}
 	memset(longurl, 'a', sizeof(longurl) - 1);
 	longurl[sizeof(longurl) - 1] = '\0';
 	memcpy(longurl, "http://", 7);
-	assert_int_equal(catalog_provider_check("p", PROVIDER_OPENAI, longurl, NULL, 60, &field, &why),
+	assert_int_equal(catalog_provider_check("p", PROVIDER_OPENAI, longurl, NULL, 60, &field,
+						&why),
 			 TG_EINVAL);
 	assert_string_equal(why, "Base URL is too long (at most 512 characters).");
 	/* Boundaries that are fine. */
-	assert_int_equal(catalog_provider_check("a.b_c-D9", PROVIDER_OPENAI, "https://x", NULL, 1, &field,
-						&why),
-			 TG_OK);
-	assert_int_equal(catalog_provider_check("p", PROVIDER_OPENAI, "http://x", "  sk-trailing\n", 3600,
+	assert_int_equal(catalog_provider_check("a.b_c-D9", PROVIDER_OPENAI, "https://x", NULL, 1,
 						&field, &why),
+			 TG_OK);
+	assert_int_equal(catalog_provider_check("p", PROVIDER_OPENAI, "http://x", "  sk-trailing\n",
+						3600, &field, &why),
 			 TG_OK);
 	/* Nothing invalid was written. */
 	assert_int_equal(count("SELECT count(*) FROM providers WHERE name = 'p'"), 0);
@@ -254,8 +260,8 @@ static void test_api_key_sealed(void **state)
 	int64_t id;
 
 	(void)state;
-	assert_int_equal(catalog_provider_upsert("sealed", PROVIDER_OPENAI, "http://127.0.0.1:1/v1", key,
-						 60, 1, &id, &why),
+	assert_int_equal(catalog_provider_upsert("sealed", PROVIDER_OPENAI, "http://127.0.0.1:1/v1",
+						 key, 60, 1, &id, &why),
 			 TG_OK);
 	assert_int_equal(catalog_provider_get(id, &p), TG_OK);
 	assert_true(p.has_api_key);
@@ -275,8 +281,8 @@ static void test_api_key_sealed(void **state)
 	db_done(st);
 
 	/* NULL keeps the key. */
-	assert_int_equal(catalog_provider_upsert("sealed", PROVIDER_OPENAI, "http://127.0.0.1:1/v1", NULL,
-						 20, 1, &id, &why),
+	assert_int_equal(catalog_provider_upsert("sealed", PROVIDER_OPENAI, "http://127.0.0.1:1/v1",
+						 NULL, 20, 1, &id, &why),
 			 TG_OK);
 	plain = NULL;
 	assert_int_equal(catalog_provider_api_key(id, &plain, &n), TG_OK);
@@ -293,8 +299,8 @@ static void test_api_key_sealed(void **state)
 	secrets_plain_free(plain, n);
 
 	/* "" clears it. */
-	assert_int_equal(catalog_provider_upsert("sealed", PROVIDER_OPENAI, "http://127.0.0.1:1/v1", "",
-						 20, 1, &id, &why),
+	assert_int_equal(catalog_provider_upsert("sealed", PROVIDER_OPENAI, "http://127.0.0.1:1/v1",
+						 "", 20, 1, &id, &why),
 			 TG_OK);
 	assert_int_equal(catalog_provider_get(id, &p), TG_OK);
 	assert_false(p.has_api_key);
@@ -365,16 +371,16 @@ static void test_model_validation(void **state)
 
 	(void)state;
 	assert_int_equal(catalog_provider_get_by_name("echo", &p), TG_OK);
-#define BAD(mutation, want_field, want_why)                                                       \
-	do {                                                                                      \
-		m = a_model("ok-name", p.id);                                                     \
-		mutation;                                                                         \
-		assert_int_equal(catalog_model_check(&m, &field, &why), TG_EINVAL);               \
-		assert_string_equal(field, want_field);                                           \
-		assert_string_equal(why, want_why);                                               \
-		why = NULL;                                                                       \
-		assert_int_equal(catalog_model_upsert(&m, NULL, &why), TG_EINVAL);                \
-		assert_string_equal(why, want_why);                                               \
+#define BAD(mutation, want_field, want_why)                                         \
+	do {                                                                        \
+		m = a_model("ok-name", p.id);                                       \
+		mutation;                                                           \
+		assert_int_equal(catalog_model_check(&m, &field, &why), TG_EINVAL); \
+		assert_string_equal(field, want_field);                             \
+		assert_string_equal(why, want_why);                                 \
+		why = NULL;                                                         \
+		assert_int_equal(catalog_model_upsert(&m, NULL, &why), TG_EINVAL);  \
+		assert_string_equal(why, want_why);                                 \
 	} while (0)
 	BAD(m.name[0] = '\0', "name",
 	    "Model name must be 1 to 128 characters: letters, digits and . _ : / -");
@@ -426,7 +432,8 @@ static void test_names_and_detail(void **state)
 	assert_string_equal(catalog_provider_kind_name(PROVIDER_ECHO), "echo");
 	assert_string_equal(catalog_model_kind_name(MODEL_EMBEDDING), "embedding");
 	catalog_price_detail(&a, &b, out, sizeof(out));
-	assert_string_equal(out, "input 2.50 -> 3.00, cached input 1.25 -> 1.25, output 10.00 -> 12.00");
+	assert_string_equal(out,
+			    "input 2.50 -> 3.00, cached input 1.25 -> 1.25, output 10.00 -> 12.00");
 	catalog_price_detail(NULL, &(money_price_t){ 150000, 75000, 600000 }, out, sizeof(out));
 	assert_string_equal(out, "input 0.15, cached input 0.075, output 0.60");
 }
@@ -502,8 +509,8 @@ static int probe_with(const char *reply, size_t reply_len, const char *key, stru
 	s->reply = reply;
 	s->reply_len = reply_len;
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/", s->port);
-	assert_int_equal(catalog_provider_upsert("probe", PROVIDER_OPENAI, url, key ? key : "", 5, 1, &id,
-						 &why),
+	assert_int_equal(catalog_provider_upsert("probe", PROVIDER_OPENAI, url, key ? key : "", 5,
+						 1, &id, &why),
 			 TG_OK);
 	assert_int_equal(pthread_create(&t, NULL, one_shot_run, s), 0);
 	rc = catalog_provider_test(id, msg);
@@ -512,9 +519,9 @@ static int probe_with(const char *reply, size_t reply_len, const char *key, stru
 	return rc;
 }
 
-#define LIST_REPLY                                                                                \
-	"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n"          \
-	"{\"object\":\"list\",\"data\":[{\"id\":\"m-a\"},{\"id\":\"m-b\"},{\"id\":\"m-c\"},"      \
+#define LIST_REPLY                                                                           \
+	"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n"     \
+	"{\"object\":\"list\",\"data\":[{\"id\":\"m-a\"},{\"id\":\"m-b\"},{\"id\":\"m-c\"}," \
 	"{\"id\":\"m-d\"},{\"id\":\"m-e\"},{\"id\":\"m-f\"}]}"
 
 static void test_probe_ok_sends_key(void **state)
@@ -524,7 +531,8 @@ static void test_probe_ok_sends_key(void **state)
 
 	(void)state;
 	buf_init(&msg, 4096);
-	assert_int_equal(probe_with(LIST_REPLY, strlen(LIST_REPLY), "sk-probe-key", &s, &msg), TG_OK);
+	assert_int_equal(probe_with(LIST_REPLY, strlen(LIST_REPLY), "sk-probe-key", &s, &msg),
+			 TG_OK);
 	assert_string_equal(buf_cstr(&msg), "OK: HTTP 200, 6 models (m-a, m-b, m-c, m-d, m-e, …).");
 	assert_non_null(strstr(s.request, "GET /v1/models HTTP/1.1\r\n"));
 	assert_non_null(strstr(s.request, "\r\nAuthorization: Bearer sk-probe-key\r\n"));
@@ -540,7 +548,8 @@ static void test_probe_ok_sends_key(void **state)
 static void test_probe_http_error_snippet(void **state)
 {
 	static const char reply[] =
-		"HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n"
+		"HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nConnection: "
+		"close\r\n\r\n"
 		"{\"error\":\"<b>bad key</b>\"}\n\x01"
 		"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
 		"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
@@ -566,15 +575,17 @@ static void test_probe_http_error_snippet(void **state)
 
 static void test_probe_not_a_list(void **state)
 {
-	static const char reply[] = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n<html>hello</html>";
+	static const char reply[] =
+		"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n<html>hello</html>";
 	struct one_shot s;
 	buf_t msg;
 
 	(void)state;
 	buf_init(&msg, 4096);
 	assert_int_equal(probe_with(reply, sizeof(reply) - 1, NULL, &s, &msg), TG_EIO);
-	assert_string_equal(buf_cstr(&msg),
-			    "HTTP 200, but the answer is not an OpenAI model list: <html>hello</html>");
+	assert_string_equal(
+		buf_cstr(&msg),
+		"HTTP 200, but the answer is not an OpenAI model list: <html>hello</html>");
 	buf_free(&msg);
 }
 
@@ -591,7 +602,8 @@ static void test_probe_closed_port_and_echo(void **state)
 	fd = listen_loopback(&port);
 	close(fd); /* nothing listens there now */
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1", port);
-	assert_int_equal(catalog_provider_upsert("closed", PROVIDER_OPENAI, url, NULL, 5, 1, &id, &why),
+	assert_int_equal(catalog_provider_upsert("closed", PROVIDER_OPENAI, url, NULL, 5, 1, &id,
+						 &why),
 			 TG_OK);
 	buf_init(&msg, 4096);
 	assert_int_equal(catalog_provider_test(id, &msg), TG_EIO);

@@ -86,7 +86,7 @@ static void test_nice_step(void **state)
 	assert_int_equal(chart_nice_step(1, 4), 1);
 	assert_int_equal(chart_nice_step(4, 4), 1);
 	assert_int_equal(chart_nice_step(5, 4), 2);
-	assert_int_equal(chart_nice_step(9, 4), 5);    /* 2.5 is not whole below 10 */
+	assert_int_equal(chart_nice_step(9, 4), 5); /* 2.5 is not whole below 10 */
 	assert_int_equal(chart_nice_step(37, 4), 10);
 	assert_int_equal(chart_nice_step(87, 4), 25);
 	assert_int_equal(chart_nice_step(100, 4), 25);
@@ -129,7 +129,8 @@ static void test_label_every(void **state)
 			long slot10 = (long)(CHART_W - CHART_LEFT - CHART_RIGHT) * 10 / (long)n;
 
 			assert_true(every >= 1);
-			assert_true((long)every * slot10 >= (long)(chars * CHART_CHAR_W + CHART_LABEL_GAP) * 10 - 10);
+			assert_true((long)every * slot10 >=
+				    (long)(chars * CHART_CHAR_W + CHART_LABEL_GAP) * 10 - 10);
 		}
 }
 
@@ -138,7 +139,9 @@ static void test_thinned_labels(void **state)
 	const char *labels[48];
 	char buf[48][24];
 	int64_t v[48];
-	struct chart c = { "Requests per hour", CHART_COUNT, "requests", NULL, 48, labels, NULL, 1, NULL, v };
+	struct chart c = {
+		"Requests per hour", CHART_COUNT, "requests", NULL, 48, labels, NULL, 1, NULL, v
+	};
 	char *svg;
 	int n;
 
@@ -165,7 +168,9 @@ static void test_escaping(void **state)
 	const char *labels[2] = { "<script>alert(1)</script>", "a\"b&c" };
 	const char *names[2] = { "<img src=x onerror=alert(1)>", "o'k" };
 	int64_t v[4] = { 1000000, 0, 250000, 500000 };
-	struct chart c = { "Spend <by> \"model\"", CHART_MONEY, "credits", NULL, 2, labels, NULL, 2, names, v };
+	struct chart c = {
+		"Spend <by> \"model\"", CHART_MONEY, "credits", NULL, 2, labels, NULL, 2, names, v
+	};
 	char *svg;
 
 	(void)state;
@@ -186,8 +191,19 @@ static void test_empty(void **state)
 {
 	const char *labels[3] = { "2026-11-21", "2026-11-22", "2026-11-23" };
 	int64_t zero[3] = { 0, 0, 0 };
-	struct chart c = { "Spend per day", CHART_MONEY, "credits", "No usage in this period.", 3, labels, NULL, 1, NULL, zero };
-	struct chart none = { "Spend per day", CHART_MONEY, "credits", NULL, 0, NULL, NULL, 1, NULL, NULL };
+	struct chart c = { "Spend per day",
+			   CHART_MONEY,
+			   "credits",
+			   "No usage in this period.",
+			   3,
+			   labels,
+			   NULL,
+			   1,
+			   NULL,
+			   zero };
+	struct chart none = {
+		"Spend per day", CHART_MONEY, "credits", NULL, 0, NULL, NULL, 1, NULL, NULL
+	};
 	char *svg;
 
 	(void)state;
@@ -225,7 +241,8 @@ static void test_fits_viewbox(void **state)
 	}
 	svg = render(&c);
 	for (p = svg; (p = strstr(p, "<rect class=\"bar\" x=")); p++) {
-		long x = attr10(p, "x"), y = attr10(p, "y"), w = attr10(p, "width"), h = attr10(p, "height");
+		long x = attr10(p, "x"), y = attr10(p, "y"), w = attr10(p, "width"),
+		     h = attr10(p, "height");
 
 		assert_true(h > 0);
 		assert_true(y >= CHART_TOP * 10);
@@ -259,14 +276,10 @@ static void test_rejects_bad_input(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_nice_step),
-		cmocka_unit_test(test_format),
-		cmocka_unit_test(test_label_every),
-		cmocka_unit_test(test_thinned_labels),
-		cmocka_unit_test(test_escaping),
-		cmocka_unit_test(test_empty),
-		cmocka_unit_test(test_fits_viewbox),
-		cmocka_unit_test(test_rejects_bad_input),
+		cmocka_unit_test(test_nice_step),    cmocka_unit_test(test_format),
+		cmocka_unit_test(test_label_every),  cmocka_unit_test(test_thinned_labels),
+		cmocka_unit_test(test_escaping),     cmocka_unit_test(test_empty),
+		cmocka_unit_test(test_fits_viewbox), cmocka_unit_test(test_rejects_bad_input),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -46,7 +46,8 @@ static void test_config_precedence_file_env_flag(void **state)
 {
 	tg_config_t c;
 	char err[256];
-	char *path = write_temp("# comment\nlisten = 127.0.0.1:9000\nthreads=8\ndata_dir = /srv/tg\n");
+	char *path = write_temp(
+		"# comment\nlisten = 127.0.0.1:9000\nthreads=8\ndata_dir = /srv/tg\n");
 	char *argv[] = { "--threads", "16", "--log-level=debug", "extra" };
 	int i, consumed = 0;
 
@@ -62,15 +63,15 @@ static void test_config_precedence_file_env_flag(void **state)
 	unsetenv("TOLLGATE_THREADS");
 	assert_string_equal(c.listen, "127.0.0.1:9100"); /* env beats file */
 	assert_int_equal(c.threads, 12);
-	assert_string_equal(c.data_dir, "/srv/tg");       /* file beats default */
+	assert_string_equal(c.data_dir, "/srv/tg"); /* file beats default */
 	for (i = 0; i < 4; i++) {
 		int rc = config_apply_flag(&c, 4, argv, &i, err, sizeof(err));
 
 		assert_true(rc >= 0);
 		consumed += rc;
 	}
-	assert_int_equal(consumed, 2); /* --threads 16 and --log-level=debug, not "extra" */
-	assert_int_equal(c.threads, 16);  /* flag beats env */
+	assert_int_equal(consumed, 2);   /* --threads 16 and --log-level=debug, not "extra" */
+	assert_int_equal(c.threads, 16); /* flag beats env */
 	assert_string_equal(c.log_level, "debug");
 	unlink(path);
 	free(path);
@@ -94,7 +95,8 @@ static void test_config_errors_are_precise(void **state)
 	assert_non_null(strstr(err, ":1: expected 'key = value'"));
 	assert_int_equal(config_load_file(&c, bad_num, err, sizeof(err)), TG_EINVAL);
 	assert_non_null(strstr(err, "threads: expected a whole number from 2 to 4096"));
-	assert_int_equal(config_load_file(&c, "/nonexistent/tollgate.conf", err, sizeof(err)), TG_EIO);
+	assert_int_equal(config_load_file(&c, "/nonexistent/tollgate.conf", err, sizeof(err)),
+			 TG_EIO);
 	assert_int_equal(config_apply_flag(&c, 1, argv, &i, err, sizeof(err)), TG_EINVAL);
 	assert_non_null(strstr(err, "--threads needs a value"));
 
@@ -154,8 +156,8 @@ static void test_router_match(void **state)
 	assert_true(router_match("/", "/", p, &n));
 	assert_false(router_match("/", "/x", p, &n));
 	/* without params: only the test, nothing copied */
-	assert_true(router_match("/orgs/:id/members/:uid/role", "/orgs/7/members/9/role", NULL,
-				 &n));
+	assert_true(
+		router_match("/orgs/:id/members/:uid/role", "/orgs/7/members/9/role", NULL, &n));
 	assert_int_equal(n, 2);
 	assert_false(router_match("/orgs/:id", "/orgs/1/2", NULL, &n));
 }
@@ -233,9 +235,9 @@ static void test_form_parsing(void **state)
 	v = req_form_get(body, strlen(body), "flag");
 	assert_string_equal(v, "");
 	free(v);
-	assert_null(req_form_get(body, strlen(body), "x"));       /* truncated %-escape */
+	assert_null(req_form_get(body, strlen(body), "x")); /* truncated %-escape */
 	assert_null(req_form_get(body, strlen(body), "missing"));
-	assert_null(req_form_get("a=%00b", 6, "a"));              /* %00 */
+	assert_null(req_form_get("a=%00b", 6, "a")); /* %00 */
 	/* A raw NUL byte neither truncates a value nor lets a key stand in for another. */
 	assert_null(req_form_get(nul_value, sizeof(nul_value) - 1, "email"));
 	v = req_form_get(nul_key, sizeof(nul_key) - 1, "email");
@@ -253,10 +255,18 @@ static void test_path_decode(void **state)
 	static const char *const refused[] = {
 		"/static/app.css%00.js", /* NUL would cut the path short */
 		"/x%0d%0aforged: line",  /* CR LF in the log */
-		"/x%1b[31m", "/x%7f", "/x\001",
-		"/static/%2e%2e/README.md", "/static/..%2fMakefile", "/static/%2E%2E%2FMakefile",
-		"/a/%2e/b", "/%2e", "/x/.%2e",
-		"/x%zz", "/x%2", "/x%",
+		"/x%1b[31m",
+		"/x%7f",
+		"/x\001",
+		"/static/%2e%2e/README.md",
+		"/static/..%2fMakefile",
+		"/static/%2E%2E%2FMakefile",
+		"/a/%2e/b",
+		"/%2e",
+		"/x/.%2e",
+		"/x%zz",
+		"/x%2",
+		"/x%",
 	};
 	static const char *const decoded[][2] = {
 		{ "/keys/12/limits", "/keys/12/limits" },
@@ -298,14 +308,16 @@ static void test_day_range(void **state)
 	assert_int_equal(to_t, 222);
 	assert_null(err);
 	/* Both: the "to" day is included whole. */
-	assert_int_equal(web_day_range("2026-11-01", "2026-11-23", from, to, &from_t, &to_t, &err), 3);
+	assert_int_equal(web_day_range("2026-11-01", "2026-11-23", from, to, &from_t, &to_t, &err),
+			 3);
 	assert_int_equal(from_t, 1793491200);
 	assert_int_equal(to_t, 1795392000 + 86400);
 	assert_string_equal(from, "2026-11-01");
 	assert_null(err);
 	/* A bad day (Feb 30 normalises in timegm) keeps the default and blanks its text. */
 	from_t = 111;
-	assert_int_equal(web_day_range("2026-02-30", "2026-11-23", from, to, &from_t, &to_t, &err), 2);
+	assert_int_equal(web_day_range("2026-02-30", "2026-11-23", from, to, &from_t, &to_t, &err),
+			 2);
 	assert_int_equal(from_t, 111);
 	assert_string_equal(from, "");
 	assert_non_null(strstr(err, "YYYY-MM-DD"));

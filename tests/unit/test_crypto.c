@@ -427,8 +427,7 @@ static void test_secrets_refuses_garbage(void **state)
 	expect_malformed("tollgate-secret-v1\nbox=" HEX_B "\n");
 	expect_malformed("tollgate-secret-v1\npepper=" HEX_A "0\nbox=" HEX_B "\n");
 	expect_malformed("tollgate-secret-v1\npepper=" HEX_A "\nbox=zz" HEX_B "\n");
-	expect_malformed("tollgate-secret-v1\npepper=" HEX_A "\npepper=" HEX_A "\nbox=" HEX_B
-			 "\n");
+	expect_malformed("tollgate-secret-v1\npepper=" HEX_A "\npepper=" HEX_A "\nbox=" HEX_B "\n");
 	expect_malformed("tollgate-secret-v1\npepper=" HEX_A "\nbox=" HEX_B "\nextra=1\n");
 	expect_malformed("tollgate-secret-v2\npepper=" HEX_A "\nbox=" HEX_B "\n");
 
@@ -532,7 +531,8 @@ static void test_open_rejects_tampering(void **state)
 	const char *msg = "provider secret";
 	char *sealed = NULL, *copy, *plain = (char *)"untouched";
 	size_t n = 12345, i, len;
-	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	static const char b64[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 	(void)state;
 	make_secrets(&s);

@@ -95,7 +95,7 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 	static const char *const files[] = { "tollgate.db", "tollgate.db-wal", "tollgate.db-shm",
-							      "tollgate.db-commits" };
+					     "tollgate.db-commits" };
 	char p[300];
 	size_t i;
 
@@ -199,8 +199,8 @@ static void test_full_then_normal(void **state)
 
 /* ------------------------------------------------------- statement cache */
 
-#define CACHE_SLOTS 512            /* STMT_SLOTS in db.c */
-#define CHURN (16 * CACHE_SLOTS)   /* enough to hit every slot of the cache */
+#define CACHE_SLOTS 512          /* STMT_SLOTS in db.c */
+#define CHURN (16 * CACHE_SLOTS) /* enough to hit every slot of the cache */
 
 static void open_plain(const struct fixture *f)
 {

@@ -72,7 +72,8 @@ static void test_migrations_idempotent_and_refuse_newer(void **state)
 		assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
 		db_done(st);
 	}
-	exec_sql("INSERT INTO schema_migrations(version, name, applied_at) VALUES (999, '0999_future.sql', 0)");
+	exec_sql("INSERT INTO schema_migrations(version, name, applied_at) VALUES (999, "
+		 "'0999_future.sql', 0)");
 	assert_int_equal(migrate_run(&applied, err, sizeof(err)), TG_ECONFLICT);
 	assert_non_null(strstr(err, "newer than this binary"));
 }
@@ -108,7 +109,8 @@ static void test_transactions_roll_back(void **state)
 	(void)state;
 	assert_int_equal(db_begin(), TG_OK);
 	assert_int_equal(db_begin(), TG_EDB); /* no nesting */
-	assert_int_equal(user_create("tx@example.com", "Tx", "long-enough-password", 0, 0, &id, &why),
+	assert_int_equal(user_create("tx@example.com", "Tx", "long-enough-password", 0, 0, &id,
+				     &why),
 			 TG_OK);
 	db_rollback();
 	assert_int_equal(user_count(), 0);
@@ -122,23 +124,29 @@ static void test_users_and_passwords(void **state)
 
 	(void)state;
 	password_set_limits(crypto_pwhash_OPSLIMIT_MIN, crypto_pwhash_MEMLIMIT_MIN);
-	assert_int_equal(user_create("Ada@Example.com", "Ada", "correct horse battery", 1, 0, &id, &why),
+	assert_int_equal(user_create("Ada@Example.com", "Ada", "correct horse battery", 1, 0, &id,
+				     &why),
 			 TG_OK);
-	assert_int_equal(user_create("ada@example.com", "Other", "another long password", 0, 0, NULL, &why),
+	assert_int_equal(user_create("ada@example.com", "Other", "another long password", 0, 0,
+				     NULL, &why),
 			 TG_ECONFLICT);
 	assert_string_equal(why, "A user with this email already exists.");
-	assert_int_equal(user_create("bob@example.com", "Bob", "short", 0, 0, NULL, &why), TG_EINVAL);
+	assert_int_equal(user_create("bob@example.com", "Bob", "short", 0, 0, NULL, &why),
+			 TG_EINVAL);
 	assert_non_null(strstr(why, "at least 12"));
 	assert_int_equal(user_create("not-an-email", "X", "long enough password", 0, 0, NULL, &why),
 			 TG_EINVAL);
-	assert_int_equal(user_create("a@b.c", "bad\001name", "long enough password", 0, 0, NULL, &why),
+	assert_int_equal(user_create("a@b.c", "bad\001name", "long enough password", 0, 0, NULL,
+				     &why),
 			 TG_EINVAL);
 
-	assert_int_equal(user_check_password("ADA@example.com", "correct horse battery", &u), TG_OK);
+	assert_int_equal(user_check_password("ADA@example.com", "correct horse battery", &u),
+			 TG_OK);
 	assert_int_equal(u.id, id);
 	assert_true(u.is_admin);
 	assert_int_equal(user_check_password("ada@example.com", "wrong password!!", &u), TG_EPERM);
-	assert_int_equal(user_check_password("ghost@example.com", "whatever password", &u), TG_EPERM);
+	assert_int_equal(user_check_password("ghost@example.com", "whatever password", &u),
+			 TG_EPERM);
 	/* The hash at rest is Argon2id, never the password. */
 	{
 		sqlite3_stmt *st = db_stmt("SELECT password_hash FROM users WHERE id = :id");
@@ -152,7 +160,8 @@ static void test_users_and_passwords(void **state)
 	assert_int_equal(user_set_password(id, "a brand new password", &why), TG_OK);
 	assert_int_equal(user_check_password("ada@example.com", "a brand new password", &u), TG_OK);
 	assert_int_equal(user_set_disabled(id, 1), TG_OK);
-	assert_int_equal(user_check_password("ada@example.com", "a brand new password", &u), TG_EPERM);
+	assert_int_equal(user_check_password("ada@example.com", "a brand new password", &u),
+			 TG_EPERM);
 }
 
 static void test_sessions_expire_and_are_hashed(void **state)
@@ -163,7 +172,8 @@ static void test_sessions_expire_and_are_hashed(void **state)
 	int64_t uid;
 
 	(void)state;
-	assert_int_equal(user_create("s@example.com", "S", "long enough password", 0, 0, &uid, &why),
+	assert_int_equal(user_create("s@example.com", "S", "long enough password", 0, 0, &uid,
+				     &why),
 			 TG_OK);
 	assert_int_equal(session_create(uid, 0, 3600, "127.0.0.1", token, &row), TG_OK);
 	assert_int_equal(strlen(token), 43);
@@ -301,13 +311,18 @@ static void test_audit_entries(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_migrations_idempotent_and_refuse_newer, setup_db, teardown_db),
-		cmocka_unit_test_setup_teardown(test_statement_cache_and_named_binds, setup_db, teardown_db),
+		cmocka_unit_test_setup_teardown(test_migrations_idempotent_and_refuse_newer,
+						setup_db, teardown_db),
+		cmocka_unit_test_setup_teardown(test_statement_cache_and_named_binds, setup_db,
+						teardown_db),
 		cmocka_unit_test_setup_teardown(test_transactions_roll_back, setup_db, teardown_db),
 		cmocka_unit_test_setup_teardown(test_users_and_passwords, setup_db, teardown_db),
-		cmocka_unit_test_setup_teardown(test_sessions_expire_and_are_hashed, setup_db, teardown_db),
-		cmocka_unit_test_setup_teardown(test_throttle_grows_after_five_failures, setup_db, teardown_db),
-		cmocka_unit_test_setup_teardown(test_memberships_keep_an_owner, setup_db, teardown_db),
+		cmocka_unit_test_setup_teardown(test_sessions_expire_and_are_hashed, setup_db,
+						teardown_db),
+		cmocka_unit_test_setup_teardown(test_throttle_grows_after_five_failures, setup_db,
+						teardown_db),
+		cmocka_unit_test_setup_teardown(test_memberships_keep_an_owner, setup_db,
+						teardown_db),
 		cmocka_unit_test_setup_teardown(test_setup_token_works_once, setup_db, teardown_db),
 		cmocka_unit_test_setup_teardown(test_audit_entries, setup_db, teardown_db),
 	};

@@ -26,7 +26,7 @@
 #include "store/db.h"
 #include "store/migrate.h"
 
-#define C(x) ((int64_t)(x) * MONEY_SCALE)
+#define C(x) (MONEY_SCALE * (int64_t)(x))
 
 struct fixture {
 	char dir[4096];
@@ -58,7 +58,8 @@ static int setup(void **state)
 		return -1;
 	snprintf(f->path, sizeof(f->path), "%s/tollgate.db", f->dir);
 	db_close_thread();
-	if (db_configure(f->path, 0, 10000) || !db_get() || migrate_run(&applied, err, sizeof(err))) {
+	if (db_configure(f->path, 0, 10000) || !db_get() ||
+	    migrate_run(&applied, err, sizeof(err))) {
 		fprintf(stderr, "setup: %s\n", err);
 		return -1;
 	}
@@ -94,7 +95,7 @@ static int teardown(void **state)
 }
 
 static struct call_record *record(const struct fixture *f, uint64_t seq, const char *rid,
-				int64_t cost, int billed)
+				  int64_t cost, int billed)
 {
 	struct call_record *r = calloc(1, sizeof(*r));
 
@@ -233,11 +234,13 @@ static void test_replay_applies_once(void **state)
 	assert_int_equal(balance(f), C(6));
 	assert_int_equal(count_of("SELECT count(*) FROM ledger_entries WHERE kind = 'usage'"), 3);
 	assert_int_equal(count_of("SELECT count(*) FROM requests"), 4);
-	assert_int_equal(count_of("SELECT count(*) FROM requests WHERE request_id = 'req-torn'"), 0);
+	assert_int_equal(count_of("SELECT count(*) FROM requests WHERE request_id = 'req-torn'"),
+			 0);
 	assert_int_equal(count_of("SELECT applied_seq FROM journal_state"), 5);
 	/* The usage entry keeps the call's time, not the replay's. */
-	assert_int_equal(count_of("SELECT created_at FROM ledger_entries WHERE request_id = 'req-c'"),
-			 1700000003);
+	assert_int_equal(
+		count_of("SELECT created_at FROM ledger_entries WHERE request_id = 'req-c'"),
+		1700000003);
 	assert_int_equal(file_size(f, 0), 0);
 	assert_int_equal(file_size(f, 1), 0);
 	journal_stop();
@@ -405,7 +408,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pending_before_replay, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_replay_duplicate_request_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_settles_holds, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_writer_retries_without_dropping, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_writer_retries_without_dropping, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_direct_without_writer, setup, teardown),
 	};
 

@@ -18,12 +18,12 @@ static void test_utf8_valid(void **state)
 	(void)state;
 	assert_int_equal(utf8_valid_prefix(S("")), 0);
 	assert_int_equal(utf8_valid_prefix(S("plain ascii {}")), 14);
-	assert_int_equal(utf8_valid_prefix(S("caf\xc3\xa9")), 5);              /* U+00E9 */
-	assert_int_equal(utf8_valid_prefix(S("\xe2\x82\xac")), 3);             /* U+20AC */
-	assert_int_equal(utf8_valid_prefix(S("\xef\xbf\xbf")), 3);             /* U+FFFF */
-	assert_int_equal(utf8_valid_prefix(S("\xf0\x9f\x98\x80")), 4);         /* U+1F600 */
-	assert_int_equal(utf8_valid_prefix(S("\xf4\x8f\xbf\xbf")), 4);         /* U+10FFFF */
-	assert_int_equal(utf8_valid_prefix(S("a\0b")), 3);                     /* NUL is ASCII */
+	assert_int_equal(utf8_valid_prefix(S("caf\xc3\xa9")), 5);      /* U+00E9 */
+	assert_int_equal(utf8_valid_prefix(S("\xe2\x82\xac")), 3);     /* U+20AC */
+	assert_int_equal(utf8_valid_prefix(S("\xef\xbf\xbf")), 3);     /* U+FFFF */
+	assert_int_equal(utf8_valid_prefix(S("\xf0\x9f\x98\x80")), 4); /* U+1F600 */
+	assert_int_equal(utf8_valid_prefix(S("\xf4\x8f\xbf\xbf")), 4); /* U+10FFFF */
+	assert_int_equal(utf8_valid_prefix(S("a\0b")), 3);             /* NUL is ASCII */
 }
 
 static void test_utf8_invalid(void **state)
@@ -39,7 +39,7 @@ static void test_utf8_invalid(void **state)
 	assert_int_equal(utf8_valid_prefix(S("\xed\xa0\x80")), 0);     /* surrogate U+D800 */
 	assert_int_equal(utf8_valid_prefix(S("\xf4\x90\x80\x80")), 0); /* U+110000 */
 	assert_int_equal(utf8_valid_prefix(S("\xf5\x80\x80\x80")), 0);
-	assert_int_equal(utf8_valid_prefix(S("x\xe2\x82")), 1);        /* cut by the end */
+	assert_int_equal(utf8_valid_prefix(S("x\xe2\x82")), 1); /* cut by the end */
 	assert_int_equal(utf8_valid_prefix(S("x\xf0\x9f\x98")), 1);
 	assert_int_equal(utf8_valid_prefix(S("ok\xe2\x82\xac\xe2\x28\xac")), 5);
 }
@@ -137,15 +137,20 @@ static void test_json_arena(void **state)
 	}
 	small = cJSON_Parse("{\"model\":\"m\",\"usage\":{\"prompt_tokens\":3}}");
 	assert_non_null(small);
-	assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(small, "usage"), "prompt_tokens")->valueint, 3);
-	assert_true(cJSON_SetValuestring(cJSON_GetObjectItem(small, "model"), "a longer model name") != NULL);
+	assert_int_equal(
+		cJSON_GetObjectItem(cJSON_GetObjectItem(small, "usage"), "prompt_tokens")->valueint,
+		3);
+	assert_true(cJSON_SetValuestring(cJSON_GetObjectItem(small, "model"),
+					 "a longer model name") != NULL);
 	out = cJSON_PrintUnformatted(small);
-	assert_string_equal(out, "{\"model\":\"a longer model name\",\"usage\":{\"prompt_tokens\":3}}");
+	assert_string_equal(out,
+			    "{\"model\":\"a longer model name\",\"usage\":{\"prompt_tokens\":3}}");
 	cJSON_free(out);
 	big = cJSON_Parse(text); /* far more than the arena holds */
 	assert_non_null(big);
 	assert_int_equal(cJSON_GetArraySize(big), 5000);
-	assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(big, 4999), "s")->valuestring, "x4999");
+	assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(big, 4999), "s")->valuestring,
+			    "x4999");
 	cJSON_Delete(big);
 	cJSON_Delete(small);
 	cJSON_Delete(before); /* a malloc'ed tree freed inside the span */
@@ -168,10 +173,8 @@ static void test_json_arena(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_utf8_valid),
-		cmocka_unit_test(test_utf8_invalid),
-		cmocka_unit_test(test_json_depth),
-		cmocka_unit_test(test_json_parse),
+		cmocka_unit_test(test_utf8_valid), cmocka_unit_test(test_utf8_invalid),
+		cmocka_unit_test(test_json_depth), cmocka_unit_test(test_json_parse),
 		cmocka_unit_test(test_json_arena),
 	};
 	return cmocka_run_group_tests_name("json", tests, NULL, NULL);

@@ -64,8 +64,7 @@ static const struct member_case member_cases[] = {
 	{ "{\"a\":[1,{\"b\":\"]}\"},[]],\"b\":2}", 0, "b", 1, "2" },
 	/* strings holding escaped quotes, backslashes, brackets and keys */
 	{ "{\"a\":\"he said \\\"}\\\" [\",\"model\":\"m\"}", 0, "model", 1, "\"m\"" },
-	{ "{\"a\":\"he said \\\"}\\\" [\",\"model\":\"m\"}", 0, "a", 1,
-	  "\"he said \\\"}\\\" [\"" },
+	{ "{\"a\":\"he said \\\"}\\\" [\",\"model\":\"m\"}", 0, "a", 1, "\"he said \\\"}\\\" [\"" },
 	{ "{\"a\":\"\\\\\",\"b\":1}", 0, "b", 1, "1" },
 	{ "{\"a\":\"\\\\\\\"\",\"b\":1}", 0, "a", 1, "\"\\\\\\\"\"" },
 	{ "{\"a\":\",\\\"model\\\":\\\"x\\\"\"}", 0, "model", 0, NULL },
@@ -129,13 +128,14 @@ static void test_member_table(void **state)
 		int got = json_member(c->doc, n, c->name, &vs, &ve);
 
 		if (got != c->want)
-			fail_msg("case %zu: json_member(%s, \"%s\") = %d, want %d", i, c->doc, c->name,
-				 got, c->want);
+			fail_msg("case %zu: json_member(%s, \"%s\") = %d, want %d", i, c->doc,
+				 c->name, got, c->want);
 		if (c->want == 1) {
 			assert_true(vs <= ve && ve <= n);
-			if (ve - vs != strlen(c->span) || memcmp(c->doc + vs, c->span, ve - vs) != 0)
-				fail_msg("case %zu: span [%.*s], want [%s]", i, (int)(ve - vs), c->doc + vs,
-					 c->span);
+			if (ve - vs != strlen(c->span) ||
+			    memcmp(c->doc + vs, c->span, ve - vs) != 0)
+				fail_msg("case %zu: span [%.*s], want [%s]", i, (int)(ve - vs),
+					 c->doc + vs, c->span);
 		}
 	}
 }
@@ -271,8 +271,9 @@ static void gen_ws(buf_t *b)
 
 /* String bodies that look like JSON structure or the names looked for. */
 static const char *const pieces[] = {
-	"a", "model", "x y", "{", "}", "[", "]", ",", ":", "\\\"", "\\\\", "\\/", "\\n", "\\t",
-	"\\u00e9", "\\u005d", "\\u007b", "\\\"model\\\":", "\xc3\xa9", "\\b\\f\\r", "0", "true",
+	"a",       "model",          "x y",      "{",         "}",   "[",    "]",       ",",
+	":",       "\\\"",           "\\\\",     "\\/",       "\\n", "\\t",  "\\u00e9", "\\u005d",
+	"\\u007b", "\\\"model\\\":", "\xc3\xa9", "\\b\\f\\r", "0",   "true",
 };
 
 static void gen_string(buf_t *b)
@@ -290,7 +291,10 @@ static const char *const names[] = { "model", "a", "usage", "stream_options", "x
 #define NNAMES (sizeof(names) / sizeof(names[0]))
 /* Keys spelled with escapes, and what cJSON decodes them to. */
 static const char *const escaped_keys[][2] = {
-	{ "mod\\u0065l", "model" }, { "a\\\"b", "a\"b" }, { "\\u0061", "a" }, { "x\\n", "x\n" },
+	{ "mod\\u0065l", "model" },
+	{ "a\\\"b", "a\"b" },
+	{ "\\u0061", "a" },
+	{ "x\\n", "x\n" },
 };
 #define NESCAPED (sizeof(escaped_keys) / sizeof(escaped_keys[0]))
 
@@ -354,8 +358,9 @@ static void gen_members(buf_t *b, int depth, unsigned n, int *escaped)
 
 static void gen_value(buf_t *b, int depth)
 {
-	static const char *const numbers[] = { "0", "-0", "12", "-7", "3.25", "1e3", "-2.5E-2",
-					       "1E+2", "123456789012", "0.5e-10" };
+	static const char *const numbers[] = {
+		"0", "-0", "12", "-7", "3.25", "1e3", "-2.5E-2", "1E+2", "123456789012", "0.5e-10"
+	};
 	static const char *const literals[] = { "true", "false", "null" };
 	unsigned kind = pick(depth >= 4 ? 3 : 5), i, n;
 	int ignored = 0;
@@ -411,7 +416,8 @@ static int same_in_order(const cJSON *a, const cJSON *b)
 	if (!cJSON_IsObject(a) && !cJSON_IsArray(a))
 		return cJSON_Compare(a, b, 1);
 	for (x = a->child, y = b->child; x && y; x = x->next, y = y->next)
-		if ((cJSON_IsObject(a) && strcmp(x->string, y->string) != 0) || !same_in_order(x, y))
+		if ((cJSON_IsObject(a) && strcmp(x->string, y->string) != 0) ||
+		    !same_in_order(x, y))
 			return 0;
 	return !x && !y;
 }
@@ -444,7 +450,8 @@ static void check_found(const char *doc, size_t n, const cJSON *root, const char
 	if (!alone)
 		fail_msg("the span of \"%s\" does not parse alone: [%s] in %s", name, span, doc);
 	if (!cJSON_Compare(alone, cJSON_GetObjectItemCaseSensitive(root, name), 1))
-		fail_msg("the span of \"%s\" differs from cJSON's member: [%s] in %s", name, span, doc);
+		fail_msg("the span of \"%s\" differs from cJSON's member: [%s] in %s", name, span,
+			 doc);
 	cJSON_Delete(alone);
 	free(span);
 
@@ -463,7 +470,8 @@ static void check_found(const char *doc, size_t n, const cJSON *root, const char
 	assert_non_null(want);
 	assert_true(cJSON_ReplaceItemInObjectCaseSensitive(want, name, cJSON_CreateString(plain)));
 	if (!same_in_order(edited, want))
-		fail_msg("the spliced document differs from cJSON's edit of \"%s\": %s", name, spliced);
+		fail_msg("the spliced document differs from cJSON's edit of \"%s\": %s", name,
+			 spliced);
 	/* And the scanner finds the new value where it was put. */
 	{
 		size_t vs2 = 0, ve2 = 0;
@@ -509,19 +517,21 @@ static void test_member_property(void **state)
 
 			if (got == 1) {
 				if (count != 1)
-					fail_msg("found \"%s\" but cJSON has %zu of it: %s", name, count, b.data);
+					fail_msg("found \"%s\" but cJSON has %zu of it: %s", name,
+						 count, b.data);
 				check_found(b.data, n, root, name, vs, ve);
 				found++;
 			} else if (got == 0) {
 				if (count != 0)
-					fail_msg("\"%s\" not found but cJSON has %zu of it: %s", name, count,
-						 b.data);
+					fail_msg("\"%s\" not found but cJSON has %zu of it: %s",
+						 name, count, b.data);
 				absent++;
 			} else {
 				assert_int_equal(got, -1);
 				/* Refused only for a reason the scanner names. */
 				if (!escaped && count < 2)
-					fail_msg("\"%s\" refused in a plain document: %s", name, b.data);
+					fail_msg("\"%s\" refused in a plain document: %s", name,
+						 b.data);
 				refused++;
 			}
 		}

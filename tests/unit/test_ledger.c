@@ -25,7 +25,7 @@
 #include "store/db.h"
 #include "store/migrate.h"
 
-#define C(x) ((int64_t)(x) * MONEY_SCALE) /* whole credits */
+#define C(x) (MONEY_SCALE * (int64_t)(x)) /* whole credits */
 
 static const struct audit_actor actor = { 0, "test", "" };
 
@@ -43,12 +43,14 @@ static int setup(void **state)
 	if (!f || crypto_init())
 		return -1;
 	log_set_level(LOG_WARN);
-	snprintf(f->dir, sizeof(f->dir), "%s/tg-ledger-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	snprintf(f->dir, sizeof(f->dir), "%s/tg-ledger-XXXXXX",
+		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
 	if (!mkdtemp(f->dir))
 		return -1;
 	snprintf(f->path, sizeof(f->path), "%s/tollgate.db", f->dir);
 	db_close_thread();
-	if (db_configure(f->path, 0, 10000) || !db_get() || migrate_run(&applied, err, sizeof(err))) {
+	if (db_configure(f->path, 0, 10000) || !db_get() ||
+	    migrate_run(&applied, err, sizeof(err))) {
 		fprintf(stderr, "setup: %s\n", err);
 		return -1;
 	}
@@ -88,8 +90,9 @@ static int64_t make_org(const char *name)
 /* A bare api_keys row, so usage entries can point at a key. */
 static int64_t make_key(int64_t org_id)
 {
-	sqlite3_stmt *st = db_stmt("INSERT INTO api_keys(org_id, name, prefix, key_hash, created_at)"
-				   " VALUES (:org, 'test', 'tg_test', randomblob(32), 0)");
+	sqlite3_stmt *st = db_stmt(
+		"INSERT INTO api_keys(org_id, name, prefix, key_hash, created_at)"
+		" VALUES (:org, 'test', 'tg_test', randomblob(32), 0)");
 
 	assert_non_null(st);
 	assert_int_equal(db_bind_int64(st, ":org", org_id), TG_OK);
@@ -162,13 +165,17 @@ static void test_grant_adjust_balance(void **state)
 	assert_int_equal(balance_of(org), C(7) + 500000);
 	assert_int_equal(balance_of(other), 0);
 	assert_int_equal(ledger_balance(999, &b), TG_ENOTFOUND);
-	assert_int_equal(ledger_grant(999, LEDGER_GRANT, C(1), "nobody", &actor, NULL), TG_ENOTFOUND);
+	assert_int_equal(ledger_grant(999, LEDGER_GRANT, C(1), "nobody", &actor, NULL),
+			 TG_ENOTFOUND);
 
 	assert_int_equal(count_of("SELECT count(*) FROM ledger_entries"), 3);
-	assert_int_equal(count_of("SELECT balance_after FROM ledger_entries ORDER BY id DESC LIMIT 1"),
-			 C(7) + 500000);
-	assert_int_equal(count_of("SELECT count(*) FROM audit_log WHERE action = 'credits.grant'"), 1);
-	assert_int_equal(count_of("SELECT count(*) FROM audit_log WHERE action = 'credits.adjust'"), 2);
+	assert_int_equal(
+		count_of("SELECT balance_after FROM ledger_entries ORDER BY id DESC LIMIT 1"),
+		C(7) + 500000);
+	assert_int_equal(count_of("SELECT count(*) FROM audit_log WHERE action = 'credits.grant'"),
+			 1);
+	assert_int_equal(count_of("SELECT count(*) FROM audit_log WHERE action = 'credits.adjust'"),
+			 2);
 	assert_int_equal(count_of("SELECT count(*) FROM ledger_entries WHERE actor = 'test'"), 3);
 	assert_string_equal(ledger_kind_name(LEDGER_REDEEM), "redeem");
 	assert_string_equal(ledger_kind_name(LEDGER_USAGE), "usage");
@@ -186,13 +193,16 @@ static void test_refusals(void **state)
 			 TG_EFUNDS);
 	assert_int_equal(ledger_grant(org, LEDGER_ADJUST, -C(5), "all of it", &actor, NULL), TG_OK);
 	assert_int_equal(balance_of(org), 0);
-	assert_int_equal(ledger_grant(org, LEDGER_ADJUST, -1, "below zero", &actor, NULL), TG_EFUNDS);
+	assert_int_equal(ledger_grant(org, LEDGER_ADJUST, -1, "below zero", &actor, NULL),
+			 TG_EFUNDS);
 	/* Amount rules per kind. */
 	assert_int_equal(ledger_grant(org, LEDGER_GRANT, 0, "zero", &actor, NULL), TG_EINVAL);
 	assert_int_equal(ledger_grant(org, LEDGER_GRANT, -1, "negative", &actor, NULL), TG_EINVAL);
 	assert_int_equal(ledger_grant(org, LEDGER_ADJUST, 0, "zero", &actor, NULL), TG_EINVAL);
-	assert_int_equal(ledger_grant(org, LEDGER_USAGE, C(1), "not here", &actor, NULL), TG_EINVAL);
-	assert_int_equal(ledger_grant(org, LEDGER_REDEEM, C(1), "not here", &actor, NULL), TG_EINVAL);
+	assert_int_equal(ledger_grant(org, LEDGER_USAGE, C(1), "not here", &actor, NULL),
+			 TG_EINVAL);
+	assert_int_equal(ledger_grant(org, LEDGER_REDEEM, C(1), "not here", &actor, NULL),
+			 TG_EINVAL);
 	/* Overflow of the balance is refused, nothing written. */
 	assert_int_equal(ledger_grant(org, LEDGER_GRANT, INT64_MAX, "max", &actor, NULL), TG_OK);
 	assert_int_equal(ledger_grant(org, LEDGER_GRANT, 1, "one more", &actor, NULL), TG_ERANGE);
@@ -308,7 +318,8 @@ static void test_memo_required(void **state)
 	assert_int_equal(ledger_grant(org, LEDGER_GRANT, C(1), NULL, &actor, NULL), TG_EINVAL);
 	assert_int_equal(ledger_grant(org, LEDGER_GRANT, C(1), "", &actor, NULL), TG_EINVAL);
 	assert_int_equal(ledger_grant(org, LEDGER_GRANT, C(1), "   ", &actor, NULL), TG_EINVAL);
-	assert_int_equal(ledger_grant(org, LEDGER_GRANT, C(1), "tab\there", &actor, NULL), TG_EINVAL);
+	assert_int_equal(ledger_grant(org, LEDGER_GRANT, C(1), "tab\there", &actor, NULL),
+			 TG_EINVAL);
 	memset(memo, 'x', LEDGER_MEMO_MAX);
 	memo[LEDGER_MEMO_MAX] = '\0';
 	assert_int_equal(ledger_grant(org, LEDGER_GRANT, C(1), memo, &actor, NULL), TG_OK);
@@ -430,7 +441,8 @@ static void test_key_limit_hold(void **state)
 	assert_int_equal(ledger_hold_since(org, key, C(2), C(5), 0, &a, &avail), TG_EFUNDS);
 	assert_int_equal(avail, C(1));
 	/* A later period start forgets the earlier spend. */
-	assert_int_equal(ledger_hold_since(org, key, C(5), C(5), time_now() + 5, &a, &avail), TG_OK);
+	assert_int_equal(ledger_hold_since(org, key, C(5), C(5), time_now() + 5, &a, &avail),
+			 TG_OK);
 	ledger_release(&a);
 	assert_int_equal(ledger_audit(NULL), TG_OK);
 }
@@ -530,7 +542,8 @@ static void test_no_double_count(void **state)
 	ledger_release(&a);
 	assert_int_equal(other_thread_hold(org, C(6), NULL), TG_OK);
 	assert_int_equal(balance_of(org), C(6));
-	assert_int_equal(count_of("SELECT count(*) FROM ledger_entries WHERE request_id = 'r-2'"), 0);
+	assert_int_equal(count_of("SELECT count(*) FROM ledger_entries WHERE request_id = 'r-2'"),
+			 0);
 	assert_int_equal(ledger_audit(NULL), TG_OK);
 }
 
@@ -575,7 +588,9 @@ static void test_redeem_once(void **state)
 	assert_int_equal(ledger_redeem(bad, org, &actor, &amount), TG_ENOTFOUND);
 	/* An unknown org does not spend the code. */
 	assert_int_equal(ledger_redeem(codes[2], 999, &actor, &amount), TG_EINVAL);
-	assert_int_equal(count_of("SELECT count(*) FROM redemption_codes WHERE redeemed_at IS NULL"), 1);
+	assert_int_equal(count_of(
+				 "SELECT count(*) FROM redemption_codes WHERE redeemed_at IS NULL"),
+			 1);
 
 	/* Batch arguments. */
 	assert_int_equal(ledger_codes_create(0, C(1), 0, "x", &actor, codes), TG_EINVAL);
@@ -583,9 +598,12 @@ static void test_redeem_once(void **state)
 			 TG_EINVAL);
 	assert_int_equal(ledger_codes_create(1, 0, 0, "x", &actor, codes), TG_EINVAL);
 	assert_int_equal(ledger_codes_create(1, C(1), 0, "", &actor, codes), TG_EINVAL);
-	assert_int_equal(ledger_codes_create(1, C(1), time_now() - 1, "x", &actor, codes), TG_EINVAL);
-	assert_int_equal(count_of("SELECT count(*) FROM audit_log WHERE action = 'credits.redeem'"), 2);
-	assert_int_equal(count_of("SELECT count(*) FROM audit_log WHERE action = 'codes.create'"), 1);
+	assert_int_equal(ledger_codes_create(1, C(1), time_now() - 1, "x", &actor, codes),
+			 TG_EINVAL);
+	assert_int_equal(count_of("SELECT count(*) FROM audit_log WHERE action = 'credits.redeem'"),
+			 2);
+	assert_int_equal(count_of("SELECT count(*) FROM audit_log WHERE action = 'codes.create'"),
+			 1);
 	for (i = 0; i < 3; i++)
 		free(codes[i]);
 	assert_int_equal(ledger_audit(NULL), TG_OK);
@@ -597,11 +615,14 @@ static void test_expired_code(void **state)
 	char *code = NULL;
 
 	(void)state;
-	assert_int_equal(ledger_codes_create(1, C(5), time_now() + 3600, "soon", &actor, &code), TG_OK);
+	assert_int_equal(ledger_codes_create(1, C(5), time_now() + 3600, "soon", &actor, &code),
+			 TG_OK);
 	assert_int_equal(db_exec("UPDATE redemption_codes SET expires_at = 1000"), TG_OK);
 	assert_int_equal(ledger_redeem(code, org, &actor, &amount), TG_EPERM);
 	assert_int_equal(balance_of(org), 0);
-	assert_int_equal(count_of("SELECT count(*) FROM redemption_codes WHERE redeemed_at IS NULL"), 1);
+	assert_int_equal(count_of(
+				 "SELECT count(*) FROM redemption_codes WHERE redeemed_at IS NULL"),
+			 1);
 	assert_int_equal(db_exec("UPDATE redemption_codes SET expires_at = NULL"), TG_OK);
 	assert_int_equal(ledger_redeem(code, org, &actor, &amount), TG_OK);
 	assert_int_equal(balance_of(org), C(5));
@@ -616,7 +637,8 @@ static void test_append_only(void **state)
 
 	(void)state;
 	assert_int_equal(ledger_grant(org, LEDGER_GRANT, C(1), "start", &actor, NULL), TG_OK);
-	assert_int_not_equal(sqlite3_exec(db, "UPDATE ledger_entries SET amount = 2", NULL, NULL, NULL),
+	assert_int_not_equal(sqlite3_exec(db, "UPDATE ledger_entries SET amount = 2", NULL, NULL,
+					  NULL),
 			     SQLITE_OK);
 	assert_non_null(strstr(sqlite3_errmsg(db), "append-only"));
 	assert_int_not_equal(sqlite3_exec(db, "DELETE FROM ledger_entries", NULL, NULL, NULL),
@@ -645,7 +667,8 @@ static void test_audit_drift(void **state)
 
 	assert_int_equal(db_exec("UPDATE orgs SET balance = balance + 1"), TG_OK);
 	assert_int_equal(audit_text(&text), TG_ECONFLICT);
-	assert_non_null(strstr(text, "org 1 (Acme): balance 11.750001 but its entries sum to 11.750000"));
+	assert_non_null(
+		strstr(text, "org 1 (Acme): balance 11.750001 but its entries sum to 11.750000"));
 	assert_non_null(strstr(text, "1 problem found"));
 	free(text);
 	assert_int_equal(db_exec("UPDATE orgs SET balance = balance - 1"), TG_OK);
@@ -688,8 +711,8 @@ static void test_audit_tamper(void **state)
 	assert_int_equal(db_exec("UPDATE ledger_entries SET amount = amount + 1000000,"
 				 " balance_after = balance_after + 1000000 WHERE id >= 2"),
 			 TG_OK);
-	assert_int_equal(db_exec("UPDATE ledger_entries SET amount = amount - 1000000 WHERE id = 3"),
-			 TG_OK);
+	assert_int_equal(
+		db_exec("UPDATE ledger_entries SET amount = amount - 1000000 WHERE id = 3"), TG_OK);
 	assert_int_equal(db_exec("UPDATE orgs SET balance = balance + 1000000"), TG_OK);
 	assert_int_equal(audit_text(&text), TG_ECONFLICT);
 	assert_non_null(strstr(text, "entry 2 (org 1): hash chain broken"));
@@ -697,7 +720,8 @@ static void test_audit_tamper(void **state)
 	free(text);
 
 	/* A plain amount edit: chain, continuity and balance all complain. */
-	assert_int_equal(db_exec("UPDATE ledger_entries SET amount = amount + 7 WHERE id = 1"), TG_OK);
+	assert_int_equal(db_exec("UPDATE ledger_entries SET amount = amount + 7 WHERE id = 1"),
+			 TG_OK);
 	assert_int_equal(audit_text(&text), TG_ECONFLICT);
 	assert_non_null(strstr(text, "entry 1 (org 1): hash chain broken"));
 	assert_non_null(strstr(text, "entry 1 (org 1): balance_after"));
@@ -780,9 +804,9 @@ static void *worker_main(void *p)
 		if (xorshift(&w->seed) % 3) {
 			/* Often the whole hold, so any over-admission would show as
 			 * a negative balance. */
-			int64_t cost = xorshift(&w->seed) % 2 ?
-					       amount :
-					       (int64_t)(xorshift(&w->seed) % (uint64_t)(amount + 1));
+			int64_t cost = xorshift(&w->seed) % 2 ? amount :
+								(int64_t)(xorshift(&w->seed) %
+									  (uint64_t)(amount + 1));
 
 			snprintf(rid, sizeof(rid), "t%d-%d", w->idx, i);
 			if (db_begin()) {
@@ -845,7 +869,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_grant_adjust_balance, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_adjust_respects_holds, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_cached_balance_follows_commits, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cached_balance_follows_commits, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_memo_required, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_settle_idempotent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_holds_exceed_balance, setup, teardown),

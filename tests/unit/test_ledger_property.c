@@ -110,7 +110,8 @@ static void op_grant(struct model *m)
 	int o = (int)upto(ORGS - 1);
 	int64_t amount = 1 + upto(5000000);
 
-	assert_int_equal(ledger_grant(m->org_id[o], LEDGER_GRANT, amount, "grant", &actor, NULL), TG_OK);
+	assert_int_equal(ledger_grant(m->org_id[o], LEDGER_GRANT, amount, "grant", &actor, NULL),
+			 TG_OK);
 	m->balance[o] += amount;
 }
 
@@ -149,10 +150,11 @@ static void op_hold(struct model *m)
 			expect = key_avail;
 		/* Both forms of the call must agree. */
 		if (upto(1))
-			rc = ledger_hold_since(m->org_id[o], m->key_id, amount, KEY_LIMIT, 0, &oh->h, &avail);
+			rc = ledger_hold_since(m->org_id[o], m->key_id, amount, KEY_LIMIT, 0,
+					       &oh->h, &avail);
 		else
-			rc = ledger_hold(m->org_id[o], m->key_id, amount, KEY_LIMIT, m->key_spent, &oh->h,
-					 &avail);
+			rc = ledger_hold(m->org_id[o], m->key_id, amount, KEY_LIMIT, m->key_spent,
+					 &oh->h, &avail);
 	} else {
 		rc = ledger_hold(m->org_id[o], 0, amount, 0, 0, &oh->h, &avail);
 	}
@@ -242,7 +244,8 @@ static void op_redeem(struct model *m)
 
 	if (m->nused && !upto(4)) {
 		i = (int)upto(m->nused - 1);
-		assert_int_equal(ledger_redeem(m->used[i], m->org_id[o], &actor, &amount), TG_ECONFLICT);
+		assert_int_equal(ledger_redeem(m->used[i], m->org_id[o], &actor, &amount),
+				 TG_ECONFLICT);
 		return;
 	}
 	if (!m->npool)
@@ -275,7 +278,8 @@ static void test_random_sequences(void **state)
 	assert_non_null(devnull);
 	assert_int_equal(crypto_init(), TG_OK);
 	log_set_level(LOG_WARN);
-	snprintf(dir, sizeof(dir), "%s/tg-ledger-prop-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	snprintf(dir, sizeof(dir), "%s/tg-ledger-prop-XXXXXX",
+		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
 	assert_non_null(mkdtemp(dir));
 	snprintf(path, sizeof(path), "%s/tollgate.db", dir);
 	assert_int_equal(db_configure(path, 0, 10000), TG_OK);
@@ -324,11 +328,12 @@ static void test_random_sequences(void **state)
 	while (m.nholds)
 		drop_hold(&m, 0);
 	check(&m, devnull, op);
-	print_message("ledger property: %d operations: %lld grants, %lld adjusts, %lld holds, "
-		      "%lld settles (%lld applied), %lld releases, %lld code batches, %lld redeems\n",
-		      OPS, (long long)counts[0], (long long)counts[1], (long long)counts[2],
-		      (long long)counts[3], (long long)m.settles, (long long)counts[4],
-		      (long long)counts[5], (long long)counts[6]);
+	print_message(
+		"ledger property: %d operations: %lld grants, %lld adjusts, %lld holds, "
+		"%lld settles (%lld applied), %lld releases, %lld code batches, %lld redeems\n",
+		OPS, (long long)counts[0], (long long)counts[1], (long long)counts[2],
+		(long long)counts[3], (long long)m.settles, (long long)counts[4],
+		(long long)counts[5], (long long)counts[6]);
 
 	for (i = 0; i < m.npool; i++)
 		free(m.pool[i]);

@@ -283,8 +283,13 @@ static struct exposition *render(const struct metrics_process *p, buf_t *text)
 }
 
 static const struct metrics_process proc = {
-	.db_up = 1, .db_size_bytes = 4096, .held_micro = 77, .connections_open = 3,
-	.connections_refused = 5, .streams_refused = 7, .auth_throttled_gateway = 11,
+	.db_up = 1,
+	.db_size_bytes = 4096,
+	.held_micro = 77,
+	.connections_open = 3,
+	.connections_refused = 5,
+	.streams_refused = 7,
+	.auth_throttled_gateway = 11,
 	.auth_throttled_login = 13,
 };
 
@@ -340,7 +345,8 @@ static void test_recorded_calls_render_exactly(void **state)
 
 	(void)state;
 	metrics_reset();
-	metrics_gw_call("chat.completions", "m1", 200, 10, 2, 5, 1234, "reported", 1234567, 1000000);
+	metrics_gw_call("chat.completions", "m1", 200, 10, 2, 5, 1234, "reported", 1234567,
+			1000000);
 	metrics_gw_call("chat.completions", "m1", 200, 20, 0, 7, 100, "estimated", 3000, 2000);
 	metrics_gw_call("chat.completions", "m1", 402, 0, 0, 0, 0, "none", 500, -1);
 	metrics_gw_call("embeddings", "e1", 429, 99, 0, 0, 0, "none", 100, -1);
@@ -380,17 +386,23 @@ static void test_recorded_calls_render_exactly(void **state)
 	check_histogram(e, "tollgate_gateway_request_duration_seconds");
 	check_histogram(e, "tollgate_gateway_upstream_duration_seconds");
 	/* le is inclusive: 5000 us lands in 0.005, 5001 us in 0.01. */
-	assert_true(value(e, "tollgate_gateway_request_duration_seconds_bucket", "le=\"0.005\"") == 4);
-	assert_true(value(e, "tollgate_gateway_request_duration_seconds_bucket", "le=\"0.01\"") == 5);
+	assert_true(value(e, "tollgate_gateway_request_duration_seconds_bucket", "le=\"0.005\"") ==
+		    4);
+	assert_true(value(e, "tollgate_gateway_request_duration_seconds_bucket", "le=\"0.01\"") ==
+		    5);
 	assert_true(value(e, "tollgate_gateway_request_duration_seconds_bucket", "le=\"1\"") == 5);
-	assert_true(value(e, "tollgate_gateway_request_duration_seconds_bucket", "le=\"2.5\"") == 6);
+	assert_true(value(e, "tollgate_gateway_request_duration_seconds_bucket", "le=\"2.5\"") ==
+		    6);
 	assert_true(value(e, "tollgate_gateway_request_duration_seconds_count", "") == 6);
 	assert_true(value(e, "tollgate_gateway_upstream_duration_seconds_count", "") == 3);
-	assert_true(value(e, "tollgate_gateway_upstream_duration_seconds_bucket", "le=\"0.005\"") == 1);
+	assert_true(value(e, "tollgate_gateway_upstream_duration_seconds_bucket", "le=\"0.005\"") ==
+		    1);
 	assert_true(value(e, "tollgate_gateway_upstream_duration_seconds_bucket", "le=\"1\"") == 3);
 	/* Sums are exact decimals of the microseconds recorded. */
-	assert_non_null(strstr(buf_cstr(&t), "\ntollgate_gateway_request_duration_seconds_sum 1.248168\n"));
-	assert_non_null(strstr(buf_cstr(&t), "\ntollgate_gateway_upstream_duration_seconds_sum 1.007001\n"));
+	assert_non_null(
+		strstr(buf_cstr(&t), "\ntollgate_gateway_request_duration_seconds_sum 1.248168\n"));
+	assert_non_null(strstr(buf_cstr(&t),
+			       "\ntollgate_gateway_upstream_duration_seconds_sum 1.007001\n"));
 	buf_free(&t);
 }
 
@@ -414,21 +426,28 @@ static void test_http_routes_use_patterns(void **state)
 	http_request("GET", "/health", 200);
 	http_request("HEAD", "/health", 200);
 	http_request("GET", "/keys/12", 303);
-	http_request("GET", "/keys/new", 200);   /* its own entry, before /keys/:id */
+	http_request("GET", "/keys/new", 200); /* its own entry, before /keys/:id */
 	http_request("GET", "/keys", 200);
-	http_request("POST", "/keys", 200);      /* a second entry, same pattern */
-	http_request("DELETE", "/health", 405);  /* path known, method not */
+	http_request("POST", "/keys", 200);     /* a second entry, same pattern */
+	http_request("DELETE", "/health", 405); /* path known, method not */
 	http_request("GET", "/nowhere", 404);
 	http_request("GET", "/static/app.css", 200);
 	http_request("POST", "/v1/chat/completions", 402);
 	e = render(&proc, &t);
-	assert_true(value(e, "tollgate_http_requests_total", "route=\"/health\",status=\"200\"") == 2);
-	assert_true(value(e, "tollgate_http_requests_total", "route=\"/keys/:id\",status=\"303\"") == 1);
-	assert_true(value(e, "tollgate_http_requests_total", "route=\"/keys/new\",status=\"200\"") == 1);
-	assert_true(value(e, "tollgate_http_requests_total", "route=\"/keys\",status=\"200\"") == 2);
-	assert_true(value(e, "tollgate_http_requests_total", "route=\"/health\",status=\"405\"") == 1);
-	assert_true(value(e, "tollgate_http_requests_total", "route=\"other\",status=\"404\"") == 1);
-	assert_true(value(e, "tollgate_http_requests_total", "route=\"other\",status=\"200\"") == 1);
+	assert_true(value(e, "tollgate_http_requests_total", "route=\"/health\",status=\"200\"") ==
+		    2);
+	assert_true(value(e, "tollgate_http_requests_total",
+			  "route=\"/keys/:id\",status=\"303\"") == 1);
+	assert_true(value(e, "tollgate_http_requests_total",
+			  "route=\"/keys/new\",status=\"200\"") == 1);
+	assert_true(value(e, "tollgate_http_requests_total", "route=\"/keys\",status=\"200\"") ==
+		    2);
+	assert_true(value(e, "tollgate_http_requests_total", "route=\"/health\",status=\"405\"") ==
+		    1);
+	assert_true(value(e, "tollgate_http_requests_total", "route=\"other\",status=\"404\"") ==
+		    1);
+	assert_true(value(e, "tollgate_http_requests_total", "route=\"other\",status=\"200\"") ==
+		    1);
 	assert_true(value(e, "tollgate_http_requests_total",
 			  "route=\"/v1/chat/completions\",status=\"402\"") == 1);
 	assert_int_equal(count_named(e, "tollgate_http_requests_total"), 8);
@@ -456,12 +475,13 @@ static void test_route_labels_are_capped(void **state)
 	e = render(&proc, &t);
 	assert_int_equal(count_named(e, "tollgate_http_requests_total"),
 			 METRICS_ROUTE_LABELS_MAX + 1);
-	assert_true(value(e, "tollgate_http_requests_total",
-			  "route=\"/r000\",status=\"200\"") == 2);
+	assert_true(value(e, "tollgate_http_requests_total", "route=\"/r000\",status=\"200\"") ==
+		    2);
 	snprintf(name, sizeof(name), "route=\"/r%03d\",status=\"200\"",
 		 METRICS_ROUTE_LABELS_MAX - 1);
 	assert_true(value(e, "tollgate_http_requests_total", name) == 1);
-	assert_true(value(e, "tollgate_http_requests_total", "route=\"other\",status=\"200\"") == 4);
+	assert_true(value(e, "tollgate_http_requests_total", "route=\"other\",status=\"200\"") ==
+		    4);
 	buf_free(&t);
 }
 
@@ -474,8 +494,10 @@ static void test_label_values_are_escaped(void **state)
 	metrics_reset();
 	metrics_gw_call("chat.completions", "a\"b\\c\nd", 200, 1, 0, 1, 1, "reported", 10, 10);
 	e = render(&proc, &t);
-	assert_true(value(e, "tollgate_gateway_requests_total",
-			  "endpoint=\"chat.completions\",model=\"a\\\"b\\\\c\\nd\",status=\"200\"") == 1);
+	assert_true(
+		value(e, "tollgate_gateway_requests_total",
+		      "endpoint=\"chat.completions\",model=\"a\\\"b\\\\c\\nd\",status=\"200\"") ==
+		1);
 	/* The raw newline never reaches the output inside a label. */
 	assert_null(strstr(buf_cstr(&t), "c\nd"));
 	buf_free(&t);
@@ -510,10 +532,12 @@ static void test_model_labels_are_capped(void **state)
 			 METRICS_MODEL_LABELS_MAX + 1);
 	assert_true(value(e, "tollgate_gateway_requests_total",
 			  "endpoint=\"chat.completions\",model=\"m000\",status=\"200\"") == 2);
-	snprintf(labels, sizeof(labels), "endpoint=\"chat.completions\",model=\"m%03d\",status=\"200\"",
+	snprintf(labels, sizeof(labels),
+		 "endpoint=\"chat.completions\",model=\"m%03d\",status=\"200\"",
 		 METRICS_MODEL_LABELS_MAX - 1);
 	assert_true(value(e, "tollgate_gateway_requests_total", labels) == 1);
-	snprintf(labels, sizeof(labels), "endpoint=\"chat.completions\",model=\"m%03d\",status=\"200\"",
+	snprintf(labels, sizeof(labels),
+		 "endpoint=\"chat.completions\",model=\"m%03d\",status=\"200\"",
 		 METRICS_MODEL_LABELS_MAX);
 	assert_true(value(e, "tollgate_gateway_requests_total", labels) == -1);
 	for (i = 0; i < e->n; i++)
@@ -534,8 +558,8 @@ static void *hammer(void *arg)
 	int id = (int)(intptr_t)arg, i;
 
 	for (i = 0; i < PER_THREAD; i++) {
-		metrics_gw_call(i % 2 ? "chat.completions" : "embeddings", names[(i + id) % 3],
-				200, 2, 1, 3, 5, "reported", i % 1000, i % 500);
+		metrics_gw_call(i % 2 ? "chat.completions" : "embeddings", names[(i + id) % 3], 200,
+				2, 1, 3, 5, "reported", i % 1000, i % 500);
 		metrics_http_request("POST", "/v1/chat/completions", 200);
 		metrics_stream_start();
 		metrics_stream_end();

@@ -250,8 +250,23 @@ static void check_roundtrip(int64_t x)
 static void test_roundtrip_random(void **state)
 {
 	static const int64_t edges[] = {
-		0, 1, -1, 9, -9, 10, 99, 100, 999999, 1000000, 1000001, -1000001,
-		INT64_MAX, INT64_MAX - 1, INT64_MIN, INT64_MIN + 1, INT64_MAX / 2,
+		0,
+		1,
+		-1,
+		9,
+		-9,
+		10,
+		99,
+		100,
+		999999,
+		1000000,
+		1000001,
+		-1000001,
+		INT64_MAX,
+		INT64_MAX - 1,
+		INT64_MIN,
+		INT64_MIN + 1,
+		INT64_MAX / 2,
 	};
 	size_t i;
 
@@ -263,10 +278,18 @@ static void test_roundtrip_random(void **state)
 		int64_t x;
 
 		switch (i % 4) {
-		case 0: x = (int64_t)rng_next(); break;                 /* full range */
-		case 1: x = rng_nonneg(); break;                         /* any magnitude */
-		case 2: x = -rng_nonneg(); break;
-		default: x = rng_upto_bits(40) * 10000 * ((i & 8) ? -1 : 1); break; /* round cents */
+		case 0:
+			x = (int64_t)rng_next();
+			break; /* full range */
+		case 1:
+			x = rng_nonneg();
+			break; /* any magnitude */
+		case 2:
+			x = -rng_nonneg();
+			break;
+		default:
+			x = rng_upto_bits(40) * 10000 * ((i & 8) ? -1 : 1);
+			break; /* round cents */
 		}
 		check_roundtrip(x);
 	}
@@ -305,7 +328,7 @@ static void test_cost_rounding(void **state)
 	assert_int_equal(cost_of(3, 0, 0, &per_credit), 3);
 	assert_int_equal(cost_of(1000000, 0, 0, &gpt), 2500000);
 	assert_int_equal(cost_of(0, 0, 1000000, &gpt), 10000000);
-	assert_int_equal(cost_of(400, 0, 0, &gpt), 1000);  /* 400 * 2.5 exactly */
+	assert_int_equal(cost_of(400, 0, 0, &gpt), 1000); /* 400 * 2.5 exactly */
 	assert_int_equal(cost_of(401, 0, 0, &gpt), 1003); /* 1002.5 -> 1003 */
 	/* 800 * 2.5 + 200 * 1.25 + 500 * 10 = 2000 + 250 + 5000 micro. */
 	assert_int_equal(cost_of(800, 200, 500, &gpt), 7250);
@@ -370,8 +393,7 @@ static void test_cost_invalid_and_overflow(void **state)
 			 TG_OK);
 	assert_int_equal(c, 16000000000000000LL);
 	/* Sum overflowing just past INT64_MAX * 1M: quotient INT64_MAX + 1. */
-	assert_int_equal(money_cost(INT64_MAX, 1000000, 0,
-				    &(money_price_t){ 1000000, 1, 0 }, &c),
+	assert_int_equal(money_cost(INT64_MAX, 1000000, 0, &(money_price_t){ 1000000, 1, 0 }, &c),
 			 TG_ERANGE);
 }
 
@@ -397,8 +419,7 @@ static void test_cost_usage(void **state)
 	assert_int_equal(money_cost_usage(10, 0, -1, &gpt, &c), TG_EINVAL);
 	assert_int_equal(money_cost_usage(10, 0, 0, NULL, &c), TG_EINVAL);
 	assert_int_equal(c, 5);
-	assert_int_equal(money_cost_usage(INT64_MAX, 0, 0,
-					  &(money_price_t){ INT64_MAX, 0, 0 }, &c),
+	assert_int_equal(money_cost_usage(INT64_MAX, 0, 0, &(money_price_t){ INT64_MAX, 0, 0 }, &c),
 			 TG_ERANGE);
 }
 
@@ -444,8 +465,7 @@ static void check_max(int64_t avail, int64_t in, int64_t cached, const money_pri
 	if (n != want)
 		fail_msg("avail %lld in %lld cached %lld price %lld/%lld/%lld: got %lld want %lld",
 			 (long long)avail, (long long)in, (long long)cached, (long long)p->in,
-			 (long long)p->cached_in, (long long)p->out, (long long)n,
-			 (long long)want);
+			 (long long)p->cached_in, (long long)p->out, (long long)n, (long long)want);
 	if (n >= 0) {
 		assert_true(fits(avail, in, cached, n, p));
 		if (n < INT64_MAX)

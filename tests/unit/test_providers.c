@@ -46,17 +46,20 @@ static void test_request_edited_in_place(void **state)
 {
 	(void)state;
 	/* Only the model's value changes; spacing, order and numbers stay. */
-	build("{ \"messages\": [ {\"role\":\"user\",\"content\":\"1.50\"} ],\n \"model\" : \"pub\" ,"
+	build("{ \"messages\": [ {\"role\":\"user\",\"content\":\"1.50\"} ],\n \"model\" : "
+	      "\"pub\" ,"
 	      "\"temperature\":0.70}",
 	      0,
 	      "{ \"messages\": [ {\"role\":\"user\",\"content\":\"1.50\"} ],\n \"model\" : "
 	      "\"up-model\" ,\"temperature\":0.70}");
 	/* A stream asks for usage. */
 	build("{\"model\":\"pub\",\"stream\":true} ", 1,
-	      "{\"model\":\"up-model\",\"stream\":true,\"stream_options\":{\"include_usage\":true}} ");
+	      "{\"model\":\"up-model\",\"stream\":true,"
+	      "\"stream_options\":{\"include_usage\":true}} ");
 	/* ... unless it already does, exactly so. */
 	build("{\"model\":\"pub\",\"stream\":true,\"stream_options\":{\"include_usage\":true}}", 1,
-	      "{\"model\":\"up-model\",\"stream\":true,\"stream_options\":{\"include_usage\":true}}");
+	      "{\"model\":\"up-model\",\"stream\":true,"
+	      "\"stream_options\":{\"include_usage\":true}}");
 }
 
 static void test_request_printed_when_not_editable(void **state)
@@ -66,7 +69,8 @@ static void test_request_printed_when_not_editable(void **state)
 	build("{\"mod\\u0065l\":\"pub\",\"n\":1}", 0, "{\"model\":\"up-model\",\"n\":1}");
 	/* stream_options with other members: printed, include_usage forced on. */
 	build("{\"model\":\"pub\",\"stream\":true,\"stream_options\":{\"include_usage\":false}}", 1,
-	      "{\"model\":\"up-model\",\"stream\":true,\"stream_options\":{\"include_usage\":true}}");
+	      "{\"model\":\"up-model\",\"stream\":true,"
+	      "\"stream_options\":{\"include_usage\":true}}");
 }
 
 static void test_embeddings_path(void **state)
@@ -92,9 +96,11 @@ static void test_usage(void **state)
 	} cases[] = {
 		{ "{\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":5}}", 1, 10, 0, 5 },
 		{ "{\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":5,"
-		  "\"prompt_tokens_details\":{\"cached_tokens\":4}}}", 1, 10, 4, 5 },
+		  "\"prompt_tokens_details\":{\"cached_tokens\":4}}}",
+		  1, 10, 4, 5 },
 		/* cached above prompt is not believed */
-		{ "{\"usage\":{\"prompt_tokens\":3,\"prompt_tokens_details\":{\"cached_tokens\":9}}}",
+		{ "{\"usage\":{\"prompt_tokens\":3,"
+		  "\"prompt_tokens_details\":{\"cached_tokens\":9}}}",
 		  1, 3, 0, 0 },
 		{ "{\"usage\":{\"prompt_tokens\":-1,\"completion_tokens\":5}}", 0, 0, 0, 0 },
 		{ "{\"usage\":{\"prompt_tokens\":1e13}}", 0, 0, 0, 0 },

@@ -39,8 +39,8 @@ static void collect_init(struct collect *c)
 }
 
 /* Parse the pieces in order, then finish; returns sse_finish()'s value. */
-static int parse_pieces(const char *const *pieces, const size_t *lens, size_t npieces,
-			size_t max, struct collect *c)
+static int parse_pieces(const char *const *pieces, const size_t *lens, size_t npieces, size_t max,
+			struct collect *c)
 {
 	sse_parser_t *p = NULL;
 	size_t i;
@@ -62,8 +62,9 @@ static int parse_whole(const char *s, size_t n, struct collect *c)
 	return parse_pieces(pieces, lens, 1, 0, c);
 }
 
-#define CHUNK_HEAD "{\"id\":\"chatcmpl-9x\",\"object\":\"chat.completion.chunk\"," \
-		   "\"created\":1767225600,\"model\":\"gpt-4o-mini\","
+#define CHUNK_HEAD                                                      \
+	"{\"id\":\"chatcmpl-9x\",\"object\":\"chat.completion.chunk\"," \
+	"\"created\":1767225600,\"model\":\"gpt-4o-mini\","
 
 static const char openai_stream[] =
 	"data: " CHUNK_HEAD "\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\","
@@ -195,7 +196,7 @@ static void test_comments_and_fields(void **state)
 				"data: x\n"
 				"\n"
 				"data: no name after dispatch\n\n"
-				"event: ping\n\n"              /* no data: not dispatched */
+				"event: ping\n\n" /* no data: not dispatched */
 				"data: name was cleared\n\n"
 				"event: a\nevent:b\ndata: last name wins\n\n"
 				":\n\n\n\n";
@@ -216,7 +217,10 @@ static void test_bom_skipped_once(void **state)
 	static const char twice[] = "\xEF\xBB\xBF"
 				    "data: a\n\n\xEF\xBB\xBF"
 				    "data: b\n\n";
-	const char *pieces[] = { "\xEF", "\xBB", ("\xBF" "da"), "ta: a\n\n" };
+	const char *pieces[] = { "\xEF", "\xBB",
+				 ("\xBF"
+				  "da"),
+				 "ta: a\n\n" };
 	size_t lens[] = { 1, 1, 3, 7 };
 	struct collect c;
 

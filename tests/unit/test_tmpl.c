@@ -236,8 +236,9 @@ static void test_values_and_truthiness(void **state)
 	assert_string_equal(r, "!s !l z o");
 	free(r);
 	/* Lists iterate, objects push context, dotted names descend. */
-	r = render_text("{{#items}}<{{name}}:{{meta.n}}>{{/items}}",
-			"{\"items\": [{\"name\": \"a\", \"meta\": {\"n\": 1}}, {\"name\": \"b\"}]}");
+	r = render_text(
+		"{{#items}}<{{name}}:{{meta.n}}>{{/items}}",
+		"{\"items\": [{\"name\": \"a\", \"meta\": {\"n\": 1}}, {\"name\": \"b\"}]}");
 	assert_string_equal(r, "<a:1><b:>");
 	free(r);
 }
@@ -460,7 +461,8 @@ static void test_missing_template_and_partial(void **state)
 	buf_init(&out, (size_t)1 << 20);
 	assert_int_equal(tmpl_set_new(&s), TG_OK);
 	assert_int_equal(tmpl_render(s, "nothing", NULL, &out), TG_ENOTFOUND);
-	assert_int_equal(tmpl_set_add(s, "a", "[{{>gone}}|{{<gone}}{{/gone}}]", 30, err, sizeof err),
+	assert_int_equal(tmpl_set_add(s, "a", "[{{>gone}}|{{<gone}}{{/gone}}]", 30, err,
+				      sizeof err),
 			 TG_OK);
 	assert_int_equal(tmpl_render(s, "nothing", NULL, &out), TG_ENOTFOUND);
 	assert_int_equal(tmpl_render(s, "a", NULL, &out), TG_OK);
@@ -528,8 +530,9 @@ static void test_concurrent_render(void **state)
 {
 	const char *layout = "<h1>{{$title}}x{{/title}}</h1>\n  {{$body}}{{/body}}\n";
 	const char *row = "<tr><td>{{name}}</td><td>{{amount}}</td></tr>\n";
-	const char *page = "{{<layout}}{{$title}}{{org}}{{/title}}{{$body}}\n"
-			   "<table>\n{{#rows}}\n  {{>row}}\n{{/rows}}\n</table>\n{{/body}}{{/layout}}";
+	const char *page =
+		"{{<layout}}{{$title}}{{org}}{{/title}}{{$body}}\n"
+		"<table>\n{{#rows}}\n  {{>row}}\n{{/rows}}\n</table>\n{{/body}}{{/layout}}";
 	struct thread_job jobs[4];
 	pthread_t th[4];
 	tmpl_set_t *s = NULL;

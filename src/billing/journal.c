@@ -607,13 +607,11 @@ static void *writer_main(void *arg)
 			/* 1, 2, 4, 8... then every 64 attempts: the log must not flood. */
 			if ((failures & (failures - 1)) == 0 || failures % 64 == 0)
 				log_error("call journal: could not write a batch of calls to the "
-					  "database "
-					  "(attempt %d); retrying every %d ms",
+					  "database (attempt %d); retrying every %d ms",
 					  failures, RETRY_MS);
 			if (stopping && failures >= STOP_RETRIES) {
 				log_error("call journal: giving up at stop; the calls stay in the "
-					  "journal "
-					  "and are applied at the next start");
+					  "journal and are applied at the next start");
 				break;
 			}
 			nanosleep(&(struct timespec){ 0, RETRY_MS * 1000000L }, NULL);
@@ -814,8 +812,7 @@ int journal_submit(struct call_record *r)
 		while (running && !writer_done && applied_seq < seq)
 			if (pthread_cond_timedwait(&applied_cv, &mu, &ts) == ETIMEDOUT) {
 				log_error("request %s: its debit is not committed after %d s; "
-					  "answering "
-					  "anyway",
+					  "answering anyway",
 					  id, FLUSH_WAIT_MS * 2 / 1000);
 				break;
 			}

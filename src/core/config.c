@@ -289,8 +289,7 @@ int config_validate(const tg_config_t *c, char *err, size_t errlen)
 	if (c->max_connections >= c->threads) {
 		snprintf(err, errlen,
 			 "max_connections (%lld) must be below threads (%lld): the spare threads "
-			 "answer "
-			 "connections over the limit with a 503",
+			 "answer connections over the limit with a 503",
 			 (long long)c->max_connections, (long long)c->threads);
 		return TG_EINVAL;
 	}

@@ -270,8 +270,7 @@ static int audit_links(struct audit_ctx *c)
 					sqlite3_column_int64(st, 8) != amount)) {
 			problem(c,
 				"code %lld (%s): its redeem entry does not match the org or the "
-				"amount "
-				"of the code",
+				"amount of the code",
 				id, prefix);
 		}
 	}

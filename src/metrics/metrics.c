@@ -522,9 +522,8 @@ int metrics_render(buf_t *out, const struct metrics_process *p)
 			  "Streams relaying to clients now.",
 			  (long long)atomic_load(&active_streams) },
 			{ "tollgate_ledger_held_micro", "gauge",
-			  "Credits reserved by calls in flight, or owed by finished calls whose "
-			  "debit "
-			  "is not committed yet, in micro-credits.",
+			  "Credits reserved by calls in flight, or owed by finished calls "
+			  "whose debit is not committed yet, in micro-credits.",
 			  (long long)p->held_micro },
 			{ "tollgate_journal_records_total", "counter",
 			  "Finished calls written to the call journal.",

@@ -43,17 +43,21 @@ void catalog_init(const tg_secrets_t *secrets)
 
 /* ------------------------------------------------------------- names */
 
+static const char *const provider_kind_names[PROVIDER_KINDS] = {
+	[PROVIDER_OPENAI] = "openai", [PROVIDER_ECHO] = "echo", [PROVIDER_ANTHROPIC] = "anthropic",
+	[PROVIDER_GEMINI] = "gemini", [PROVIDER_AZURE] = "azure",
+};
+
 const char *catalog_provider_kind_name(enum provider_kind k)
 {
-	return k == PROVIDER_ECHO ? "echo" : "openai";
+	return (unsigned)k < PROVIDER_KINDS ? provider_kind_names[k] : "openai";
 }
 
 int catalog_provider_kind_parse(const char *s)
 {
-	if (s && strcmp(s, "openai") == 0)
-		return PROVIDER_OPENAI;
-	if (s && strcmp(s, "echo") == 0)
-		return PROVIDER_ECHO;
+	for (int k = 0; s && k < PROVIDER_KINDS; k++)
+		if (strcmp(s, provider_kind_names[k]) == 0)
+			return k;
 	return -1;
 }
 
@@ -363,7 +367,9 @@ static int provider_row(sqlite3_stmt *st, struct provider *out)
 	if (!col_copy(st, 1, p.name, sizeof(p.name)) ||
 	    !col_copy(st, 3, p.base_url, sizeof(p.base_url)))
 		return TG_ETOOBIG;
-	p.kind = strcmp(db_col_text(st, 2), "echo") == 0 ? PROVIDER_ECHO : PROVIDER_OPENAI;
+	p.kind = catalog_provider_kind_parse(db_col_text(st, 2)) < 0 ?
+			 PROVIDER_OPENAI :
+			 (enum provider_kind)catalog_provider_kind_parse(db_col_text(st, 2));
 	p.has_api_key = sqlite3_column_int(st, 4);
 	p.timeout_s = sqlite3_column_int64(st, 5);
 	p.enabled = sqlite3_column_int(st, 6);

@@ -21,7 +21,15 @@
 #define CATALOG_CONTEXT_MAX 100000000   /* context_window upper bound */
 #define CATALOG_TEST_TIMEOUT_MAX 10     /* seconds, for catalog_provider_test */
 
-enum provider_kind { PROVIDER_OPENAI = 0, PROVIDER_ECHO = 1 };
+enum provider_kind {
+	PROVIDER_OPENAI = 0,
+	PROVIDER_ECHO = 1,
+	PROVIDER_ANTHROPIC = 2,
+	PROVIDER_GEMINI = 3,
+	PROVIDER_AZURE = 4,
+};
+#define PROVIDER_KINDS 5
+#define CATALOG_API_VERSION_MAX 32
 enum model_kind { MODEL_CHAT = 0, MODEL_EMBEDDING = 1 };
 
 struct provider {
@@ -29,6 +37,9 @@ struct provider {
 	char name[CATALOG_NAME_MAX + 1];
 	enum provider_kind kind;
 	char base_url[CATALOG_URL_MAX + 1]; /* without a trailing slash, e.g. http://host/v1 */
+	/* Azure's api-version query value; Anthropic's anthropic-version header
+	 * ("" for the kind's default) */
+	char api_version[CATALOG_API_VERSION_MAX + 1];
 	int has_api_key;
 	int64_t timeout_s;
 	int enabled;

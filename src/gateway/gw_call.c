@@ -567,6 +567,7 @@ static int phase_forward(struct call *c)
 		.endpoint = c->p.endpoint,
 		.upstream_model = c->model.upstream_model,
 		.stream = c->p.stream,
+		.max_tokens = c->max_out,
 		.raw = c->r->body.data,
 		.raw_len = c->r->body.len,
 		.req = c->req,

@@ -41,6 +41,7 @@ struct call {
 	struct prov_stream ps;
 	int up_status;
 	char up_ctype[128];
+	char up_retry_after[32]; /* the provider's Retry-After, "" for none */
 	buf_t up_body;
 	/* the relay (gw_relay.c) */
 	sse_parser_t *sse;

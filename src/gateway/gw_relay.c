@@ -140,9 +140,11 @@ static int on_event(void *ud, const char *event, const char *data, size_t len)
 	return c->ops->parse_stream_event(&c->ps, event, data, len, on_chunk, c);
 }
 
-static int sink_status(void *ud, int status, const char *ctype)
+static int sink_status(void *ud, int status, const char *ctype, const char *retry_after)
 {
 	struct call *c = ud;
+
+	snprintf(c->up_retry_after, sizeof(c->up_retry_after), "%s", retry_after ? retry_after : "");
 
 	c->up_status = status;
 	snprintf(c->up_ctype, sizeof(c->up_ctype), "%s", ctype ? ctype : "");

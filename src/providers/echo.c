@@ -160,7 +160,7 @@ static int echo_chat(const cJSON *req, struct prov_sink *sink)
 	if (!cJSON_IsTrue(stream)) {
 		cJSON *o = cJSON_CreateObject(), *choices, *c, *msg;
 
-		sink->on_status(sink->ud, 200, "application/json");
+		sink->on_status(sink->ud, 200, "application/json", NULL);
 		cJSON_AddStringToObject(o, "id", id);
 		cJSON_AddStringToObject(o, "object", "chat.completion");
 		cJSON_AddNumberToObject(o, "created", (double)created);
@@ -180,7 +180,7 @@ static int echo_chat(const cJSON *req, struct prov_sink *sink)
 		goto out;
 	}
 
-	sink->on_status(sink->ud, 200, "text/event-stream");
+	sink->on_status(sink->ud, 200, "text/event-stream", NULL);
 	{
 		cJSON *c = chunk_base(id, model_name, created),
 		      *choices = cJSON_AddArrayToObject(c, "choices");
@@ -255,7 +255,7 @@ static int echo_embeddings(const cJSON *req, struct prov_sink *sink)
 	int index = 0, rc;
 
 	cJSON_AddStringToObject(o, "object", "list");
-	sink->on_status(sink->ud, 200, "application/json");
+	sink->on_status(sink->ud, 200, "application/json", NULL);
 	for (item = cJSON_IsString(input) ? input : (input ? input->child : NULL); item;
 	     item = cJSON_IsString(input) ? NULL : item->next) {
 		unsigned char h[8];

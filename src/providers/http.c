@@ -23,6 +23,7 @@ struct xfer {
 	struct prov_sink *sink;
 	long status;
 	char content_type[128];
+	char retry_after[32];
 	int status_sent;
 	int aborted;
 	int64_t start_us;
@@ -47,6 +48,18 @@ void providers_thread_cleanup(void)
 	}
 }
 
+/* A header's value (after the colon), trimmed, cut to fit out. */
+static void header_value(const char *p, size_t len, char *out, size_t outlen)
+{
+	size_t i = 0, k = 0;
+
+	while (i < len && (p[i] == ' ' || p[i] == '\t'))
+		i++;
+	while (i < len && p[i] != '\r' && p[i] != '\n' && k + 1 < outlen)
+		out[k++] = p[i++];
+	out[k] = '\0';
+}
+
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
 	struct xfer *x = ud;
@@ -55,14 +68,11 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 	if (len > 5 && strncmp(p, "HTTP/", 5) == 0) {
 		/* A new response (after 100 Continue or a redirect): reset. */
 		x->content_type[0] = '\0';
+		x->retry_after[0] = '\0';
+	} else if (len > 12 && strncasecmp(p, "Retry-After:", 12) == 0) {
+		header_value(p + 12, len - 12, x->retry_after, sizeof(x->retry_after));
 	} else if (len > 13 && strncasecmp(p, "Content-Type:", 13) == 0) {
-		size_t i = 13, k = 0;
-
-		while (i < len && (p[i] == ' ' || p[i] == '\t'))
-			i++;
-		while (i < len && p[i] != '\r' && p[i] != '\n' && k + 1 < sizeof(x->content_type))
-			x->content_type[k++] = p[i++];
-		x->content_type[k] = '\0';
+		header_value(p + 13, len - 13, x->content_type, sizeof(x->content_type));
 	}
 	return len;
 }
@@ -77,7 +87,8 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 		if (x->first_byte_us)
 			*x->first_byte_us = time_mono_us() - x->start_us;
 		x->status_sent = 1;
-		if (x->sink->on_status(x->sink->ud, (int)x->status, x->content_type)) {
+		if (x->sink->on_status(x->sink->ud, (int)x->status, x->content_type,
+					 x->retry_after[0] ? x->retry_after : NULL)) {
 			x->aborted = 1;
 			return 0;
 		}
@@ -109,7 +120,7 @@ int prov_http_post(const struct provider *prov, const struct prov_request *rq,
 		   char *err, size_t errlen)
 {
 	struct curl_slist *hdrs = NULL;
-	char url[CATALOG_URL_MAX + 64], line[256];
+	char url[CATALOG_URL_MAX + PROV_PATH_MAX + 1], line[256];
 	char *key = NULL;
 	size_t keylen = 0;
 	struct xfer x;
@@ -148,6 +159,8 @@ int prov_http_post(const struct provider *prov, const struct prov_request *rq,
 	hdrs = curl_slist_append(hdrs, "Expect:");
 	snprintf(line, sizeof(line), "X-Request-Id: %s", request_id);
 	hdrs = curl_slist_append(hdrs, line);
+	for (int i = 0; i < PROV_HEADERS_MAX && rq->headers[i][0]; i++)
+		hdrs = curl_slist_append(hdrs, rq->headers[i]);
 	if (key && keylen && rq->auth_prefix) {
 		buf_t auth;
 
@@ -181,7 +194,8 @@ int prov_http_post(const struct provider *prov, const struct prov_request *rq,
 		x.status_sent = 1;
 		if (first_byte_us)
 			*first_byte_us = time_mono_us() - x.start_us;
-		sink->on_status(sink->ud, (int)x.status, x.content_type);
+		sink->on_status(sink->ud, (int)x.status, x.content_type,
+				 x.retry_after[0] ? x.retry_after : NULL);
 	}
 	if (cc == CURLE_OK) {
 		rc = PROV_FWD_OK;

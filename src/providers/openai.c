@@ -6,6 +6,7 @@
  * usage asked for in streams), byte for byte otherwise; answers and stream
  * events pass on as the provider sent them, marked PROV_RAW.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "core/common.h"
@@ -67,7 +68,7 @@ int openai_build_request(const struct prov_call *c, struct prov_request *out)
 	cJSON *m;
 
 	memset(out, 0, sizeof(*out));
-	out->path = endpoint_path(c->endpoint);
+	snprintf(out->path, sizeof(out->path), "%s", endpoint_path(c->endpoint));
 	out->auth_prefix = "Authorization: Bearer ";
 	if ((out->body = body_edited(c, &out->len)))
 		return TG_OK;
@@ -151,7 +152,7 @@ int openai_parse_stream_event(struct prov_stream *s, const char *event, const ch
 	return emit(ud, obj, data, len, PROV_RAW);
 }
 
-static int openai_forward(const struct prov_call *c, const struct prov_request *rq,
+int prov_http_forward(const struct prov_call *c, const struct prov_request *rq,
 			  struct prov_sink *sink, int64_t *first_byte_us, char *err, size_t errlen)
 {
 	return prov_http_post(c->prov, rq, c->request_id, sink, first_byte_us, err, errlen);
@@ -160,13 +161,41 @@ static int openai_forward(const struct prov_call *c, const struct prov_request *
 const struct provider_ops provider_openai = {
 	.kind = "openai",
 	.build_request = openai_build_request,
-	.forward = openai_forward,
+	.forward = prov_http_forward,
 	.parse_response = openai_parse_response,
 	.parse_stream_event = openai_parse_stream_event,
 	.extract_usage = openai_extract_usage,
 };
 
-const struct provider_ops *provider_ops_for(enum provider_kind kind)
+/* Azure OpenAI: the same format, the deployment in the URL, the version in
+ * the query, the key in an api-key header. The base URL is the resource's
+ * (https://NAME.openai.azure.com); the model's upstream name is the
+ * deployment's. */
+#define AZURE_API_VERSION_DEFAULT "2024-10-21"
+
+static int azure_build_request(const struct prov_call *c, struct prov_request *out)
 {
-	return kind == PROVIDER_ECHO ? &provider_echo : &provider_openai;
+	const char *ver = c->prov->api_version[0] ? c->prov->api_version : AZURE_API_VERSION_DEFAULT;
+	int rc = openai_build_request(c, out);
+	int n;
+
+	if (rc != TG_OK)
+		return rc;
+	n = snprintf(out->path, sizeof(out->path), "/openai/deployments/%s%s?api-version=%s",
+		     c->upstream_model, endpoint_path(c->endpoint), ver);
+	if (n < 0 || (size_t)n >= sizeof(out->path)) {
+		prov_request_free(out);
+		return TG_ETOOBIG;
+	}
+	out->auth_prefix = "api-key: ";
+	return TG_OK;
 }
+
+const struct provider_ops provider_azure = {
+	.kind = "azure",
+	.build_request = azure_build_request,
+	.forward = prov_http_forward,
+	.parse_response = openai_parse_response,
+	.parse_stream_event = openai_parse_stream_event,
+	.extract_usage = openai_extract_usage,
+};

@@ -46,7 +46,7 @@ struct answer {
 	buf_t body;
 };
 
-static int on_status(void *ud, int status, const char *ctype)
+static int on_status(void *ud, int status, const char *ctype, const char *retry_after)
 {
 	struct answer *a = ud;
 
@@ -225,8 +225,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* the reservation input: never overflows for an accepted body */
 	CHECK(max_out * p.n <= (int64_t)MODEL_MAX_OUT * GW_MAX_N);
 
-	pc = (struct prov_call){ &prov, p.endpoint, model.upstream_model, p.stream, copy, size,
-				 req,   "req_fuzz" };
+	pc = (struct prov_call){ .prov = &prov,
+				 .endpoint = p.endpoint,
+				 .upstream_model = model.upstream_model,
+				 .stream = p.stream,
+				 .max_tokens = max_out,
+				 .raw = copy,
+				 .raw_len = size,
+				 .req = req,
+				 .request_id = "req_fuzz" };
 	CHECK(provider_echo.build_request(&pc, &rq) == TG_OK);
 	CHECK(rq.body != NULL && rq.len == strlen(rq.body));
 	{

@@ -19,7 +19,15 @@ static struct provider prov;
 
 static struct prov_call call_of(const char *raw, cJSON *req, int stream, enum prov_endpoint ep)
 {
-	struct prov_call c = { &prov, ep, "up-model", stream, raw, strlen(raw), req, "req_t" };
+	struct prov_call c = { .prov = &prov,
+			       .endpoint = ep,
+			       .upstream_model = "up-model",
+			       .stream = stream,
+			       .max_tokens = 4096,
+			       .raw = raw,
+			       .raw_len = strlen(raw),
+			       .req = req,
+			       .request_id = "req_t" };
 
 	return c;
 }
@@ -171,7 +179,7 @@ static void test_stream_events(void **state)
 	const char *ev = "{\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":3}}";
 	struct prov_call c = call_of("{}", NULL, 1, PROV_CHAT);
 	struct prov_usage u = { 0 };
-	struct prov_stream s = { &c, NULL, &u };
+	struct prov_stream s = { .call = &c, .usage = &u };
 	struct chunks k = { 0 };
 
 	(void)state;
@@ -194,7 +202,7 @@ struct answer {
 	size_t len;
 };
 
-static int on_status(void *ud, int status, const char *ctype)
+static int on_status(void *ud, int status, const char *ctype, const char *retry_after)
 {
 	struct answer *a = ud;
 

@@ -137,9 +137,9 @@ static int get_price(const cJSON *obj, const char *name, const int64_t *dflt, in
 
 static int import_provider(const cJSON *p, struct import_err *e)
 {
-	static const char *const known[] = { "name",      "kind",    "base_url", "api_key",
-					     "timeout_s", "enabled", NULL };
-	const char *name, *kind_s, *url, *key, *field, *why = NULL;
+	static const char *const known[] = { "name",    "kind",      "base_url", "api_version",
+					     "api_key", "timeout_s", "enabled",  NULL };
+	const char *name, *kind_s, *url, *ver, *key, *field, *why = NULL;
 	struct provider old, now;
 	int64_t timeout = 0, id;
 	int kind, enabled = 0, rc, existed;
@@ -150,18 +150,22 @@ static int import_provider(const cJSON *p, struct import_err *e)
 	if ((rc = check_fields(p, known, e)) || (rc = get_string(p, "name", 1, &name, e)) ||
 	    (rc = get_string(p, "kind", 0, &kind_s, e)) ||
 	    (rc = get_string(p, "base_url", 0, &url, e)) ||
+	    (rc = get_string(p, "api_version", 0, &ver, e)) ||
 	    (rc = get_string(p, "api_key", 0, &key, e)) ||
 	    (rc = get_int(p, "timeout_s", 60, 1, CATALOG_TIMEOUT_MAX, &timeout, e)) ||
 	    (rc = get_bool(p, "enabled", 1, &enabled, e)))
 		return rc;
 	kind = kind_s ? catalog_provider_kind_parse(kind_s) : PROVIDER_OPENAI;
 	if (kind < 0)
-		return fail(e, "kind", "must be \"openai\" or \"echo\".");
-	if (catalog_provider_check(name, (enum provider_kind)kind, url, key, timeout, &field, &why))
+		return fail(
+			e, "kind",
+			"must be \"openai\", \"anthropic\", \"gemini\", \"azure\" or \"echo\".");
+	if (catalog_provider_check(name, (enum provider_kind)kind, url, ver, key, timeout, &field,
+				   &why))
 		return fail(e, field, "%s", why);
 	existed = catalog_provider_get_by_name(name, &old) == TG_OK;
-	rc = catalog_provider_upsert(name, (enum provider_kind)kind, url, key, timeout, enabled,
-				     &id, &why);
+	rc = catalog_provider_upsert(name, (enum provider_kind)kind, url, ver, key, timeout,
+				     enabled, &id, &why);
 	if (rc || catalog_provider_get(id, &now) != TG_OK)
 		return fail(e, NULL, "%s",
 			    rc == TG_EINVAL || rc == TG_EPERM ? why : "could not be saved.");
@@ -186,6 +190,62 @@ static int set_name(char *dst, size_t n, const char *src, const char *field, str
 	return TG_OK;
 }
 
+/* One of a model's deployments: {"provider", "upstream_model", "weight",
+ * "priority", prices (all four or none: the model's), "enabled"}. */
+static int import_deployment(const struct model *m, const cJSON *j, struct import_err *e)
+{
+	static const char *const known[] = { "provider",
+					     "upstream_model",
+					     "weight",
+					     "priority",
+					     "input_per_mtok",
+					     "cached_input_per_mtok",
+					     "cache_write_per_mtok",
+					     "output_per_mtok",
+					     "enabled",
+					     NULL };
+	const char *prov, *upstream, *field, *why = NULL;
+	struct deployment d;
+	struct provider p;
+	char detail[400];
+	int rc;
+
+	memset(&d, 0, sizeof(d));
+	if (!cJSON_IsObject(j))
+		return fail(e, "deployments", "each deployment must be an object.");
+	if ((rc = check_fields(j, known, e)) || (rc = get_string(j, "provider", 1, &prov, e)) ||
+	    (rc = get_string(j, "upstream_model", 0, &upstream, e)) ||
+	    (rc = set_name(d.upstream_model, sizeof(d.upstream_model),
+			   upstream ? upstream : m->upstream_model, "upstream_model", e)) ||
+	    (rc = get_int(j, "weight", 1, 0, CATALOG_WEIGHT_MAX, &d.weight, e)) ||
+	    (rc = get_int(j, "priority", 0, 0, CATALOG_PRIORITY_MAX, &d.priority, e)) ||
+	    (rc = get_bool(j, "enabled", 1, &d.enabled, e)))
+		return rc;
+	if (catalog_provider_get_by_name(prov, &p) != TG_OK)
+		return fail(e, "provider", "no provider named \"%s\"; add it under \"providers\".",
+			    prov);
+	d.model_id = m->id;
+	d.provider_id = p.id;
+	d.own_price = cJSON_HasObjectItem(j, "input_per_mtok") ||
+		      cJSON_HasObjectItem(j, "output_per_mtok");
+	if (d.own_price &&
+	    ((rc = get_price(j, "input_per_mtok", NULL, &d.price.in, e)) ||
+	     (rc = get_price(j, "cached_input_per_mtok", &d.price.in, &d.price.cached_in, e)) ||
+	     (rc = get_price(j, "cache_write_per_mtok", &d.price.in, &d.price.cache_write, e)) ||
+	     (rc = get_price(j, "output_per_mtok", NULL, &d.price.out, e))))
+		return rc;
+	if (catalog_deployment_check(&d, &field, &why))
+		return fail(e, field, "%s", why);
+	if ((rc = catalog_deployment_upsert(&d, NULL, &why)))
+		return fail(e, NULL, "%s", rc == TG_EINVAL ? why : "could not be saved.");
+	snprintf(detail, sizeof(detail),
+		 "%.128s via %.64s/%.128s, weight %lld, priority %lld (import)", m->name, p.name,
+		 d.upstream_model, (long long)d.weight, (long long)d.priority);
+	if (audit_add(&cli_actor, 0, "deployment.upsert", m->name, detail))
+		return fail(e, NULL, "could not be recorded in the audit log.");
+	return TG_OK;
+}
+
 static int import_model(const cJSON *j, struct import_err *e)
 {
 	static const char *const known[] = { "name",
@@ -195,11 +255,16 @@ static int import_model(const cJSON *j, struct import_err *e)
 					     "input_per_mtok",
 					     "cached_input_per_mtok",
 					     "output_per_mtok",
+					     "cache_write_per_mtok",
 					     "max_output_tokens",
 					     "context_window",
+					     "weight",
+					     "fallback_model",
+					     "deployments",
 					     "enabled",
 					     NULL };
-	const char *name, *prov, *upstream, *kind_s, *field, *why = NULL, *action;
+	const char *name, *prov, *upstream, *kind_s, *fallback, *field, *why = NULL, *action;
+	const cJSON *deps = cJSON_GetObjectItemCaseSensitive(j, "deployments"), *it;
 	char detail[300];
 	struct provider p;
 	struct model m, old;
@@ -211,7 +276,16 @@ static int import_model(const cJSON *j, struct import_err *e)
 	if ((rc = check_fields(j, known, e)) || (rc = get_string(j, "name", 1, &name, e)) ||
 	    (rc = get_string(j, "provider", 1, &prov, e)) ||
 	    (rc = get_string(j, "upstream_model", 0, &upstream, e)) ||
-	    (rc = get_string(j, "kind", 0, &kind_s, e)))
+	    (rc = get_string(j, "kind", 0, &kind_s, e)) ||
+	    (rc = get_string(j, "fallback_model", 0, &fallback, e)))
+		return rc;
+	if (deps && !cJSON_IsNull(deps) && !cJSON_IsArray(deps))
+		return fail(e, "deployments", "must be an array of deployments.");
+	if (cJSON_GetArraySize(deps) > CATALOG_DEPLOY_MAX - 1)
+		return fail(e, "deployments", "a model has at most %d more deployments.",
+			    CATALOG_DEPLOY_MAX - 1);
+	if (fallback && (rc = set_name(m.fallback_model, sizeof(m.fallback_model), fallback,
+				       "fallback_model", e)))
 		return rc;
 	if ((rc = set_name(m.name, sizeof(m.name), name, "name", e)) ||
 	    (rc = set_name(m.upstream_model, sizeof(m.upstream_model), upstream ? upstream : name,
@@ -229,6 +303,8 @@ static int import_model(const cJSON *j, struct import_err *e)
 	if ((rc = get_price(j, "input_per_mtok", NULL, &m.price.in, e)) ||
 	    (rc = get_price(j, "cached_input_per_mtok", &m.price.in, &m.price.cached_in, e)) ||
 	    (rc = get_price(j, "output_per_mtok", NULL, &m.price.out, e)) ||
+	    (rc = get_price(j, "cache_write_per_mtok", &m.price.in, &m.price.cache_write, e)) ||
+	    (rc = get_int(j, "weight", 1, 0, CATALOG_WEIGHT_MAX, &m.weight, e)) ||
 	    (rc = get_int(j, "max_output_tokens", 4096, 1, CATALOG_MAX_OUTPUT_MAX,
 			  &m.max_output_tokens, e)) ||
 	    (rc = get_int(j, "context_window", 8192, 1, CATALOG_CONTEXT_MAX, &m.context_window,
@@ -238,8 +314,12 @@ static int import_model(const cJSON *j, struct import_err *e)
 	if (catalog_model_check(&m, &field, &why))
 		return fail(e, field, "%s", why);
 	existed = catalog_model_get(m.name, &old) == TG_OK;
-	if ((rc = catalog_model_upsert(&m, NULL, &why)))
+	if ((rc = catalog_model_upsert(&m, &m.id, &why)))
 		return fail(e, NULL, "%s", rc == TG_EINVAL ? why : "could not be saved.");
+	cJSON_ArrayForEach(it, deps) {
+		if ((rc = import_deployment(&m, it, e)))
+			return rc;
+	}
 	if (!existed) {
 		action = "model.create";
 		catalog_price_detail(NULL, &m.price, detail, sizeof(detail));

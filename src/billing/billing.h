@@ -35,8 +35,10 @@ struct call_record {
 	uint64_t seq;                                    /* assigned by the store */
 	int64_t created_at, org_id, key_id, provider_id; /* provider_id 0: none */
 	int64_t stream, status, prompt, cached, completion, cost, upstream_ms, total_ms;
-	int billed;    /* debit `cost` as a usage entry carrying request_id */
-	int mark_used; /* set the key's last_used_at to created_at */
+	int64_t cache_write, reasoning, attempt; /* attempt: 1 for a call tried once */
+	int64_t failed_over; /* 1: an attempt another deployment took over from */
+	int billed;          /* debit `cost` as a usage entry carrying request_id */
+	int mark_used;       /* set the key's last_used_at to created_at */
 	char request_id[BILLING_REQUEST_ID_MAX + 1];
 	char endpoint[32];
 	char model[CATALOG_NAME_MAX + 1];

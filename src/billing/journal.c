@@ -22,7 +22,11 @@
 #include "core/config.h"
 #include "store/db.h"
 
-#define MAGIC "TGJ1"
+/* TGJ2 is TGJ1 with cache_write, reasoning, attempt and failed_over after the strings;
+ * files of either are replayed. */
+#define MAGIC "TGJ2"
+#define MAGIC_V1 "TGJ1"
+#define MAGIC_PREFIX "TGJ"
 #define SUM_LEN 16
 #define HEAD_LEN 8 /* magic + payload length */
 #define PAYLOAD_MAX 4096
@@ -86,7 +90,8 @@ int journal_encode(const struct call_record *r, buf_t *out)
 	    put_i64(&p, r->cached) || put_i64(&p, r->completion) || put_i64(&p, r->cost) ||
 	    put_i64(&p, r->upstream_ms) || put_i64(&p, r->total_ms) || buf_append(&p, &flags, 1) ||
 	    put_str(&p, r->request_id) || put_str(&p, r->endpoint) || put_str(&p, r->model) ||
-	    put_str(&p, r->source) || put_str(&p, r->err))
+	    put_str(&p, r->source) || put_str(&p, r->err) || put_i64(&p, r->cache_write) ||
+	    put_i64(&p, r->reasoning) || put_i64(&p, r->attempt) || put_i64(&p, r->failed_over))
 		goto out;
 	len = (uint32_t)p.len;
 	crypto_generichash(sum, SUM_LEN, (const unsigned char *)p.data, p.len, NULL, 0);
@@ -133,10 +138,12 @@ int journal_decode(const unsigned char *p, size_t n, struct call_record *r, size
 			 &r->stream,     &r->status, &r->prompt,      &r->cached,
 			 &r->completion, &r->cost,   &r->upstream_ms, &r->total_ms };
 	size_t i;
+	int v1;
 
 	memset(r, 0, sizeof(*r));
-	if (n < HEAD_LEN || memcmp(p, MAGIC, 4) != 0)
+	if (n < HEAD_LEN || (memcmp(p, MAGIC, 4) != 0 && memcmp(p, MAGIC_V1, 4) != 0))
 		return TG_EINVAL;
+	v1 = memcmp(p, MAGIC_V1, 4) == 0;
 	memcpy(&len, p + 4, sizeof(len));
 	if (len > PAYLOAD_MAX || n - HEAD_LEN < (size_t)len + SUM_LEN)
 		return TG_EINVAL;
@@ -155,8 +162,14 @@ int journal_decode(const unsigned char *p, size_t n, struct call_record *r, size
 	    get_str(&rd, r->endpoint, sizeof(r->endpoint)) ||
 	    get_str(&rd, r->model, sizeof(r->model)) ||
 	    get_str(&rd, r->source, sizeof(r->source)) || get_str(&rd, r->err, sizeof(r->err)) ||
+	    (!v1 && (get_bytes(&rd, &r->cache_write, sizeof(int64_t)) ||
+		     get_bytes(&rd, &r->reasoning, sizeof(int64_t)) ||
+		     get_bytes(&rd, &r->attempt, sizeof(int64_t)) ||
+		     get_bytes(&rd, &r->failed_over, sizeof(int64_t)))) ||
 	    rd.off != rd.n || r->seq == 0 || r->org_id <= 0 || !r->request_id[0] || r->cost < 0)
 		return TG_EINVAL;
+	if (v1)
+		r->attempt = 1;
 	r->billed = flags & 1;
 	r->mark_used = (flags & 2) != 0;
 	*used = HEAD_LEN + len + SUM_LEN;
@@ -170,11 +183,12 @@ static int insert_request_row(const struct call_record *r, int64_t cost, const c
 {
 	sqlite3_stmt *st = db_stmt(
 		"INSERT INTO requests(request_id, created_at, org_id, key_id, endpoint, model,"
-		" provider_id, stream, status, prompt_tokens, cached_tokens, completion_tokens, "
-		"cost,"
-		" usage_source, upstream_ms, total_ms, error) VALUES (:rid, :at, :org, :key, :ep,"
-		" :model, :prov, :stream, :status, :pt, :ct, :cpt, :cost, :src, :up, "
-		":total, :err)");
+		" provider_id, stream, status, prompt_tokens, cached_tokens, completion_tokens,"
+		" cost, usage_source, upstream_ms, total_ms, error, cache_write_tokens,"
+		" reasoning_tokens, attempt, failed_over) VALUES (:rid, :at, :org, :key, :ep,"
+		" :model, :prov,"
+		" :stream, :status, :pt, :ct, :cpt, :cost, :src, :up, :total, :err, :cw, :rt,"
+		" :attempt, :fo)");
 
 	if (!st || db_bind_text(st, ":rid", r->request_id) ||
 	    db_bind_int64(st, ":at", r->created_at) || db_bind_int64(st, ":org", r->org_id) ||
@@ -184,7 +198,10 @@ static int insert_request_row(const struct call_record *r, int64_t cost, const c
 	    db_bind_int64(st, ":ct", r->cached) || db_bind_int64(st, ":cpt", r->completion) ||
 	    db_bind_int64(st, ":cost", cost) || db_bind_text(st, ":src", source) ||
 	    db_bind_int64(st, ":up", r->upstream_ms) || db_bind_int64(st, ":total", r->total_ms) ||
-	    db_bind_text(st, ":err", err))
+	    db_bind_text(st, ":err", err) || db_bind_int64(st, ":cw", r->cache_write) ||
+	    db_bind_int64(st, ":rt", r->reasoning) ||
+	    db_bind_int64(st, ":attempt", r->attempt > 0 ? r->attempt : 1) ||
+	    db_bind_int64(st, ":fo", r->failed_over ? 1 : 0))
 		return TG_EDB;
 	if (r->provider_id > 0 ? db_bind_int64(st, ":prov", r->provider_id) :
 				 db_bind_null(st, ":prov"))
@@ -436,7 +453,7 @@ static int load_pending(const char *data_dir, uint64_t above, struct call_record
 				 * look for the next intact one after it, which the
 				 * checksum tells from chance bytes. */
 				const char *next = memmem(data.data + off + 1, data.len - off - 1,
-							  MAGIC, 4);
+							  MAGIC_PREFIX, 3);
 				size_t skip = next ? (size_t)(next - (data.data + off)) :
 						     data.len - off;
 

@@ -2,6 +2,7 @@
  * the sealed provider API keys; see catalog.h. */
 #include "catalog/catalog.h"
 
+#include <ctype.h>
 #include <curl/curl.h>
 #include <pthread.h>
 #include <sodium.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "catalog/catalog_internal.h"
 #include "core/log.h"
 #include "core/timeutil.h"
 #include "store/db.h"
@@ -44,8 +46,9 @@ void catalog_init(const tg_secrets_t *secrets)
 /* ------------------------------------------------------------- names */
 
 static const char *const provider_kind_names[PROVIDER_KINDS] = {
-	[PROVIDER_OPENAI] = "openai", [PROVIDER_ECHO] = "echo", [PROVIDER_ANTHROPIC] = "anthropic",
-	[PROVIDER_GEMINI] = "gemini", [PROVIDER_AZURE] = "azure",
+	[PROVIDER_OPENAI] = "openai",       [PROVIDER_ECHO] = "echo",
+	[PROVIDER_ANTHROPIC] = "anthropic", [PROVIDER_GEMINI] = "gemini",
+	[PROVIDER_AZURE] = "azure",
 };
 
 const char *catalog_provider_kind_name(enum provider_kind k)
@@ -179,9 +182,23 @@ static int key_check(const char *api_key, const char **why)
 	return TG_OK;
 }
 
+/* The base URL a kind's provider has when none is given ("" when one is
+ * required). */
+static const char *default_base_url(enum provider_kind kind)
+{
+	switch (kind) {
+	case PROVIDER_ANTHROPIC:
+		return "https://api.anthropic.com/v1";
+	case PROVIDER_GEMINI:
+		return "https://generativelanguage.googleapis.com/v1beta";
+	default:
+		return "";
+	}
+}
+
 int catalog_provider_check(const char *name, enum provider_kind kind, const char *base_url,
-			   const char *api_key, int64_t timeout_s, const char **field,
-			   const char **why)
+			   const char *api_version, const char *api_key, int64_t timeout_s,
+			   const char **field, const char **why)
 {
 	char url[CATALOG_URL_MAX + 1];
 
@@ -192,17 +209,32 @@ int catalog_provider_check(const char *name, enum provider_kind kind, const char
 		return TG_EINVAL;
 	}
 	*field = "kind";
-	if (kind != PROVIDER_OPENAI && kind != PROVIDER_ECHO) {
-		*why = "Kind must be openai or echo.";
+	if ((unsigned)kind >= PROVIDER_KINDS) {
+		*why = "Kind must be openai, anthropic, gemini, azure or echo.";
 		return TG_EINVAL;
 	}
 	*field = "base_url";
-	if (kind == PROVIDER_OPENAI && (!base_url || !*base_url)) {
-		*why = "Base URL is required for an OpenAI-compatible provider.";
+	if (kind != PROVIDER_ECHO && (!base_url || !*base_url) && !*default_base_url(kind)) {
+		*why = kind == PROVIDER_AZURE ?
+			       "Base URL is required for Azure: the resource's endpoint, "
+			       "https://NAME.openai.azure.com." :
+			       "Base URL is required for an OpenAI-compatible provider.";
 		return TG_EINVAL;
 	}
 	if (base_url && *base_url && url_normalize(base_url, url, why))
 		return TG_EINVAL;
+	*field = "api_version";
+	if (api_version && strlen(api_version) > CATALOG_API_VERSION_MAX) {
+		*why = "API version is too long (at most 32 characters).";
+		return TG_EINVAL;
+	}
+	for (const char *v = api_version ? api_version : ""; *v; v++) {
+		if (!isalnum((unsigned char)*v) && *v != '-' && *v != '.' && *v != '_') {
+			*why = "API version may hold letters, digits, '-', '.' and '_' only "
+			       "(e.g. 2024-10-21).";
+			return TG_EINVAL;
+		}
+	}
 	*field = "api_key";
 	if (key_check(api_key, why))
 		return TG_EINVAL;
@@ -266,6 +298,20 @@ int catalog_model_check(const struct model *m, const char **field, const char **
 	*field = "output_per_mtok";
 	if (m->price.out < 0)
 		return TG_EINVAL;
+	*field = "cache_write_per_mtok";
+	if (m->price.cache_write < 0)
+		return TG_EINVAL;
+	*field = "weight";
+	if (m->weight < 0 || m->weight > CATALOG_WEIGHT_MAX) {
+		*why = "Weight must be between 0 and 1000.";
+		return TG_EINVAL;
+	}
+	*field = "fallback_model";
+	if (m->fallback_model[0] && (!name_ok(m->fallback_model, CATALOG_NAME_MAX, "._:/-") ||
+				     strcmp(m->fallback_model, m->name) == 0)) {
+		*why = "Fallback model must be the name of another model (or empty).";
+		return TG_EINVAL;
+	}
 	*field = "max_output_tokens";
 	if (m->max_output_tokens < 1 || m->max_output_tokens > CATALOG_MAX_OUTPUT_MAX) {
 		*why = "Max output tokens must be between 1 and 10,000,000.";
@@ -317,6 +363,10 @@ static int model_row(sqlite3_stmt *st, struct model *out)
 	m.max_output_tokens = sqlite3_column_int64(st, 8);
 	m.context_window = sqlite3_column_int64(st, 9);
 	m.enabled = sqlite3_column_int(st, 10);
+	m.price.cache_write = sqlite3_column_int64(st, 11);
+	m.weight = sqlite3_column_int64(st, 12);
+	if (!col_copy(st, 13, m.fallback_model, sizeof(m.fallback_model)))
+		return TG_ETOOBIG;
 	*out = m;
 	return TG_OK;
 }
@@ -340,7 +390,8 @@ int catalog_model_get(const char *name, struct model *out)
 {
 	sqlite3_stmt *st = db_stmt("SELECT id, name, upstream_model, kind, provider_id, price_in,"
 				   " price_cached_in, price_out, max_output_tokens, context_window,"
-				   " enabled FROM models WHERE name = :name");
+				   " enabled, price_cache_write, weight, fallback_model FROM models"
+				   " WHERE name = :name");
 
 	if (!name || !st || db_bind_text(st, ":name", name))
 		return st ? TG_ENOTFOUND : TG_EDB;
@@ -349,9 +400,10 @@ int catalog_model_get(const char *name, struct model *out)
 
 int catalog_model_get_by_id(int64_t id, struct model *out)
 {
-	sqlite3_stmt *st = db_stmt("SELECT id, name, upstream_model, kind, provider_id, price_in,"
-				   " price_cached_in, price_out, max_output_tokens, context_window,"
-				   " enabled FROM models WHERE id = :id");
+	sqlite3_stmt *st = db_stmt(
+		"SELECT id, name, upstream_model, kind, provider_id, price_in,"
+		" price_cached_in, price_out, max_output_tokens, context_window,"
+		" enabled, price_cache_write, weight, fallback_model FROM models WHERE id = :id");
 
 	if (!st || db_bind_int64(st, ":id", id))
 		return TG_EDB;
@@ -373,6 +425,8 @@ static int provider_row(sqlite3_stmt *st, struct provider *out)
 	p.has_api_key = sqlite3_column_int(st, 4);
 	p.timeout_s = sqlite3_column_int64(st, 5);
 	p.enabled = sqlite3_column_int(st, 6);
+	if (!col_copy(st, 7, p.api_version, sizeof(p.api_version)))
+		return TG_ETOOBIG;
 	*out = p;
 	return TG_OK;
 }
@@ -396,7 +450,7 @@ int catalog_provider_get(int64_t id, struct provider *out)
 {
 	sqlite3_stmt *st = db_stmt(
 		"SELECT id, name, kind, base_url, api_key_sealed != '', timeout_s,"
-		" enabled FROM providers WHERE id = :id");
+		" enabled, api_version FROM providers WHERE id = :id");
 
 	if (!st || db_bind_int64(st, ":id", id))
 		return TG_EDB;
@@ -407,7 +461,7 @@ int catalog_provider_get_by_name(const char *name, struct provider *out)
 {
 	sqlite3_stmt *st = db_stmt(
 		"SELECT id, name, kind, base_url, api_key_sealed != '', timeout_s,"
-		" enabled FROM providers WHERE name = :name");
+		" enabled, api_version FROM providers WHERE name = :name");
 
 	if (!name || !st || db_bind_text(st, ":name", name))
 		return st ? TG_ENOTFOUND : TG_EDB;
@@ -474,6 +528,8 @@ struct snapshot {
 	size_t n_models;
 	struct snap_provider *provs; /* sorted by id */
 	size_t n_provs;
+	struct deployment *deps; /* enabled rows, sorted by model, priority, id */
+	size_t n_deps;
 };
 
 static pthread_rwlock_t snap_lock = PTHREAD_RWLOCK_INITIALIZER;
@@ -489,8 +545,45 @@ static void snapshot_free(struct snapshot *sn)
 		if (sn->provs[i].key)
 			secrets_plain_free(sn->provs[i].key, sn->provs[i].keylen);
 	free(sn->provs);
+	free(sn->deps);
 	free(sn->models);
 	free(sn);
+}
+
+/* The enabled deployment rows, with the model's price where a row sets
+ * none. */
+static int deployments_load(struct snapshot *sn)
+{
+	sqlite3_stmt *st = db_stmt(
+		"SELECT d.id, d.model_id, d.provider_id, d.upstream_model, d.weight, d.priority,"
+		" d.price_in IS NOT NULL OR d.price_cached_in IS NOT NULL"
+		" OR d.price_cache_write IS NOT NULL OR d.price_out IS NOT NULL,"
+		" coalesce(d.price_in, m.price_in), coalesce(d.price_cached_in, m.price_cached_in),"
+		" coalesce(d.price_cache_write, m.price_cache_write),"
+		" coalesce(d.price_out, m.price_out), d.enabled"
+		" FROM deployments d JOIN models m ON m.id = d.model_id WHERE d.enabled = 1"
+		" ORDER BY d.model_id, d.priority, d.id");
+	size_t cap = 0;
+	int rc;
+
+	if (!st)
+		return TG_EDB;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (sn->n_deps == cap) {
+			struct deployment *g = realloc(sn->deps, (cap ? cap * 2 : 16) * sizeof(*g));
+
+			if (!g) {
+				db_done(st);
+				return TG_ENOMEM;
+			}
+			sn->deps = g;
+			cap = cap ? cap * 2 : 16;
+		}
+		if (catalog_deployment_row(st, &sn->deps[sn->n_deps]) == TG_OK)
+			sn->n_deps++;
+	}
+	db_done(st);
+	return rc == SQLITE_DONE ? TG_OK : TG_EDB;
 }
 
 static int snapshot_load(struct snapshot *sn)
@@ -499,9 +592,10 @@ static int snapshot_load(struct snapshot *sn)
 	size_t cap = 0;
 	int rc;
 
-	st = db_stmt("SELECT id, name, upstream_model, kind, provider_id, price_in,"
-		     " price_cached_in, price_out, max_output_tokens, context_window,"
-		     " enabled FROM models ORDER BY name");
+	st = db_stmt(
+		"SELECT id, name, upstream_model, kind, provider_id, price_in,"
+		" price_cached_in, price_out, max_output_tokens, context_window,"
+		" enabled, price_cache_write, weight, fallback_model FROM models ORDER BY name");
 	if (!st)
 		return TG_EDB;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -524,7 +618,7 @@ static int snapshot_load(struct snapshot *sn)
 
 	cap = 0;
 	st = db_stmt("SELECT id, name, kind, base_url, api_key_sealed != '', timeout_s,"
-		     " enabled FROM providers ORDER BY id");
+		     " enabled, api_version FROM providers ORDER BY id");
 	if (!st)
 		return TG_EDB;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -551,6 +645,9 @@ static int snapshot_load(struct snapshot *sn)
 	db_done(st);
 	if (rc != SQLITE_DONE)
 		return TG_EDB;
+	rc = deployments_load(sn);
+	if (rc != TG_OK)
+		return rc;
 	for (cap = 0; cap < sn->n_provs; cap++)
 		if (sn->provs[cap].p.has_api_key &&
 		    provider_api_key_db(sn->provs[cap].p.id, &sn->provs[cap].key,
@@ -634,6 +731,60 @@ int catalog_gw_model(const char *name, struct model *out)
 	return m ? TG_OK : TG_ENOTFOUND;
 }
 
+/* The model's own deployment. */
+static void own_deployment(const struct model *m, struct deployment *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->model_id = m->id;
+	d->provider_id = m->provider_id;
+	snprintf(d->upstream_model, sizeof(d->upstream_model), "%s", m->upstream_model);
+	d->weight = m->weight;
+	d->price = m->price;
+	d->enabled = 1;
+}
+
+int catalog_gw_deployments(const struct model *m, struct deployment *out, int max)
+{
+	size_t lo = 0, hi;
+	int n = 0;
+
+	if (max < 1)
+		return 0;
+	own_deployment(m, &out[n++]);
+	if (snapshot_acquire() != TG_OK) {
+		/* No snapshot: the rows from SQL, the model's prices where they
+		 * set none. */
+		int k = catalog_deployments_of(m->id, out + 1, max - 1);
+
+		for (int i = 0; k > 0 && i < k; i++) {
+			if (!out[1 + i].own_price)
+				out[1 + i].price = m->price;
+			if (out[1 + i].enabled)
+				out[n++] = out[1 + i];
+		}
+		return n;
+	}
+	/* The first row of the model (rows are sorted by model id). */
+	hi = snap->n_deps;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (snap->deps[mid].model_id < m->id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < snap->n_deps && snap->deps[lo].model_id == m->id && n < max; lo++)
+		out[n++] = snap->deps[lo];
+	pthread_rwlock_unlock(&snap_lock);
+	return n;
+}
+
+void catalog_changed(void)
+{
+	db_changed(catalog_gen);
+}
+
 int catalog_gw_provider(int64_t id, struct provider *out)
 {
 	const struct snap_provider *sp;
@@ -690,8 +841,8 @@ void catalog_forget(void)
 /* ------------------------------------------------------------ upserts */
 
 int catalog_provider_upsert(const char *name, enum provider_kind kind, const char *base_url,
-			    const char *api_key, int64_t timeout_s, int enabled, int64_t *id_out,
-			    const char **why)
+			    const char *api_version, const char *api_key, int64_t timeout_s,
+			    int enabled, int64_t *id_out, const char **why)
 {
 	sqlite3_stmt *st;
 	char url[CATALOG_URL_MAX + 1] = "", *sealed = NULL;
@@ -699,8 +850,11 @@ int catalog_provider_upsert(const char *name, enum provider_kind kind, const cha
 	size_t keylen;
 	int rc;
 
-	if ((rc = catalog_provider_check(name, kind, base_url, api_key, timeout_s, &field, why)))
+	if ((rc = catalog_provider_check(name, kind, base_url, api_version, api_key, timeout_s,
+					 &field, why)))
 		return rc;
+	if ((!base_url || !*base_url) && kind != PROVIDER_ECHO)
+		base_url = default_base_url(kind);
 	if (base_url && *base_url && (rc = url_normalize(base_url, url, why)))
 		return rc;
 	if (api_key) {
@@ -716,9 +870,10 @@ int catalog_provider_upsert(const char *name, enum provider_kind kind, const cha
 	}
 	st = db_stmt(
 		"INSERT INTO providers(name, kind, base_url, api_key_sealed, timeout_s, enabled,"
-		" created_at, updated_at) VALUES (:name, :kind, :url, coalesce(:sealed, ''),"
-		" :timeout, :enabled, :now, :now)"
+		" created_at, updated_at, api_version) VALUES (:name, :kind, :url,"
+		" coalesce(:sealed, ''), :timeout, :enabled, :now, :now, :ver)"
 		" ON CONFLICT(name) DO UPDATE SET kind = excluded.kind,"
+		" api_version = excluded.api_version,"
 		" base_url = excluded.base_url, api_key_sealed = CASE WHEN :sealed IS NULL"
 		" THEN api_key_sealed ELSE excluded.api_key_sealed END,"
 		" timeout_s = excluded.timeout_s, enabled = excluded.enabled,"
@@ -726,6 +881,7 @@ int catalog_provider_upsert(const char *name, enum provider_kind kind, const cha
 	if (!st || db_bind_text(st, ":name", name) ||
 	    db_bind_text(st, ":kind", catalog_provider_kind_name(kind)) ||
 	    db_bind_text(st, ":url", url) || db_bind_text(st, ":sealed", sealed) ||
+	    db_bind_text(st, ":ver", api_version ? api_version : "") ||
 	    db_bind_int64(st, ":timeout", timeout_s) ||
 	    db_bind_int64(st, ":enabled", enabled ? 1 : 0) ||
 	    db_bind_int64(st, ":now", time_now())) {
@@ -760,9 +916,12 @@ int catalog_model_upsert(const struct model *m, int64_t *id_out, const char **wh
 	st = db_stmt(
 		"INSERT INTO models(name, provider_id, upstream_model, kind, price_in,"
 		" price_cached_in, price_out, max_output_tokens, context_window, enabled,"
-		" created_at, updated_at) VALUES (:name, :provider, :upstream, :kind, :in,"
-		" :cached, :out, :max_out, :ctx, :enabled, :now, :now)"
+		" created_at, updated_at, price_cache_write, weight, fallback_model)"
+		" VALUES (:name, :provider, :upstream, :kind, :in, :cached, :out, :max_out, :ctx,"
+		" :enabled, :now, :now, :cwrite, :weight, :fallback)"
 		" ON CONFLICT(name) DO UPDATE SET provider_id = excluded.provider_id,"
+		" price_cache_write = excluded.price_cache_write, weight = excluded.weight,"
+		" fallback_model = excluded.fallback_model,"
 		" upstream_model = excluded.upstream_model, kind = excluded.kind,"
 		" price_in = excluded.price_in, price_cached_in = excluded.price_cached_in,"
 		" price_out = excluded.price_out, max_output_tokens = excluded.max_output_tokens,"
@@ -775,6 +934,9 @@ int catalog_model_upsert(const struct model *m, int64_t *id_out, const char **wh
 	    db_bind_int64(st, ":in", m->price.in) ||
 	    db_bind_int64(st, ":cached", m->price.cached_in) ||
 	    db_bind_int64(st, ":out", m->price.out) ||
+	    db_bind_int64(st, ":cwrite", m->price.cache_write) ||
+	    db_bind_int64(st, ":weight", m->weight) ||
+	    db_bind_text(st, ":fallback", m->fallback_model) ||
 	    db_bind_int64(st, ":max_out", m->max_output_tokens) ||
 	    db_bind_int64(st, ":ctx", m->context_window) ||
 	    db_bind_int64(st, ":enabled", m->enabled ? 1 : 0) ||

@@ -55,6 +55,28 @@ struct model {
 	int64_t max_output_tokens;
 	int64_t context_window;
 	int enabled;
+	int64_t weight; /* of its own deployment among those of priority 0 */
+	/* tried when no deployment of this model can answer, or the input does
+	 * not fit its context window ("" for none) */
+	char fallback_model[CATALOG_NAME_MAX + 1];
+};
+
+/* Where a model's calls can go: its own provider and upstream model
+ * (id 0, priority 0, the model's weight and price) and the rows of the
+ * deployments table. Lower priorities are tried first; among the healthy
+ * deployments of one priority, calls are spread by weight (0: only when the
+ * others failed). */
+#define CATALOG_DEPLOY_MAX 8 /* per model, its own included */
+#define CATALOG_WEIGHT_MAX 1000
+#define CATALOG_PRIORITY_MAX 100
+struct deployment {
+	int64_t id;
+	int64_t model_id, provider_id;
+	char upstream_model[CATALOG_NAME_MAX + 1];
+	int64_t weight, priority;
+	money_price_t price; /* the model's, unless own_price */
+	int own_price;
+	int enabled;
 };
 
 /* Install the secrets used to seal/open provider API keys (a copy of the box
@@ -69,6 +91,9 @@ int catalog_provider_get(int64_t id, struct provider *out); /* TG_ENOTFOUND */
  * when any process changed it (the gateway's per-call path). */
 int catalog_gw_model(const char *name, struct model *out); /* TG_ENOTFOUND */
 int catalog_gw_provider(int64_t id, struct provider *out); /* TG_ENOTFOUND */
+/* m's enabled deployments (its own first, then by priority and id) from
+ * the snapshot, at most max; the count. */
+int catalog_gw_deployments(const struct model *m, struct deployment *out, int max);
 /* Drop the snapshot (tests, shutdown). */
 void catalog_forget(void);
 /* The provider's API key, opened (from the snapshot when it is fresh);
@@ -100,9 +125,19 @@ int catalog_provider_get_by_name(const char *name, struct provider *out); /* TG_
  * providers, api_key NULL keeps the stored key, "" clears it. why gets a
  * human message on TG_EINVAL. */
 int catalog_provider_upsert(const char *name, enum provider_kind kind, const char *base_url,
-			    const char *api_key, int64_t timeout_s, int enabled, int64_t *id_out,
-			    const char **why);
+			    const char *api_version, const char *api_key, int64_t timeout_s,
+			    int enabled, int64_t *id_out, const char **why);
 int catalog_model_upsert(const struct model *m, int64_t *id_out, const char **why);
+
+/* The deployments table, for pages and the CLI: every row of a model (its
+ * own deployment not included), at most max, by priority and id; the count
+ * or TG_EDB. Upsert by (model, provider, upstream model); d->id is ignored.
+ * A model holds at most CATALOG_DEPLOY_MAX - 1 rows. */
+int catalog_deployments_of(int64_t model_id, struct deployment *out, int max);
+int catalog_deployment_check(const struct deployment *d, const char **field, const char **why);
+int catalog_deployment_upsert(const struct deployment *d, int64_t *id_out, const char **why);
+int catalog_deployment_delete(int64_t id);                      /* TG_ENOTFOUND */
+int catalog_deployment_get(int64_t id, struct deployment *out); /* TG_ENOTFOUND */
 
 /* The validation the upserts run, without writing. On TG_EINVAL *field names
  * the offending field as in the import file ("name", "kind", "base_url",
@@ -111,12 +146,13 @@ int catalog_model_upsert(const struct model *m, int64_t *id_out, const char **wh
  * "max_output_tokens", "context_window") and *why says what is wrong (both
  * static strings). api_key may be NULL. */
 int catalog_provider_check(const char *name, enum provider_kind kind, const char *base_url,
-			   const char *api_key, int64_t timeout_s, const char **field,
-			   const char **why);
+			   const char *api_version, const char *api_key, int64_t timeout_s,
+			   const char **field, const char **why);
 int catalog_model_check(const struct model *m, const char **field, const char **why);
 
-/* "openai" | "echo" and "chat" | "embedding"; the parsers return -1 for
- * anything else (including NULL). */
+/* Kind names: "openai" | "echo" | "anthropic" | "gemini" | "azure", and
+ * "chat" | "embedding". The parsers return -1 for anything else (including
+ * NULL). */
 const char *catalog_provider_kind_name(enum provider_kind k);
 int catalog_provider_kind_parse(const char *s);
 const char *catalog_model_kind_name(enum model_kind k);

@@ -61,6 +61,15 @@ static const struct opt opts[] = {
 	  "answer, or idle on a kept-alive connection (up to 30 s) (30000)"),
 	I(webhook_private_ok, 0, 1,
 	  "1: alert webhooks may go to loopback, private and link-local addresses (0)"),
+	I(route_attempts, 1, 10,
+	  "attempts a call may make over its model's deployments and fallback model (3)"),
+	I(route_retries, 0, 5,
+	  "rounds of retries over a model's deployments after each failed once (0)"),
+	I(route_budget_ms, 100, 3600000,
+	  "no new attempt starts once a call is this old (milliseconds) (30000)"),
+	I(cooldown_failures, 1, 1000,
+	  "failures in a row after which a deployment is cooled down (3)"),
+	I(cooldown_s, 1, 86400, "seconds a cooled-down deployment is skipped (30)"),
 };
 /* clang-format on */
 
@@ -83,6 +92,10 @@ void config_defaults(tg_config_t *c)
 	c->session_absolute_s = 7 * 86400;
 	c->busy_timeout_ms = 5000;
 	c->request_timeout_ms = 30000;
+	c->route_attempts = 3;
+	c->route_budget_ms = 30000;
+	c->cooldown_failures = 3;
+	c->cooldown_s = 30;
 }
 
 /* Short names accepted too: --data DIR and TOLLGATE_DATA. */

@@ -35,6 +35,11 @@ typedef struct tg_config {
 	int64_t busy_timeout_ms;
 	int64_t request_timeout_ms;
 	int64_t webhook_private_ok; /* 1: webhooks may go to non-public addresses */
+	int64_t route_attempts;     /* a call's attempts over its deployments, at most */
+	int64_t route_retries;      /* more rounds over the deployments after the first */
+	int64_t route_budget_ms;    /* no new attempt starts after this much of a call */
+	int64_t cooldown_failures;  /* failures in a row that cool a deployment down */
+	int64_t cooldown_s;         /* how long a cooled-down deployment is skipped */
 } tg_config_t;
 
 /* Fill with defaults. */

@@ -8,8 +8,12 @@
  *   admit            a stream slot; the client's request id claimed
  *   rate limit       requests and estimated tokens, per key and per org
  *   hold             the worst case held against the org's credit
- *   forward          through the model's provider (providers/provider.h),
- *                    relayed as it arrives (gw_relay.c)
+ *   forward          through the model's deployments in routing order
+ *                    (routing.h), each through its provider's operations
+ *                    (providers/provider.h), relayed as it arrives
+ *                    (gw_relay.c); a deployment that fails before anything
+ *                    reached the client is recorded as an attempt and the
+ *                    next one tried, then the fallback model's
  *   settle           the cost of the reported (or estimated) usage
  *   record           the request row and debit handed to the money store
  *                    (billing/billing.h), which releases the hold
@@ -21,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "alerts/alerts.h"
 #include "core/json.h"
@@ -28,6 +33,7 @@
 #include "core/log.h"
 #include "core/timeutil.h"
 #include "gateway/gw_call.h"
+#include "gateway/routing.h"
 #include "gateway/streams.h"
 #include "metrics/metrics.h"
 
@@ -41,6 +47,7 @@ int gw_init(const tg_config_t *cfg)
 {
 	json_arena_install();
 	gw_streams_configure(config_max_streams(cfg));
+	routing_configure(cfg);
 	return providers_init();
 }
 
@@ -67,6 +74,13 @@ void call_ratelimit_headers(struct call *c)
 	};
 	int kind, i;
 
+	if (c->attempt > 0) {
+		char v[16];
+
+		resp_header(c->r, "X-Provider", c->prov.name);
+		snprintf(v, sizeof(v), "%d", c->attempt);
+		resp_header(c->r, "x-tollgate-attempts", v);
+	}
 	/* Per kind, report the bucket that binds first: the smallest remaining. */
 	for (kind = 0; kind < 2; kind++) {
 		const struct rl_state *best = NULL;
@@ -99,6 +113,8 @@ void call_estimate_usage(struct call *c)
 {
 	c->usage.prompt = (c->body_bytes + 3) / 4;
 	c->usage.cached = 0;
+	c->usage.cache_write = 0;
+	c->usage.reasoning = 0;
 	c->usage.completion = (c->content_bytes + 3) / 4;
 	c->usage.have = 0;
 }
@@ -125,8 +141,8 @@ void call_settle(struct call *c)
 
 	if (c->cost_known)
 		return;
-	if (money_cost_usage(c->usage.prompt, c->usage.cached, c->usage.completion, &c->model.price,
-			     &cost) != TG_OK)
+	if (money_cost_detail(c->usage.prompt, c->usage.cached, c->usage.cache_write,
+			      c->usage.completion, &c->price, &cost) != TG_OK)
 		cost = c->reserve;
 	if (cost > c->reserve) {
 		/* Usage beyond what was reserved means the provider reported more than
@@ -174,6 +190,9 @@ static struct call_record *record_new(struct call *c, int status, int billed, in
 	rec->prompt = c->usage.prompt;
 	rec->cached = c->usage.cached;
 	rec->completion = c->usage.completion;
+	rec->cache_write = c->usage.cache_write;
+	rec->reasoning = c->usage.reasoning;
+	rec->attempt = c->attempt > 0 ? c->attempt : 1;
 	rec->cost = cost;
 	rec->upstream_ms = c->up_us / 1000;
 	rec->total_ms = (time_mono_us() - c->r->start_us) / 1000;
@@ -182,7 +201,9 @@ static struct call_record *record_new(struct call *c, int status, int billed, in
 	rec->mark_used = billed && now - c->key->last_used_at >= 60;
 	snprintf(rec->request_id, sizeof(rec->request_id), "%s", c->r->request_id);
 	snprintf(rec->endpoint, sizeof(rec->endpoint), "%s", c->endpoint);
-	snprintf(rec->model, sizeof(rec->model), "%s", c->model_name);
+	/* The model that answered: the fallback model's name when it did. */
+	snprintf(rec->model, sizeof(rec->model), "%s",
+		 c->have_model ? c->model.name : c->model_name);
 	snprintf(rec->source, sizeof(rec->source), "%s", rec->billed ? source : "none");
 	snprintf(rec->err, sizeof(rec->err), "%s", c->err);
 	return rec;
@@ -321,10 +342,28 @@ static int answer_json(struct call *c)
 	cJSON *obj = NULL, *usage, *m;
 	char *out = NULL;
 	size_t out_len = 0;
-	int flags = 0, known;
+	int flags = 0, known, rc;
 
-	if (c->ops->parse_response(&c->pc, buf_cstr(&c->up_body), c->up_body.len, &obj, &flags,
-				   &c->usage) != TG_OK) {
+	rc = c->ops->parse_response(&c->pc, buf_cstr(&c->up_body), c->up_body.len, &obj, &flags,
+				    &c->usage);
+	if (rc == TG_EPERM && obj) {
+		/* The provider refused the content (a safety block) and said why
+		 * in obj, an OpenAI error envelope: a 400, not billed. */
+		char *text = cJSON_PrintUnformatted(obj);
+
+		cJSON_Delete(obj);
+		snprintf(c->err, sizeof(c->err), "the provider blocked the request's content");
+		call_record(c, 400, 0, NULL);
+		call_ratelimit_headers(c);
+		if (text)
+			resp_send(c->r, 400, "application/json", text, strlen(text));
+		else
+			resp_error(c->r, 500, "server_error", NULL, "Out of memory.");
+		cJSON_free(text);
+		return ANSWERED;
+	}
+	if (rc != TG_OK) {
+		cJSON_Delete(obj);
 		snprintf(c->err, sizeof(c->err),
 			 "the provider answered 200 with a body that is not JSON");
 		call_record(c, 502, 0, NULL);
@@ -411,6 +450,43 @@ static int phase_parse(struct call *c)
 	return NEXT;
 }
 
+/* Append m's deployments whose provider is enabled to the plan, in routing
+ * order; how many. */
+static int plan_add(struct call *c, const struct model *m)
+{
+	struct deployment deps[CATALOG_DEPLOY_MAX];
+	int order[CATALOG_DEPLOY_MAX], n, added = 0;
+
+	n = catalog_gw_deployments(m, deps, CATALOG_DEPLOY_MAX);
+	routing_order(deps, n, order);
+	for (int i = 0; i < n && c->plan_n < (int)TG_ARRAY_LEN(c->plan); i++) {
+		struct provider p;
+
+		if (catalog_gw_provider(deps[order[i]].provider_id, &p) != TG_OK || !p.enabled)
+			continue;
+		c->plan[c->plan_n++] = deps[order[i]];
+		added++;
+	}
+	return added;
+}
+
+/* The dearest price any deployment of the plan may bill at, input priced
+ * at the highest of its three rates (for the hold, which must cover
+ * whichever answers). */
+static void plan_worst_price(const struct call *c, money_price_t *w)
+{
+	memset(w, 0, sizeof(*w));
+	for (int i = 0; i < c->plan_n; i++) {
+		const money_price_t *p = &c->plan[i].price;
+		int64_t in = p->in > p->cached_in ? p->in : p->cached_in;
+
+		in = in > p->cache_write ? in : p->cache_write;
+		w->in = in > w->in ? in : w->in;
+		w->out = p->out > w->out ? p->out : w->out;
+	}
+	w->cached_in = w->cache_write = w->in;
+}
+
 static int phase_authorize_model(struct call *c)
 {
 	struct gw_error e;
@@ -424,9 +500,19 @@ static int phase_authorize_model(struct call *c)
 		     "This API key may not use the model '%s'.", c->model.name);
 	if (gw_check_kind(&c->p, &c->model, &e) != TG_OK)
 		return call_fail(c, &e);
-	if (catalog_gw_provider(c->model.provider_id, &c->prov) != TG_OK || !c->prov.enabled)
+	if (plan_add(c, &c->model) == 0)
 		FAIL(c, 503, "upstream_error", "provider_unavailable",
 		     "The provider for this model is disabled. Try again later.");
+	c->plan_fb = c->plan_n;
+	/* The fallback model, when the key may use it and it serves this
+	 * endpoint too. */
+	if (c->model.fallback_model[0] &&
+	    catalog_gw_model(c->model.fallback_model, &c->fb_model) == TG_OK &&
+	    c->fb_model.enabled && c->fb_model.kind == c->model.kind &&
+	    apikey_model_allowed(c->key, c->fb_model.name))
+		c->have_fb = plan_add(c, &c->fb_model) > 0;
+	c->dep = c->plan[0];
+	catalog_gw_provider(c->dep.provider_id, &c->prov);
 	c->have_model = 1;
 	c->ops = provider_ops_for(c->prov.kind);
 	if (gw_check_body(&c->p, &c->model, &c->max_out, &e) != TG_OK)
@@ -509,7 +595,7 @@ static int insufficient(struct call *c, int64_t available)
 	money_format(c->reserve, need);
 	money_format(available < 0 ? 0 : available, have);
 	c->store->balance(c->key->org_id, &balance);
-	fit = money_max_output_tokens(available, c->body_bytes, 0, &c->model.price);
+	fit = money_max_output_tokens(available, c->body_bytes, 0, &c->price);
 	if (c->p.n > 1 && fit > 0)
 		fit /= c->p.n;
 	if (c->key->spend_limit > 0 && available < balance)
@@ -539,8 +625,8 @@ static int phase_hold(struct call *c)
 	int64_t available = 0;
 	int rc;
 
-	if (money_cost(c->body_bytes, 0, c->max_out * c->p.n, &c->model.price, &c->reserve) !=
-	    TG_OK)
+	plan_worst_price(c, &c->price);
+	if (money_cost(c->body_bytes, 0, c->max_out * c->p.n, &c->price, &c->reserve) != TG_OK)
 		FAIL(c, 400, "invalid_request_error", "invalid_value",
 		     "The request's worst-case cost is too large to reserve; lower max_tokens.");
 	ask.amount = c->reserve;
@@ -557,32 +643,106 @@ static int phase_hold(struct call *c)
 	return NEXT;
 }
 
-static int phase_forward(struct call *c)
+static void sleep_us(int64_t us)
 {
-	struct prov_sink sink;
-	int fwd;
+	struct timespec ts = { (time_t)(us / 1000000), (long)(us % 1000000) * 1000 };
 
-	c->pc = (struct prov_call){
-		.prov = &c->prov,
-		.endpoint = c->p.endpoint,
-		.upstream_model = c->model.upstream_model,
-		.stream = c->p.stream,
-		.max_tokens = c->max_out,
-		.raw = c->r->body.data,
-		.raw_len = c->r->body.len,
-		.req = c->req,
-		.request_id = c->r->request_id,
-	};
-	if (c->ops->build_request(&c->pc, &c->rq) != TG_OK ||
-	    (c->p.stream && sse_init(&c->sse, SSE_EVENT_MAX) != TG_OK))
-		FAIL(c, 500, "server_error", NULL, "Out of memory.");
-	relay_sink(c, &sink);
-	c->up_start_us = time_mono_us();
-	fwd = c->ops->forward(&c->pc, &c->rq, &sink, &c->first_byte_us, c->err, sizeof(c->err));
-	if (c->relaying) {
-		relay_end(c, fwd);
-		return ANSWERED;
+	while (us > 0 && nanosleep(&ts, &ts) != 0)
+		;
+}
+
+/* What is left of an attempt that failed, before the next one. */
+static void attempt_reset(struct call *c)
+{
+	if (c->ops && c->ops->stream_free)
+		c->ops->stream_free(&c->ps);
+	memset(&c->ps, 0, sizeof(c->ps));
+	sse_free(c->sse);
+	c->sse = NULL;
+	prov_request_free(&c->rq);
+	cJSON_free(c->usage_event);
+	c->usage_event = NULL;
+	memset(&c->usage, 0, sizeof(c->usage));
+	c->up_status = 0;
+	c->up_ctype[0] = c->up_retry_after[0] = c->err[0] = '\0';
+	c->relaying = c->done_seen = 0;
+	c->content_bytes = 0;
+	c->cost_known = 0;
+	c->first_byte_us = 0;
+}
+
+/* A failure of the deployment itself, before anything reached the client:
+ * another deployment may answer instead. */
+static int deployment_failed(const struct call *c, int fwd)
+{
+	if (c->relayed_one || c->client_gone || fwd == PROV_FWD_ABORTED)
+		return 0;
+	if (fwd != PROV_FWD_OK)
+		return 1;
+	return c->up_status == 408 || c->up_status == 429 || c->up_status >= 500;
+}
+
+/* The provider's error answer in the OpenAI shape: the kind's own mapping,
+ * or (OpenAI-compatible kinds) its envelope read as it is, a 4xx kept and
+ * anything else a 502. */
+static void upstream_error(struct call *c, struct prov_error *e)
+{
+	const cJSON *err, *v;
+	cJSON *body;
+
+	memset(e, 0, sizeof(*e));
+	if (c->ops->map_error) {
+		c->ops->map_error(&c->pc, c->up_status, c->up_body.data ? c->up_body.data : "",
+				  c->up_body.len, e);
+		return;
 	}
+	e->status = c->up_status >= 400 && c->up_status < 500 ? c->up_status : 502;
+	snprintf(e->type, sizeof(e->type), "%s", prov_error_type_for(e->status));
+	body = json_parse(c->up_body.data ? c->up_body.data : "", c->up_body.len, NULL);
+	err = cJSON_GetObjectItemCaseSensitive(body, "error");
+	if ((v = cJSON_GetObjectItemCaseSensitive(err, "code")) && cJSON_IsString(v))
+		snprintf(e->code, sizeof(e->code), "%s", v->valuestring);
+	if ((v = cJSON_GetObjectItemCaseSensitive(err, "message")) && cJSON_IsString(v))
+		snprintf(e->message, sizeof(e->message), "%s", v->valuestring);
+	cJSON_Delete(body);
+}
+
+/* One row in the request log for an attempt that failed over (never
+ * billed), and the deployment's health. */
+static void attempt_failed(struct call *c, int status, const char *what)
+{
+	char note[sizeof(c->err) + 256];
+	struct call_record *rec;
+
+	routing_report(&c->dep, 0);
+	metrics_gw_attempt(c->prov.name, what);
+	snprintf(note, sizeof(note), "attempt %d via %.64s (%.64s) failed over: %.100s", c->attempt,
+		 c->prov.name, c->dep.upstream_model, c->err[0] ? c->err : what);
+	snprintf(c->err, sizeof(c->err), "%.255s", note);
+	c->up_us = time_mono_us() - c->up_start_us;
+	rec = record_new(c, status, 0, 0);
+	if (rec)
+		rec->failed_over = 1;
+	if (!rec || c->store->record(rec) != TG_OK)
+		log_error("request %s: attempt %d could not be logged", c->r->request_id,
+			  c->attempt);
+	c->err[0] = '\0';
+}
+
+/* Forward to the deployment in c->dep; the prov_fwd_result. */
+static int attempt_forward(struct call *c, struct prov_sink *sink)
+{
+	relay_sink(c, sink);
+	c->up_start_us = time_mono_us();
+	return c->ops->forward(&c->pc, &c->rq, sink, &c->first_byte_us, c->err, sizeof(c->err));
+}
+
+/* The answer when the last attempt failed: the provider's error in the
+ * OpenAI shape, or ours for a transfer that failed. */
+static int answer_failed(struct call *c, int fwd)
+{
+	struct prov_error e;
+
 	if (fwd == PROV_FWD_TIMEOUT)
 		FAIL(c, 504, "upstream_error", "upstream_timeout",
 		     "The provider '%s' did not answer within %lld s. You were not charged.",
@@ -591,9 +751,187 @@ static int phase_forward(struct call *c)
 		FAIL(c, 502, "upstream_error", "upstream_error",
 		     "The provider '%s' could not be reached (%s). You were not charged.",
 		     c->prov.name, c->err[0] ? c->err : "connection failed");
-	if (c->up_status != 200)
+	if (!c->ops->map_error) {
+		/* OpenAI's format: a 4xx passed on as the provider wrote it (a 429
+		 * with its Retry-After), anything else a 502. */
+		if (c->up_status == 429)
+			resp_header(c->r, "Retry-After",
+				    c->up_retry_after[0] ? c->up_retry_after : "1");
 		return answer_upstream_error(c);
-	return answer_json(c);
+	}
+	upstream_error(c, &e);
+	if (e.status == 429 || e.status == 503) {
+		resp_header(c->r, "Retry-After", c->up_retry_after[0] ? c->up_retry_after : "1");
+	}
+	if (e.status >= 500 && !e.message[0])
+		snprintf(e.message, sizeof(e.message), "The provider '%s' failed with HTTP %d.",
+			 c->prov.name, c->up_status);
+	snprintf(c->err, sizeof(c->err), "provider answered HTTP %d", c->up_status);
+	if (!e.message[0])
+		snprintf(e.message, sizeof(e.message), "The provider answered HTTP %d.",
+			 c->up_status);
+	{
+		char msg[600];
+
+		snprintf(msg, sizeof(msg), "%s%s", e.message,
+			 e.status >= 500 ? " You were not charged." : "");
+		call_record(c, e.status, 0, NULL);
+		call_ratelimit_headers(c);
+		resp_error(c->r, e.status, e.type, e.code[0] ? e.code : NULL, msg);
+	}
+	return ANSWERED;
+}
+
+/* The plan's next entry to try after index i, or -1: round after round over
+ * the plan (a deployment cooling down is skipped while another is not),
+ * from the fallback model's part on once to_fallback is set. */
+static int plan_next(const struct call *c, int i, int to_fallback)
+{
+	int first = to_fallback ? c->plan_fb : 0, n = c->plan_n - first;
+
+	if (n <= 0)
+		return -1;
+	if (i < first)
+		i = first - 1;
+	for (int k = 1; k <= n; k++) {
+		int j = first + (i + k - first) % n;
+		struct route_health h;
+
+		routing_health_of(c->plan[j].model_id, c->plan[j].id, c->plan[j].provider_id,
+				  c->plan[j].upstream_model, &h);
+		if (!h.cooling_for_ms || k == n)
+			return j;
+	}
+	return first;
+}
+
+static int phase_forward(struct call *c)
+{
+	struct prov_sink sink;
+	int fwd = PROV_FWD_CONNECT, i = 0, to_fb = 0;
+
+	for (;;) {
+		const struct deployment *d = &c->plan[i];
+
+		if (c->attempt > 0)
+			attempt_reset(c);
+		c->attempt++;
+		c->dep = *d;
+		c->price = d->price;
+		if (catalog_gw_provider(d->provider_id, &c->prov) != TG_OK)
+			FAIL(c, 503, "upstream_error", "provider_unavailable",
+			     "The provider for this model is gone. Try again later.");
+		c->ops = provider_ops_for(c->prov.kind);
+		if (i >= c->plan_fb && c->have_fb)
+			c->model = c->fb_model; /* billed and logged as the fallback model */
+		memset(&c->rq, 0, sizeof(c->rq));
+		if (c->p.stream && sse_init(&c->sse, SSE_EVENT_MAX) != TG_OK)
+			FAIL(c, 500, "server_error", NULL, "Out of memory.");
+		{
+			struct prov_call pc = {
+				.prov = &c->prov,
+				.endpoint = c->p.endpoint,
+				.upstream_model = c->dep.upstream_model,
+				.stream = c->p.stream,
+				.max_tokens = c->max_out,
+				.raw = c->r->body.data,
+				.raw_len = c->r->body.len,
+				.req = c->req,
+				.request_id = c->r->request_id,
+			};
+			int rc;
+
+			c->pc = pc;
+			rc = c->ops->build_request(&c->pc, &c->rq);
+			if (rc == TG_EINVAL && c->rq.why[0])
+				FAIL(c, 400, "invalid_request_error", "unsupported_parameter", "%s",
+				     c->rq.why);
+			if (rc != TG_OK)
+				FAIL(c, 500, "server_error", NULL,
+				     "The request could not be prepared for the provider.");
+		}
+		fwd = attempt_forward(c, &sink);
+		if (c->relayed_one) {
+			routing_report(&c->dep, fwd == PROV_FWD_OK || fwd == PROV_FWD_ABORTED);
+			metrics_gw_attempt(c->prov.name, fwd == PROV_FWD_OK ? "ok" : "broken");
+			relay_end(c, fwd);
+			return ANSWERED;
+		}
+		if (!deployment_failed(c, fwd)) {
+			struct prov_error e;
+
+			/* The input does not fit this model: its fallback model may
+			 * take it. */
+			if (fwd == PROV_FWD_OK && c->up_status != 200 && c->have_fb && !to_fb &&
+			    i < c->plan_fb && c->attempt < routing_attempts()) {
+				upstream_error(c, &e);
+				if (strcmp(e.code, "context_length_exceeded") == 0) {
+					routing_report(&c->dep, 1);
+					attempt_failed(c, e.status, "context_length_exceeded");
+					to_fb = 1;
+					i = c->plan_fb;
+					continue;
+				}
+			}
+			break;
+		}
+		{
+			int next = plan_next(c, i, to_fb);
+
+			/* A deployment that timed out is not waited on twice. */
+			if (c->attempt >= routing_attempts() ||
+			    c->attempt >= c->plan_n * (1 + routing_retries()) ||
+			    time_mono_us() - c->r->start_us > routing_budget_us() || next < 0 ||
+			    (next == i && fwd == PROV_FWD_TIMEOUT))
+				break;
+			i = next;
+		}
+		{
+			int status = fwd == PROV_FWD_TIMEOUT ? 504 :
+				     fwd != PROV_FWD_OK      ? 502 :
+							       c->up_status;
+			const char *what = fwd == PROV_FWD_TIMEOUT ? "timeout" :
+					   fwd == PROV_FWD_CONNECT ? "connect" :
+					   fwd != PROV_FWD_OK      ? "broken" :
+					   c->up_status == 429     ? "rate_limited" :
+								     "server_error";
+
+			if (fwd == PROV_FWD_OK && !c->err[0])
+				snprintf(c->err, sizeof(c->err), "provider answered HTTP %d",
+					 c->up_status);
+			attempt_failed(c, status, what);
+			sleep_us(routing_backoff_us(c->attempt, c->up_retry_after));
+		}
+	}
+	if (c->relaying && fwd == PROV_FWD_OK) {
+		/* A whole stream with nothing for the client: still an answer. */
+		routing_report(&c->dep, 1);
+		metrics_gw_attempt(c->prov.name, "ok");
+		relay_end(c, fwd);
+		return ANSWERED;
+	}
+	if (fwd == PROV_FWD_OK && c->up_status == 200) {
+		routing_report(&c->dep, 1);
+		metrics_gw_attempt(c->prov.name, "ok");
+		return answer_json(c);
+	}
+	if (deployment_failed(c, fwd)) {
+		routing_report(&c->dep, 0);
+		metrics_gw_attempt(c->prov.name, fwd == PROV_FWD_TIMEOUT ? "timeout" :
+						 fwd == PROV_FWD_CONNECT ? "connect" :
+						 fwd != PROV_FWD_OK      ? "broken" :
+						 c->up_status == 429     ? "rate_limited" :
+									   "server_error");
+		if (c->relaying && fwd != PROV_FWD_OK)
+			FAIL(c, 502, "upstream_error", "upstream_error",
+			     "The provider '%s' broke the stream before any output (%s). You were "
+			     "not charged.",
+			     c->prov.name, c->err[0] ? c->err : "connection lost");
+	} else if (fwd == PROV_FWD_OK) {
+		routing_report(&c->dep, 1); /* a client error: the deployment is fine */
+		metrics_gw_attempt(c->prov.name, "client_error");
+	}
+	return answer_failed(c, fwd);
 }
 
 /* ------------------------------------------------------------ the call */

@@ -35,6 +35,15 @@ struct call {
 	int nasks;
 	int admitted;
 	int64_t tpm_cost;
+	/* routing: the deployments to try, the model's then its fallback
+	 * model's, in order (routing.h) */
+	struct deployment plan[2 * CATALOG_DEPLOY_MAX];
+	int plan_n, plan_fb; /* entries; index of the fallback model's first */
+	struct model fb_model;
+	int have_fb;
+	struct deployment dep; /* the one being tried */
+	money_price_t price;   /* what it costs: the answering deployment's */
+	int attempt;           /* 1 for the first */
 	/* the provider */
 	struct prov_call pc;
 	struct prov_request rq;
@@ -48,6 +57,7 @@ struct call {
 	int relaying;    /* our 200 event-stream answer has started */
 	buf_t relay;     /* events for the client not yet sent (see relay_flush) */
 	int relayed_one; /* the first event went out */
+	int stream_open; /* our 200 head is queued (resp_stream_start) */
 	int client_gone;
 	int done_seen;
 	char *usage_event; /* the final usage chunk, held back until the debit is recorded */

@@ -20,13 +20,30 @@
 
 static int relay_flush(struct call *c, int last);
 
+/* Our 200 head, queued to go out with the first event: not before, so a
+ * stream that fails before its first event can still be tried on another
+ * deployment, or answered with a proper error. */
+static int relay_open(struct call *c)
+{
+	if (c->stream_open)
+		return 0;
+	call_ratelimit_headers(c);
+	if (resp_stream_start(c->r, 200, "text/event-stream; charset=utf-8") != TG_OK) {
+		c->client_gone = 1;
+		return 1;
+	}
+	c->stream_open = 1;
+	metrics_stream_start();
+	return 0;
+}
+
 /* Queue one event for the client. The first goes out at once (time to first
  * token); the others that arrived together go out together when the transfer
  * is about to wait for more (sink_idle): one write and one wake-up of the
  * client for them, and no later than they could have been sent one by one. */
 static int relay_write(struct call *c, const char *data, size_t len)
 {
-	if (c->client_gone)
+	if (c->client_gone || relay_open(c))
 		return 1;
 	/* The parser already capped the event; framing adds a few bytes a line. */
 	if (sse_write_event(&c->relay, data, len) != TG_OK) {
@@ -49,7 +66,7 @@ static int relay_flush(struct call *c, int last)
 {
 	int rc;
 
-	if (c->client_gone)
+	if (c->client_gone || relay_open(c))
 		return 1;
 	rc = last ? resp_stream_end(c->r, c->relay.data, c->relay.len) :
 		    resp_stream_write(c->r, c->relay.data, c->relay.len);
@@ -144,19 +161,13 @@ static int sink_status(void *ud, int status, const char *ctype, const char *retr
 {
 	struct call *c = ud;
 
-	snprintf(c->up_retry_after, sizeof(c->up_retry_after), "%s", retry_after ? retry_after : "");
+	snprintf(c->up_retry_after, sizeof(c->up_retry_after), "%s",
+		 retry_after ? retry_after : "");
 
 	c->up_status = status;
 	snprintf(c->up_ctype, sizeof(c->up_ctype), "%s", ctype ? ctype : "");
-	if (c->p.stream && status == 200 && strstr(c->up_ctype, "text/event-stream")) {
-		call_ratelimit_headers(c);
-		if (resp_stream_start(c->r, 200, "text/event-stream; charset=utf-8") != TG_OK) {
-			c->client_gone = 1;
-			return 1;
-		}
+	if (c->p.stream && status == 200 && strstr(c->up_ctype, "text/event-stream"))
 		c->relaying = 1;
-		metrics_stream_start();
-	}
 	return 0;
 }
 
@@ -164,7 +175,7 @@ static int sink_idle(void *ud)
 {
 	struct call *c = ud;
 
-	return c->relaying ? relay_flush(c, 0) : 0;
+	return c->relaying && c->relayed_one ? relay_flush(c, 0) : 0;
 }
 
 static int sink_body(void *ud, const char *p, size_t n)
@@ -174,7 +185,7 @@ static int sink_body(void *ud, const char *p, size_t n)
 	if (c->relaying) {
 		if (sse_feed(c->sse, p, n, on_event, c))
 			return 1;
-		return c->relay.len >= RELAY_FLUSH_AT ? relay_flush(c, 0) : 0;
+		return c->relayed_one && c->relay.len >= RELAY_FLUSH_AT ? relay_flush(c, 0) : 0;
 	}
 	if (buf_append(&c->up_body, p, n) != TG_OK) {
 		snprintf(c->err, sizeof(c->err), "the provider's answer is larger than %zu bytes",
@@ -186,6 +197,8 @@ static int sink_body(void *ud, const char *p, size_t n)
 
 void relay_sink(struct call *c, struct prov_sink *sink)
 {
+	buf_free(&c->up_body);
+	buf_free(&c->relay);
 	buf_init(&c->up_body, UPSTREAM_BODY_MAX);
 	buf_init(&c->relay, RELAY_MAX);
 	c->ps.call = &c->pc;
@@ -214,10 +227,11 @@ int relay_end(struct call *c, int fwd)
 	if (c->client_gone && !c->err[0])
 		snprintf(c->err, sizeof(c->err), "the client went away mid-stream");
 	call_record(c, 200, 1, NULL);
-	metrics_stream_end();
 	relay_held(c);
-	if (c->done_seen)
+	if (c->done_seen || c->ps.done)
 		relay_write(c, "[DONE]", 6);
 	relay_flush(c, 1);
+	if (c->stream_open)
+		metrics_stream_end();
 	return TG_OK;
 }

@@ -169,6 +169,31 @@ int money_cost_usage(int64_t prompt_tokens, int64_t cached_tokens, int64_t compl
 	return money_cost(prompt_tokens - cached_tokens, cached_tokens, completion_tokens, p, cost);
 }
 
+int money_cost_detail(int64_t prompt_tokens, int64_t cached_tokens, int64_t cache_write_tokens,
+		      int64_t completion_tokens, const money_price_t *p, int64_t *cost)
+{
+	money_u128 sum, q;
+	int64_t uncached;
+
+	if (!p || !cost || prompt_tokens < 0 || cached_tokens < 0 || cache_write_tokens < 0 ||
+	    completion_tokens < 0 || cached_tokens > prompt_tokens ||
+	    cache_write_tokens > prompt_tokens - cached_tokens || p->in < 0 || p->cached_in < 0 ||
+	    p->out < 0 || p->cache_write < 0)
+		return TG_EINVAL;
+	uncached = prompt_tokens - cached_tokens - cache_write_tokens;
+	sum = (money_u128)uncached * (money_u128)p->in +
+	      (money_u128)cached_tokens * (money_u128)p->cached_in +
+	      (money_u128)cache_write_tokens * (money_u128)p->cache_write +
+	      (money_u128)completion_tokens * (money_u128)p->out;
+	q = sum / (money_u128)MONEY_PER_TOKENS;
+	if (sum % (money_u128)MONEY_PER_TOKENS)
+		q++;
+	if (q > (money_u128)INT64_MAX)
+		return TG_ERANGE;
+	*cost = (int64_t)q;
+	return TG_OK;
+}
+
 int64_t money_max_output_tokens(int64_t available, int64_t in_tok, int64_t cached_tok,
 				const money_price_t *p)
 {

@@ -25,9 +25,10 @@
 
 /* Micro-credits per 1M tokens, each >= 0. */
 typedef struct money_price {
-	int64_t in;        /* uncached input (prompt) tokens */
-	int64_t cached_in; /* input tokens served from the provider's cache */
-	int64_t out;       /* output (completion) tokens */
+	int64_t in;          /* uncached input (prompt) tokens */
+	int64_t cached_in;   /* input tokens served from the provider's cache */
+	int64_t out;         /* output (completion) tokens */
+	int64_t cache_write; /* input tokens written to the provider's cache */
 } money_price_t;
 
 /* Parse a decimal amount in credits into micro-credits.
@@ -65,6 +66,13 @@ int money_cost(int64_t in_tok, int64_t cached_tok, int64_t out_tok, const money_
  * cached at p->cached_in. cached > prompt is TG_EINVAL. */
 int money_cost_usage(int64_t prompt_tokens, int64_t cached_tokens, int64_t completion_tokens,
 		     const money_price_t *p, int64_t *cost);
+
+/* Same, with the input tokens written to the provider's cache among the
+ * prompt tokens too: (prompt - cached - cache_write) at p->in, cached at
+ * p->cached_in, cache_write at p->cache_write, completion at p->out, one
+ * rounding on the sum. cached + cache_write > prompt is TG_EINVAL. */
+int money_cost_detail(int64_t prompt_tokens, int64_t cached_tokens, int64_t cache_write_tokens,
+		      int64_t completion_tokens, const money_price_t *p, int64_t *cost);
 
 /* Largest n >= 0 with money_cost(in_tok, cached_tok, n, p) <= available,
  * for the "largest max_tokens that would fit" message.

@@ -33,6 +33,8 @@ struct series {
 
 static struct series http_tab[HTTP_SLOTS];
 static struct series gw_tab[GW_SLOTS];
+#define ATTEMPT_SLOTS 1024 /* power of two */
+static struct series attempt_tab[ATTEMPT_SLOTS];
 static _Atomic uint64_t series_dropped;
 
 static uint64_t mix64(uint64_t x)
@@ -142,6 +144,17 @@ static struct names routes = { PTHREAD_MUTEX_INITIALIZER,
 			       route_slots,
 			       0,
 			       0 };
+
+#define PROVIDER_LABELS_MAX 64
+static char provider_names[PROVIDER_LABELS_MAX][METRICS_LABEL_MAX + 1];
+static _Atomic uint32_t provider_slots[2 * PROVIDER_LABELS_MAX];
+static struct names providers = { PTHREAD_MUTEX_INITIALIZER,
+				  PROVIDER_LABELS_MAX,
+				  2 * PROVIDER_LABELS_MAX,
+				  provider_names,
+				  provider_slots,
+				  0,
+				  0 };
 
 static size_t str_hash(const char *s)
 {
@@ -317,6 +330,23 @@ void metrics_gw_call(const char *endpoint, const char *model, int status, int64_
 		histogram_observe(&duration_upstream, upstream_us);
 }
 
+static const char *const outcome_names[] = { "ok",           "client_error",
+					     "connect",      "timeout",
+					     "broken",       "rate_limited",
+					     "server_error", "context_length_exceeded" };
+
+void metrics_gw_attempt(const char *provider, const char *outcome)
+{
+	uint32_t pr = names_id(&providers, provider ? provider : "");
+	uint32_t o = 0;
+
+	while (o < TG_ARRAY_LEN(outcome_names) && strcmp(outcome_names[o], outcome) != 0)
+		o++;
+	if (o == TG_ARRAY_LEN(outcome_names))
+		o = 6; /* an outcome this table does not name counts as server_error */
+	series_add(attempt_tab, ATTEMPT_SLOTS, KEY_TAG | (uint64_t)pr << 16 | o);
+}
+
 void metrics_stream_start(void)
 {
 	atomic_fetch_add_explicit(&active_streams, 1, memory_order_relaxed);
@@ -347,6 +377,11 @@ void metrics_reset(void)
 		atomic_store(&gw_tab[i].key, 0);
 		atomic_store(&gw_tab[i].count, 0);
 	}
+	for (i = 0; i < ATTEMPT_SLOTS; i++) {
+		atomic_store(&attempt_tab[i].key, 0);
+		atomic_store(&attempt_tab[i].count, 0);
+	}
+	names_reset(&providers);
 	atomic_store(&series_dropped, 0);
 	names_reset(&models);
 	names_reset(&endpoints);
@@ -455,6 +490,35 @@ out:
 	return rc;
 }
 
+static int render_attempts(buf_t *b)
+{
+	struct sample *v = NULL;
+	size_t n = 0, i;
+	int rc;
+
+	if ((rc = family(b, "tollgate_upstream_attempts_total", "counter",
+			 "Attempts at providers, by provider and outcome (a call that fell over "
+			 "to another deployment has several).")) ||
+	    (rc = series_snapshot(attempt_tab, ATTEMPT_SLOTS, &v, &n)))
+		goto out;
+	for (i = 0; i < n && !rc; i++) {
+		uint32_t pr = (uint32_t)(v[i].key >> 16) & 0xffff;
+		uint32_t o = (uint32_t)(v[i].key & 0xffff);
+
+		rc = buf_puts(b, "tollgate_upstream_attempts_total{provider=");
+		if (!rc)
+			rc = put_label_value(b, names_get(&providers, pr));
+		if (!rc)
+			rc = buf_appendf(b, ",outcome=\"%s\"} %llu\n",
+					 o < TG_ARRAY_LEN(outcome_names) ? outcome_names[o] :
+									   "other",
+					 (unsigned long long)v[i].count);
+	}
+out:
+	free(v);
+	return rc;
+}
+
 static int render_histogram(buf_t *b, const char *name, const char *help, struct histogram *hg)
 {
 	uint64_t cum = 0;
@@ -490,6 +554,7 @@ int metrics_render(buf_t *out, const struct metrics_process *p)
 	int rc;
 
 	if ((rc = render_http(out)) || (rc = render_gateway_requests(out)) ||
+	    (rc = render_attempts(out)) ||
 	    (rc = render_histogram(out, "tollgate_gateway_request_duration_seconds",
 				   "Gateway call time from request to the last byte, in seconds.",
 				   &duration_total)) ||

@@ -31,6 +31,11 @@
 void metrics_gw_call(const char *endpoint, const char *model, int status, int64_t prompt_tokens,
 		     int64_t cached_tokens, int64_t completion_tokens, int64_t cost_micro,
 		     const char *usage_source, int64_t total_us, int64_t upstream_us);
+/* One attempt of a call at a provider and how it ended: "ok", "client_error",
+ * "connect", "timeout", "broken", "rate_limited", "server_error",
+ * "context_length_exceeded". provider: its catalog name (bounded like model
+ * names). */
+void metrics_gw_attempt(const char *provider, const char *outcome);
 /* A stream started relaying to the client / ended. */
 void metrics_stream_start(void);
 void metrics_stream_end(void);

@@ -88,7 +88,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 			*x->first_byte_us = time_mono_us() - x->start_us;
 		x->status_sent = 1;
 		if (x->sink->on_status(x->sink->ud, (int)x->status, x->content_type,
-					 x->retry_after[0] ? x->retry_after : NULL)) {
+				       x->retry_after[0] ? x->retry_after : NULL)) {
 			x->aborted = 1;
 			return 0;
 		}
@@ -195,7 +195,7 @@ int prov_http_post(const struct provider *prov, const struct prov_request *rq,
 		if (first_byte_us)
 			*first_byte_us = time_mono_us() - x.start_us;
 		sink->on_status(sink->ud, (int)x.status, x.content_type,
-				 x.retry_after[0] ? x.retry_after : NULL);
+				x.retry_after[0] ? x.retry_after : NULL);
 	}
 	if (cc == CURLE_OK) {
 		rc = PROV_FWD_OK;

@@ -153,7 +153,7 @@ int openai_parse_stream_event(struct prov_stream *s, const char *event, const ch
 }
 
 int prov_http_forward(const struct prov_call *c, const struct prov_request *rq,
-			  struct prov_sink *sink, int64_t *first_byte_us, char *err, size_t errlen)
+		      struct prov_sink *sink, int64_t *first_byte_us, char *err, size_t errlen)
 {
 	return prov_http_post(c->prov, rq, c->request_id, sink, first_byte_us, err, errlen);
 }
@@ -175,7 +175,8 @@ const struct provider_ops provider_openai = {
 
 static int azure_build_request(const struct prov_call *c, struct prov_request *out)
 {
-	const char *ver = c->prov->api_version[0] ? c->prov->api_version : AZURE_API_VERSION_DEFAULT;
+	const char *ver = c->prov->api_version[0] ? c->prov->api_version :
+						    AZURE_API_VERSION_DEFAULT;
 	int rc = openai_build_request(c, out);
 	int n;
 

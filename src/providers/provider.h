@@ -118,7 +118,7 @@ struct prov_stream {
 	const struct prov_call *call;
 	void *state;
 	struct prov_usage *usage; /* filled as usage arrives */
-	int done; /* set by a kind whose stream ends with an event of its own
+	int done;                 /* set by a kind whose stream ends with an event of its own
 		   * (Anthropic message_stop, Gemini's last chunk): the stream
 		   * ended as the protocol says, like OpenAI's [DONE] */
 };

@@ -58,12 +58,33 @@ int migrate_current(void)
 	return v;
 }
 
+#define FK_OFF_MARK "-- migrate: foreign-keys-off\n"
+
+/* Inside the migration's transaction: TG_EDB and a message when a row
+ * points at a parent that is not there. */
+static int fk_violations(const char *name, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = db_stmt("PRAGMA foreign_key_check");
+	int rc;
+
+	if (!st)
+		return TG_EDB;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		snprintf(err, errlen, "migration %s: a row of %s breaks a foreign key", name,
+			 db_col_text(st, 0));
+	db_done(st);
+	return rc == SQLITE_DONE ? TG_OK : TG_EDB;
+}
+
 int migrate_run(int *applied, char *err, size_t errlen)
 {
-	int cur, latest = migrate_latest(), prev = 0, v;
+	int cur, latest = migrate_latest(), prev = 0, v, fk_off = 0, rc = TG_OK;
 	size_t i;
 
 	*applied = 0;
+	if (errlen)
+		err[0] = '\0';
 	cur = migrate_current();
 	if (cur < 0) {
 		snprintf(err, errlen, "cannot read schema_migrations");
@@ -88,15 +109,27 @@ int migrate_run(int *applied, char *err, size_t errlen)
 		prev = v;
 		if (v <= cur)
 			continue;
-		if (db_begin()) {
-			snprintf(err, errlen, "migration %s: cannot begin a transaction", m->name);
+		/* A migration that rebuilds a table others reference runs with
+		 * foreign keys off (they can only be switched outside a
+		 * transaction) and checks them all before it commits. */
+		fk_off = strncmp(m->data, FK_OFF_MARK, sizeof(FK_OFF_MARK) - 1) == 0;
+		if (fk_off && db_exec("PRAGMA foreign_keys=OFF")) {
+			snprintf(err, errlen, "migration %s: cannot turn foreign keys off",
+				 m->name);
 			return TG_EDB;
 		}
-		if (db_exec(m->data)) {
+		if (db_begin()) {
+			snprintf(err, errlen, "migration %s: cannot begin a transaction", m->name);
+			rc = TG_EDB;
+			goto fail;
+		}
+		if (db_exec(m->data) || (fk_off && fk_violations(m->name, err, errlen))) {
+			if (!err[0])
+				snprintf(err, errlen, "migration %s failed: %s", m->name,
+					 sqlite3_errmsg(db_get()));
 			db_rollback();
-			snprintf(err, errlen, "migration %s failed: %s", m->name,
-				 sqlite3_errmsg(db_get()));
-			return TG_EDB;
+			rc = TG_EDB;
+			goto fail;
 		}
 		st = db_stmt("INSERT INTO schema_migrations(version, name, applied_at)"
 			     " VALUES (:v, :name, :at)");
@@ -104,10 +137,19 @@ int migrate_run(int *applied, char *err, size_t errlen)
 		    db_bind_int64(st, ":at", time_now()) || db_exec_stmt(st) || db_commit()) {
 			db_rollback();
 			snprintf(err, errlen, "migration %s: cannot record it", m->name);
+			rc = TG_EDB;
+			goto fail;
+		}
+		if (fk_off && db_exec("PRAGMA foreign_keys=ON")) {
+			snprintf(err, errlen, "migration %s: cannot turn foreign keys on", m->name);
 			return TG_EDB;
 		}
 		log_info("migrated: %s", m->name);
 		(*applied)++;
 	}
 	return TG_OK;
+fail:
+	if (fk_off)
+		db_exec("PRAGMA foreign_keys=ON");
+	return rc;
 }

@@ -172,7 +172,7 @@ int page_providers_save(tg_req_t *r)
 	struct provider_form f = { NULL, NULL, NULL, NULL, 0 };
 	struct form_err e = { NULL, NULL, "" };
 	struct provider old, now;
-	char *name = NULL, *kind_s = NULL, *url = NULL, *key = NULL, *clear = NULL,
+	char *name = NULL, *kind_s = NULL, *url = NULL, *ver = NULL, *key = NULL, *clear = NULL,
 	     *timeout_s = NULL;
 	char *enabled = NULL, detail[700], msg[200];
 	const char *why = NULL, *field = NULL, *key_arg = NULL, *key_note;
@@ -184,6 +184,7 @@ int page_providers_save(tg_req_t *r)
 	name = req_post(r, "name");
 	kind_s = req_post(r, "kind");
 	url = req_post(r, "base_url");
+	ver = req_post(r, "api_version");
 	key = req_post(r, "api_key");
 	clear = req_post(r, "clear_key");
 	timeout_s = req_post(r, "timeout_s");
@@ -210,14 +211,14 @@ int page_providers_save(tg_req_t *r)
 	else if (is_checked(clear) && key && *key)
 		form_err_set(&e, "api_key", NULL,
 			     "Either enter a new API key or clear the stored one, not both.");
-	else if (catalog_provider_check(name ? name : "", (enum provider_kind)kind, url, key_arg,
-					timeout, &field, &why))
+	else if (catalog_provider_check(name ? name : "", (enum provider_kind)kind, url, ver,
+					key_arg, timeout, &field, &why))
 		form_err_set(&e, field, NULL, why);
 	if (e.why) {
 		rc = providers_render(r, 422, existed ? &old : NULL, &f, &e, NULL, NULL);
 		goto out;
 	}
-	rc = catalog_provider_upsert(name, (enum provider_kind)kind, url, key_arg, timeout,
+	rc = catalog_provider_upsert(name, (enum provider_kind)kind, url, ver, key_arg, timeout,
 				     f.enabled, &id, &why);
 	if (rc || catalog_provider_get(id, &now) != TG_OK) {
 		form_err_set(&e, NULL, NULL,
@@ -240,6 +241,7 @@ out:
 	free(name);
 	free(kind_s);
 	free(url);
+	free(ver);
 	free_secret(key);
 	free(clear);
 	free(timeout_s);
@@ -303,8 +305,9 @@ static void models_list(cJSON *d, int admin)
 
 	while (st && sqlite3_step(st) == SQLITE_ROW) {
 		cJSON *m = cJSON_CreateObject();
-		money_price_t price = { sqlite3_column_int64(st, 5), sqlite3_column_int64(st, 6),
-					sqlite3_column_int64(st, 7) };
+		money_price_t price = { .in = sqlite3_column_int64(st, 5),
+					.cached_in = sqlite3_column_int64(st, 6),
+					.out = sqlite3_column_int64(st, 7) };
 		int usable = sqlite3_column_int(st, 10);
 
 		cJSON_AddNumberToObject(m, "id", (double)sqlite3_column_int64(st, 0));

@@ -136,7 +136,7 @@ static void test_provider_upsert(void **state)
 
 	(void)state;
 	assert_int_equal(catalog_provider_upsert("p1", PROVIDER_OPENAI, "http://127.0.0.1:9000/v1/",
-						 NULL, 60, 1, &id, &why),
+						 NULL, NULL, 60, 1, &id, &why),
 			 TG_OK);
 	assert_true(id > 0);
 	assert_int_equal(catalog_provider_get(id, &p), TG_OK);
@@ -153,8 +153,8 @@ static void test_provider_upsert(void **state)
 	assert_int_equal(db_bind_int64(st, ":id", id), TG_OK);
 	assert_int_equal(db_exec_stmt(st), TG_OK);
 	assert_int_equal(catalog_provider_upsert("P1", PROVIDER_OPENAI,
-						 "https://api.example.com/v1///", NULL, 30, 0, &id2,
-						 &why),
+						 "https://api.example.com/v1///", NULL, NULL, 30, 0,
+						 &id2, &why),
 			 TG_OK);
 	assert_int_equal(id2, id);
 	assert_int_equal(catalog_provider_get_by_name("p1", &p), TG_OK);
@@ -169,8 +169,8 @@ static void test_provider_upsert(void **state)
 	db_done(st);
 
 	/* echo needs no base URL */
-	assert_int_equal(catalog_provider_upsert("echo-2", PROVIDER_ECHO, "", NULL, 10, 1, &id,
-						 &why),
+	assert_int_equal(catalog_provider_upsert("echo-2", PROVIDER_ECHO, "", NULL, NULL, 10, 1,
+						 &id, &why),
 			 TG_OK);
 }
 
@@ -193,7 +193,8 @@ static void test_provider_validation(void **state)
 		{ "a<b", PROVIDER_OPENAI, "http://h/v1", NULL, 60, "name", "letters, digits" },
 		{ "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
 		  PROVIDER_OPENAI, "http://h/v1", NULL, 60, "name", "1 to 64" }, /* 65 characters */
-		{ "p", 7, "http://h/v1", NULL, 60, "kind", "openai or echo" },
+		{ "p", 7, "http://h/v1", NULL, 60, "kind", "azure or echo" },
+		{ "p", PROVIDER_AZURE, "", NULL, 60, "base_url", "NAME.openai.azure.com" },
 		{ "p", PROVIDER_OPENAI, "", NULL, 60, "base_url", "required" },
 		{ "p", PROVIDER_OPENAI, NULL, NULL, 60, "base_url", "required" },
 		{ "p", PROVIDER_OPENAI, "ftp://h/v1", NULL, 60, "base_url", "http:// or https://" },
@@ -220,30 +221,63 @@ static void test_provider_validation(void **state)
 
 		why = NULL;
 		assert_int_equal(catalog_provider_check(c->name, (enum provider_kind)c->kind,
-							c->url, c->key, c->timeout, &field, &why),
+							c->url, NULL, c->key, c->timeout, &field,
+							&why),
 				 TG_EINVAL);
 		assert_string_equal(field, c->field);
 		if (!strstr(why, c->why_has))
 			fail_msg("case %zu: \"%s\" lacks \"%s\"", i, why, c->why_has);
 		why = NULL;
 		assert_int_equal(catalog_provider_upsert(c->name, (enum provider_kind)c->kind,
-							 c->url, c->key, c->timeout, 1, &id, &why),
+							 c->url, NULL, c->key, c->timeout, 1, &id,
+							 &why),
 				 TG_EINVAL);
 		assert_non_null(why);
+	}
+	/* The API version: short, and nothing that could break a header. */
+	assert_int_equal(catalog_provider_check("p", PROVIDER_AZURE, "https://x.openai.azure.com",
+						"2024-10-21\r\nX: 1", NULL, 60, &field, &why),
+			 TG_EINVAL);
+	assert_string_equal(field, "api_version");
+	assert_int_equal(catalog_provider_check("p", PROVIDER_AZURE, "https://x.openai.azure.com",
+						"2024-10-21-preview-and-more-than-32", NULL, 60,
+						&field, &why),
+			 TG_EINVAL);
+	assert_string_equal(field, "api_version");
+	/* Native kinds get their provider's address when none is given. */
+	assert_int_equal(catalog_provider_upsert("claude", PROVIDER_ANTHROPIC, "", "", NULL, 60, 1,
+						 &id, &why),
+			 TG_OK);
+	{
+		struct provider got;
+
+		assert_int_equal(catalog_provider_get(id, &got), TG_OK);
+		assert_int_equal(got.kind, PROVIDER_ANTHROPIC);
+		assert_string_equal(got.base_url, "https://api.anthropic.com/v1");
+	}
+	assert_int_equal(catalog_provider_upsert("az", PROVIDER_AZURE, "https://r.openai.azure.com",
+						 "2024-06-01", NULL, 60, 1, &id, &why),
+			 TG_OK);
+	{
+		struct provider got;
+
+		assert_int_equal(catalog_provider_get(id, &got), TG_OK);
+		assert_string_equal(got.api_version, "2024-06-01");
+		assert_string_equal(catalog_provider_kind_name(got.kind), "azure");
 	}
 	memset(longurl, 'a', sizeof(longurl) - 1);
 	longurl[sizeof(longurl) - 1] = '\0';
 	memcpy(longurl, "http://", 7);
-	assert_int_equal(catalog_provider_check("p", PROVIDER_OPENAI, longurl, NULL, 60, &field,
-						&why),
+	assert_int_equal(catalog_provider_check("p", PROVIDER_OPENAI, longurl, NULL, NULL, 60,
+						&field, &why),
 			 TG_EINVAL);
 	assert_string_equal(why, "Base URL is too long (at most 512 characters).");
 	/* Boundaries that are fine. */
-	assert_int_equal(catalog_provider_check("a.b_c-D9", PROVIDER_OPENAI, "https://x", NULL, 1,
-						&field, &why),
+	assert_int_equal(catalog_provider_check("a.b_c-D9", PROVIDER_OPENAI, "https://x", NULL,
+						NULL, 1, &field, &why),
 			 TG_OK);
-	assert_int_equal(catalog_provider_check("p", PROVIDER_OPENAI, "http://x", "  sk-trailing\n",
-						3600, &field, &why),
+	assert_int_equal(catalog_provider_check("p", PROVIDER_OPENAI, "http://x", NULL,
+						"  sk-trailing\n", 3600, &field, &why),
 			 TG_OK);
 	/* Nothing invalid was written. */
 	assert_int_equal(count("SELECT count(*) FROM providers WHERE name = 'p'"), 0);
@@ -261,7 +295,7 @@ static void test_api_key_sealed(void **state)
 
 	(void)state;
 	assert_int_equal(catalog_provider_upsert("sealed", PROVIDER_OPENAI, "http://127.0.0.1:1/v1",
-						 key, 60, 1, &id, &why),
+						 NULL, key, 60, 1, &id, &why),
 			 TG_OK);
 	assert_int_equal(catalog_provider_get(id, &p), TG_OK);
 	assert_true(p.has_api_key);
@@ -282,7 +316,7 @@ static void test_api_key_sealed(void **state)
 
 	/* NULL keeps the key. */
 	assert_int_equal(catalog_provider_upsert("sealed", PROVIDER_OPENAI, "http://127.0.0.1:1/v1",
-						 NULL, 20, 1, &id, &why),
+						 NULL, NULL, 20, 1, &id, &why),
 			 TG_OK);
 	plain = NULL;
 	assert_int_equal(catalog_provider_api_key(id, &plain, &n), TG_OK);
@@ -291,7 +325,7 @@ static void test_api_key_sealed(void **state)
 
 	/* A pasted key loses its surrounding whitespace. */
 	assert_int_equal(catalog_provider_upsert("sealed", PROVIDER_OPENAI, "http://127.0.0.1:1/v1",
-						 " sk-two\n", 20, 1, &id, &why),
+						 NULL, " sk-two\n", 20, 1, &id, &why),
 			 TG_OK);
 	plain = NULL;
 	assert_int_equal(catalog_provider_api_key(id, &plain, &n), TG_OK);
@@ -300,7 +334,7 @@ static void test_api_key_sealed(void **state)
 
 	/* "" clears it. */
 	assert_int_equal(catalog_provider_upsert("sealed", PROVIDER_OPENAI, "http://127.0.0.1:1/v1",
-						 "", 20, 1, &id, &why),
+						 NULL, "", 20, 1, &id, &why),
 			 TG_OK);
 	assert_int_equal(catalog_provider_get(id, &p), TG_OK);
 	assert_false(p.has_api_key);
@@ -358,7 +392,7 @@ static void test_model_upsert(void **state)
 	assert_false(got.enabled);
 	/* Zero prices are allowed (free models). */
 	m = a_model("free-model", p.id);
-	m.price = (money_price_t){ 0, 0, 0 };
+	m.price = (money_price_t){ 0, 0, 0, 0 };
 	assert_int_equal(catalog_model_upsert(&m, NULL, &why), TG_OK);
 }
 
@@ -418,7 +452,7 @@ static void test_model_validation(void **state)
 
 static void test_names_and_detail(void **state)
 {
-	money_price_t a = { 2500000, 1250000, 10000000 }, b = { 3000000, 1250000, 12000000 };
+	money_price_t a = { 2500000, 1250000, 10000000, 0 }, b = { 3000000, 1250000, 12000000, 0 };
 	char out[200];
 
 	(void)state;
@@ -434,7 +468,7 @@ static void test_names_and_detail(void **state)
 	catalog_price_detail(&a, &b, out, sizeof(out));
 	assert_string_equal(out,
 			    "input 2.50 -> 3.00, cached input 1.25 -> 1.25, output 10.00 -> 12.00");
-	catalog_price_detail(NULL, &(money_price_t){ 150000, 75000, 600000 }, out, sizeof(out));
+	catalog_price_detail(NULL, &(money_price_t){ 150000, 75000, 600000, 0 }, out, sizeof(out));
 	assert_string_equal(out, "input 0.15, cached input 0.075, output 0.60");
 }
 
@@ -509,8 +543,8 @@ static int probe_with(const char *reply, size_t reply_len, const char *key, stru
 	s->reply = reply;
 	s->reply_len = reply_len;
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/", s->port);
-	assert_int_equal(catalog_provider_upsert("probe", PROVIDER_OPENAI, url, key ? key : "", 5,
-						 1, &id, &why),
+	assert_int_equal(catalog_provider_upsert("probe", PROVIDER_OPENAI, url, NULL,
+						 key ? key : "", 5, 1, &id, &why),
 			 TG_OK);
 	assert_int_equal(pthread_create(&t, NULL, one_shot_run, s), 0);
 	rc = catalog_provider_test(id, msg);
@@ -602,8 +636,8 @@ static void test_probe_closed_port_and_echo(void **state)
 	fd = listen_loopback(&port);
 	close(fd); /* nothing listens there now */
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1", port);
-	assert_int_equal(catalog_provider_upsert("closed", PROVIDER_OPENAI, url, NULL, 5, 1, &id,
-						 &why),
+	assert_int_equal(catalog_provider_upsert("closed", PROVIDER_OPENAI, url, NULL, NULL, 5, 1,
+						 &id, &why),
 			 TG_OK);
 	buf_init(&msg, 4096);
 	assert_int_equal(catalog_provider_test(id, &msg), TG_EIO);

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sodium.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -178,6 +179,9 @@ static void test_encode_decode_roundtrip(void **state)
 	size_t used = 0, i;
 
 	snprintf(r->err, sizeof(r->err), "line\nbreak and \"quotes\"");
+	r->cache_write = 77;
+	r->reasoning = 55;
+	r->attempt = 3;
 	buf_init(&b, 1 << 20);
 	assert_int_equal(journal_encode(r, &b), TG_OK);
 	assert_int_equal(journal_decode((const unsigned char *)b.data, b.len, &back, &used), TG_OK);
@@ -191,6 +195,10 @@ static void test_encode_decode_roundtrip(void **state)
 	assert_string_equal(back.request_id, "req-1");
 	assert_string_equal(back.model, "m");
 	assert_string_equal(back.err, r->err);
+	assert_int_equal(back.cache_write, 77);
+	assert_int_equal(back.reasoning, 55);
+	assert_int_equal(back.attempt, 3);
+	assert_memory_equal(b.data, "TGJ2", 4);
 
 	/* Every truncation and every flipped byte is refused. */
 	for (i = 0; i < b.len; i++)
@@ -202,6 +210,37 @@ static void test_encode_decode_roundtrip(void **state)
 				 TG_EINVAL);
 		b.data[i] ^= 0x40;
 	}
+	buf_free(&b);
+	free(r);
+}
+
+/* A record an older binary wrote (TGJ1: no cache writes, reasoning or
+ * attempt) still decodes, as attempt 1. */
+static void test_decode_v1(void **state)
+{
+	struct fixture *f = *state;
+	struct call_record *r = record(f, 7, "req-v1", 99, 1), back;
+	unsigned char sum[16];
+	uint32_t len;
+	size_t used = 0;
+	buf_t b;
+
+	buf_init(&b, 1 << 20);
+	assert_int_equal(journal_encode(r, &b), TG_OK);
+	/* Drop the four trailing fields and the checksum, then seal it as v1. */
+	memcpy(&len, b.data + 4, sizeof(len));
+	len -= 4 * sizeof(int64_t);
+	memcpy(b.data, "TGJ1", 4);
+	memcpy(b.data + 4, &len, sizeof(len));
+	crypto_generichash(sum, sizeof(sum), (const unsigned char *)b.data + 8, len, NULL, 0);
+	memcpy(b.data + 8 + len, sum, sizeof(sum));
+	b.len = 8 + len + sizeof(sum);
+	assert_int_equal(journal_decode((const unsigned char *)b.data, b.len, &back, &used), TG_OK);
+	assert_int_equal(used, b.len);
+	assert_int_equal(back.cost, 99);
+	assert_int_equal(back.attempt, 1);
+	assert_int_equal(back.cache_write, 0);
+	assert_string_equal(back.request_id, "req-v1");
 	buf_free(&b);
 	free(r);
 }
@@ -404,6 +443,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_encode_decode_roundtrip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_decode_v1, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_replay_applies_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pending_before_replay, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_replay_duplicate_request_id, setup, teardown),

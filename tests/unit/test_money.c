@@ -307,10 +307,10 @@ static int64_t cost_of(int64_t in, int64_t cached, int64_t out, const money_pric
 
 static void test_cost_rounding(void **state)
 {
-	const money_price_t one = { 1, 1, 1 };
-	const money_price_t per_credit = { 1000000, 1000000, 1000000 };
-	const money_price_t gpt = { 2500000, 1250000, 10000000 }; /* 2.50 / 1.25 / 10.00 */
-	const money_price_t zero = { 0, 0, 0 };
+	const money_price_t one = { 1, 1, 1, 0 };
+	const money_price_t per_credit = { 1000000, 1000000, 1000000, 0 };
+	const money_price_t gpt = { 2500000, 1250000, 10000000, 0 }; /* 2.50 / 1.25 / 10.00 */
+	const money_price_t zero = { 0, 0, 0, 0 };
 
 	(void)state;
 	/* 1 token at 1 micro per 1M tokens still costs 1 micro. */
@@ -338,14 +338,14 @@ static void test_cost_rounding(void **state)
 	/* 1 * 2.5 + 1 * 10 = 12.5 -> 13; per term: ceil(2.5) + ceil(10) = 13 too,
 	 * but 3 * 0.5 = 1.5 -> 2 vs per-term 1 + 1 + 1 = 3. */
 	{
-		const money_price_t half = { 500000, 500000, 500000 };
+		const money_price_t half = { 500000, 500000, 500000, 0 };
 
 		assert_int_equal(cost_of(1, 1, 1, &half), 2);
 		assert_int_equal(cost_of(1, 0, 1, &half), 1);
 	}
 	/* Mixed fractions: 0.3 + 0.3 + 0.4 = 1.0 exactly -> 1, per term 3. */
 	{
-		const money_price_t mix = { 300000, 300000, 400000 };
+		const money_price_t mix = { 300000, 300000, 400000, 0 };
 
 		assert_int_equal(cost_of(1, 1, 1, &mix), 1);
 	}
@@ -353,12 +353,12 @@ static void test_cost_rounding(void **state)
 
 static void test_cost_invalid_and_overflow(void **state)
 {
-	const money_price_t one = { 1, 1, 1 };
-	const money_price_t big = { INT64_MAX, INT64_MAX, INT64_MAX };
-	const money_price_t neg_in = { -1, 0, 0 };
-	const money_price_t neg_cached = { 0, -1, 0 };
-	const money_price_t neg_out = { 0, 0, -1 };
-	const money_price_t scale = { 1000000, 0, 0 };
+	const money_price_t one = { 1, 1, 1, 0 };
+	const money_price_t big = { INT64_MAX, INT64_MAX, INT64_MAX, 0 };
+	const money_price_t neg_in = { -1, 0, 0, 0 };
+	const money_price_t neg_cached = { 0, -1, 0, 0 };
+	const money_price_t neg_out = { 0, 0, -1, 0 };
+	const money_price_t scale = { 1000000, 0, 0, 0 };
 	int64_t c = 77;
 
 	(void)state;
@@ -382,24 +382,25 @@ static void test_cost_invalid_and_overflow(void **state)
 	/* Right at the edge: INT64_MAX tokens at 1 credit per 1M tokens. */
 	assert_int_equal(money_cost(INT64_MAX, 0, 0, &scale, &c), TG_OK);
 	assert_int_equal(c, INT64_MAX);
-	assert_int_equal(money_cost(INT64_MAX, 0, 1, &(money_price_t){ 1000000, 0, 1 }, &c),
+	assert_int_equal(money_cost(INT64_MAX, 0, 1, &(money_price_t){ 1000000, 0, 1, 0 }, &c),
 			 TG_ERANGE);
 	/* INT64_MAX * 1 / 1M rounded up: nowhere near overflow. */
 	assert_int_equal(money_cost(INT64_MAX, INT64_MAX, INT64_MAX, &one, &c), TG_OK);
 	assert_int_equal(c, (int64_t)(((unsigned __int128)INT64_MAX * 3 + 999999) / 1000000));
 	/* Products that overflow int64 but whose quotient fits are fine. */
-	assert_int_equal(money_cost(4000000000000LL, 0, 0, &(money_price_t){ 4000000000LL, 0, 0 },
-				    &c),
+	assert_int_equal(money_cost(4000000000000LL, 0, 0,
+				    &(money_price_t){ 4000000000LL, 0, 0, 0 }, &c),
 			 TG_OK);
 	assert_int_equal(c, 16000000000000000LL);
 	/* Sum overflowing just past INT64_MAX * 1M: quotient INT64_MAX + 1. */
-	assert_int_equal(money_cost(INT64_MAX, 1000000, 0, &(money_price_t){ 1000000, 1, 0 }, &c),
+	assert_int_equal(money_cost(INT64_MAX, 1000000, 0, &(money_price_t){ 1000000, 1, 0, 0 },
+				    &c),
 			 TG_ERANGE);
 }
 
 static void test_cost_usage(void **state)
 {
-	const money_price_t gpt = { 2500000, 1250000, 10000000 };
+	const money_price_t gpt = { 2500000, 1250000, 10000000, 0 };
 	int64_t c = 5, d = 6;
 
 	(void)state;
@@ -419,7 +420,8 @@ static void test_cost_usage(void **state)
 	assert_int_equal(money_cost_usage(10, 0, -1, &gpt, &c), TG_EINVAL);
 	assert_int_equal(money_cost_usage(10, 0, 0, NULL, &c), TG_EINVAL);
 	assert_int_equal(c, 5);
-	assert_int_equal(money_cost_usage(INT64_MAX, 0, 0, &(money_price_t){ INT64_MAX, 0, 0 }, &c),
+	assert_int_equal(money_cost_usage(INT64_MAX, 0, 0, &(money_price_t){ INT64_MAX, 0, 0, 0 },
+					  &c),
 			 TG_ERANGE);
 }
 
@@ -487,6 +489,7 @@ static void test_max_output_random(void **state)
 			(int64_t)(rng_next() % 20000000),
 			(int64_t)(rng_next() % 10000000),
 			(int64_t)(rng_next() % 80000000) + 1000,
+			0,
 		};
 		int64_t in = (int64_t)(rng_next() % 5000);
 		int64_t cached = (int64_t)(rng_next() % 5000);
@@ -503,7 +506,7 @@ static void test_max_output_random(void **state)
 	}
 	/* Any magnitude, including overflowing bases and zero prices. */
 	for (i = 0; i < 5000; i++) {
-		money_price_t p = { rng_nonneg(), rng_nonneg(), rng_nonneg() };
+		money_price_t p = { rng_nonneg(), rng_nonneg(), rng_nonneg(), 0 };
 
 		if (i % 7 == 0)
 			p.out = 0;
@@ -517,10 +520,10 @@ static void test_max_output_random(void **state)
 
 static void test_max_output_edges(void **state)
 {
-	const money_price_t gpt = { 2500000, 1250000, 10000000 };
-	const money_price_t free_out = { 1000000, 0, 0 };
-	const money_price_t tiny = { 0, 0, 1 };
-	const money_price_t neg = { 0, 0, -1 };
+	const money_price_t gpt = { 2500000, 1250000, 10000000, 0 };
+	const money_price_t free_out = { 1000000, 0, 0, 0 };
+	const money_price_t tiny = { 0, 0, 1, 0 };
+	const money_price_t neg = { 0, 0, -1, 0 };
 
 	(void)state;
 	/* 1000 input tokens cost 2500 micro; each output token 10 micro. */
@@ -533,7 +536,7 @@ static void test_max_output_edges(void **state)
 	 * micro, worth 0 output tokens at 10 micro each ... */
 	assert_int_equal(money_max_output_tokens(3, 1, 0, &gpt), 0);
 	/* ... but at 1 micro per 1M output tokens the slack buys 500000. */
-	assert_int_equal(money_max_output_tokens(3, 1, 0, &(money_price_t){ 2500000, 0, 1 }),
+	assert_int_equal(money_max_output_tokens(3, 1, 0, &(money_price_t){ 2500000, 0, 1, 0 }),
 			 500000);
 	/* Free output: everything fits once the input does. */
 	assert_int_equal(money_max_output_tokens(1, 1, 0, &free_out), INT64_MAX);
@@ -546,7 +549,7 @@ static void test_max_output_edges(void **state)
 	assert_int_equal(money_max_output_tokens(INT64_MAX, 0, 0, &tiny), INT64_MAX);
 	/* Base cost overflows int64: does not fit. */
 	assert_int_equal(money_max_output_tokens(INT64_MAX, INT64_MAX, 0,
-						 &(money_price_t){ INT64_MAX, 0, 1 }),
+						 &(money_price_t){ INT64_MAX, 0, 1, 0 }),
 			 -1);
 	/* Invalid arguments. */
 	assert_int_equal(money_max_output_tokens(100, -1, 0, &gpt), -1);

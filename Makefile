@@ -72,6 +72,7 @@ check-style: deps-apt
 
 test-unit: build
 	cd $(BUILD) && ctest --output-on-failure
+	bash tests/fake_upstream/selftest.sh $(BUILD)/fake_upstream
 
 test-e2e: build deps-npm
 	cd $(E2E) && TOLLGATE_BIN=$(CURDIR)/$(BUILD)/tollgate FAKE_UPSTREAM_BIN=$(CURDIR)/$(BUILD)/fake_upstream \

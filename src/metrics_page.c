@@ -6,6 +6,8 @@
 #include <strings.h>
 
 #include "billing/journal.h"
+#include "catalog/catalog.h"
+#include "gateway/routing.h"
 #include "gateway/streams.h"
 #include "http/ipthrottle.h"
 #include "http/server.h"
@@ -51,6 +53,58 @@ static int64_t db_size(void)
 	return size;
 }
 
+struct health_out {
+	buf_t *b;
+	int rc, which;
+};
+
+/* One deployment's line of the family in ho->which. */
+static void health_line(void *ud, const struct route_health *h)
+{
+	static const char *const names[] = { "tollgate_deployment_cooling",
+					     "tollgate_deployment_failures_in_a_row" };
+	struct health_out *ho = ud;
+	struct model m;
+	struct provider p;
+
+	if (ho->rc || catalog_model_get_by_id(h->model_id, &m) != TG_OK ||
+	    catalog_gw_provider(h->provider_id, &p) != TG_OK)
+		return;
+	ho->rc = buf_appendf(ho->b, "%s{model=", names[ho->which]);
+	if (!ho->rc)
+		ho->rc = metrics_label_value(ho->b, m.name);
+	if (!ho->rc)
+		ho->rc = buf_puts(ho->b, ",provider=");
+	if (!ho->rc)
+		ho->rc = metrics_label_value(ho->b, p.name);
+	if (!ho->rc)
+		ho->rc = buf_puts(ho->b, ",upstream_model=");
+	if (!ho->rc)
+		ho->rc = metrics_label_value(ho->b, h->upstream_model);
+	if (!ho->rc)
+		ho->rc = buf_appendf(ho->b, "} %lld\n",
+				     ho->which == 0 ? (long long)(h->cooling_for_ms > 0) :
+						      (long long)h->failures);
+}
+
+/* The health of the deployments this process has tried (routing.h). */
+static int render_health(buf_t *b)
+{
+	struct health_out ho = { b, 0, 0 };
+
+	ho.rc = buf_puts(b, "# HELP tollgate_deployment_cooling 1 while a deployment is cooled "
+			    "down after failing again and again (skipped while another can "
+			    "answer).\n# TYPE tollgate_deployment_cooling gauge\n");
+	routing_each(health_line, &ho);
+	if (!ho.rc)
+		ho.rc = buf_puts(b, "# HELP tollgate_deployment_failures_in_a_row Failed attempts "
+				    "at a deployment since its last answer.\n"
+				    "# TYPE tollgate_deployment_failures_in_a_row gauge\n");
+	ho.which = 1;
+	routing_each(health_line, &ho);
+	return ho.rc;
+}
+
 int page_metrics(tg_req_t *r)
 {
 	struct metrics_process p;
@@ -73,7 +127,7 @@ int page_metrics(tg_req_t *r)
 	gw_streams_stats(&streams_open, &p.streams_refused);
 	p.auth_throttled_gateway = ipthrottle_refused(server_throttle(THROTTLE_GATEWAY_AUTH));
 	p.auth_throttled_login = ipthrottle_refused(server_throttle(THROTTLE_LOGIN));
-	if ((rc = metrics_render(&b, &p))) {
+	if ((rc = metrics_render(&b, &p)) || (rc = render_health(&b))) {
 		rc = resp_text(r, 500, "The metrics could not be rendered.\n");
 		goto out;
 	}

@@ -410,7 +410,7 @@ static int family(buf_t *b, const char *name, const char *type, const char *help
 }
 
 /* A label value, escaped: backslash, double quote and newline. */
-static int put_label_value(buf_t *b, const char *s)
+int metrics_label_value(buf_t *b, const char *s)
 {
 	int rc = buf_putc(b, '"');
 
@@ -450,7 +450,7 @@ static int render_http(buf_t *b)
 
 		rc = buf_puts(b, "tollgate_http_requests_total{route=");
 		if (!rc)
-			rc = put_label_value(b, names_get(&routes, route));
+			rc = metrics_label_value(b, names_get(&routes, route));
 		if (!rc)
 			rc = buf_appendf(b, ",status=\"%u\"} %llu\n", (unsigned)(v[i].key & 0xffff),
 					 (unsigned long long)v[i].count);
@@ -476,11 +476,11 @@ static int render_gateway_requests(buf_t *b)
 
 		rc = buf_puts(b, "tollgate_gateway_requests_total{endpoint=");
 		if (!rc)
-			rc = put_label_value(b, names_get(&endpoints, ep));
+			rc = metrics_label_value(b, names_get(&endpoints, ep));
 		if (!rc)
 			rc = buf_puts(b, ",model=");
 		if (!rc)
-			rc = put_label_value(b, names_get(&models, mo));
+			rc = metrics_label_value(b, names_get(&models, mo));
 		if (!rc)
 			rc = buf_appendf(b, ",status=\"%u\"} %llu\n", (unsigned)(v[i].key & 0xffff),
 					 (unsigned long long)v[i].count);
@@ -507,7 +507,7 @@ static int render_attempts(buf_t *b)
 
 		rc = buf_puts(b, "tollgate_upstream_attempts_total{provider=");
 		if (!rc)
-			rc = put_label_value(b, names_get(&providers, pr));
+			rc = metrics_label_value(b, names_get(&providers, pr));
 		if (!rc)
 			rc = buf_appendf(b, ",outcome=\"%s\"} %llu\n",
 					 o < TG_ARRAY_LEN(outcome_names) ? outcome_names[o] :
@@ -644,7 +644,7 @@ int metrics_render(buf_t *out, const struct metrics_process *p)
 	if ((rc = family(out, "tollgate_build_info", "gauge",
 			 "Always 1; the version is a label.")) ||
 	    (rc = buf_puts(out, "tollgate_build_info{version=")) ||
-	    (rc = put_label_value(out, TG_VERSION)) || (rc = buf_puts(out, "} 1\n")) ||
+	    (rc = metrics_label_value(out, TG_VERSION)) || (rc = buf_puts(out, "} 1\n")) ||
 	    (rc = family(out, "tollgate_start_time_seconds", "gauge",
 			 "When the process started, in seconds since the epoch.")) ||
 	    (rc = buf_appendf(out, "tollgate_start_time_seconds %lld.%03lld\n",

@@ -57,6 +57,8 @@ struct metrics_process {
 	uint64_t streams_refused;
 	uint64_t auth_throttled_gateway, auth_throttled_login;
 };
+/* A label value, quoted and escaped as the text format wants. */
+int metrics_label_value(buf_t *b, const char *s);
 /* Append the whole exposition to out. */
 int metrics_render(buf_t *out, const struct metrics_process *p);
 

@@ -2,12 +2,15 @@
  *
  * Serves /v1/chat/completions (plain and SSE), /v1/embeddings and /v1/models
  * on loopback with deterministic token counts, so a test can predict exactly
- * what the gateway should bill. Per-request x-fake-* headers add latency,
- * inject errors and break streams, so one server can serve many tests; see
- * README.md next to this file.
+ * what the gateway should bill. Per-request x-fake-* headers (or a /k/...
+ * path prefix) add latency, inject errors and break streams, so one server
+ * can serve many tests; see README.md next to this file. The same server is a
+ * strict Azure OpenAI (here), Anthropic (fake_anthropic.c) and Gemini
+ * (fake_gemini.c) stand-in.
  */
-#include <civetweb.h>
-#include <cjson/cJSON.h>
+#include "fake.h"
+
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -18,23 +21,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <civetweb.h>
+#include <cjson/cJSON.h>
 
 #define MAX_BODY (16L * 1024 * 1024)
-#define MAX_COMPLETION_TOKENS 1000000L
 #define MAX_DELAY_MS 3600000L
-#define EMBED_DIMS 8
 
-struct options {
-	char listen[256];
-	long latency_ms;
-	long chunks;
-	long chunk_interval_ms;
-	long completion_tokens;
-	long threads;
-	long keep_alive_ms;
-};
-
-static struct options opt = {
+struct fake_options fake_opt = {
 	.listen = "127.0.0.1:0",
 	.completion_tokens = 16,
 	.threads = 64,
@@ -45,21 +38,10 @@ static atomic_int stopping;
 static atomic_ullong stat_requests;
 static atomic_ullong stat_chat;
 static atomic_ullong stat_embeddings;
+static atomic_ullong stat_anthropic;
+static atomic_ullong stat_gemini;
+static atomic_ullong stat_azure;
 static atomic_ullong next_id;
-
-/* Per-request behaviour: x-fake-* headers over the command-line defaults. */
-struct knobs {
-	long latency_ms;
-	long chunks; /* 0: one content chunk per token */
-	long chunk_interval_ms;
-	long status;            /* 0: behave normally */
-	long break_after;       /* -1: never */
-	long completion_tokens; /* -1: not forced */
-	long cached_tokens;
-	long no_usage;
-	long echo_body;
-	long usage_every_chunk; /* 1: every content chunk carries the usage so far */
-};
 
 /* Everything a chat completion answer is made of, plain or streamed. */
 struct chat_plan {
@@ -75,12 +57,28 @@ struct chat_plan {
 	const cJSON *echo; /* the request body to echo back, or NULL */
 };
 
-struct sse {
-	struct mg_connection *conn;
-	int chunked; /* else close-delimited (HTTP/1.0 clients) */
+enum route {
+	R_NONE,
+	R_CHAT,
+	R_EMBEDDINGS,
+	R_MODELS,
+	R_MODEL,
+	R_ANTHROPIC,
+	R_ANTHROPIC_NONE,
+	R_GEMINI,
+	R_GEMINI_NONE,
+	R_AZURE_CHAT,
+	R_AZURE_EMBEDDINGS,
+	R_AZURE_NONE,
 };
 
-enum route { R_NONE, R_CHAT, R_EMBEDDINGS, R_MODELS, R_MODEL };
+/* Whose error shape a route answers in. */
+enum family { F_OPENAI, F_ANTHROPIC, F_GEMINI, F_AZURE };
+
+#define AZURE_DENIED                                                                         \
+	"Access denied due to invalid subscription key or wrong API endpoint. Make sure to " \
+	"provide a valid key for an active subscription and use a correct regional API "     \
+	"endpoint for your resource."
 
 static const char *const model_ids[] = {
 	"gpt-4o",
@@ -90,7 +88,7 @@ static const char *const model_ids[] = {
 };
 
 /* Sleep ms milliseconds in short slices; -1 as soon as the server is stopping. */
-static int nap(long ms)
+int fake_nap(long ms)
 {
 	struct timespec now, end, step;
 	long long left;
@@ -132,7 +130,7 @@ static int parse_long(const char *s, long min, long max, long *out)
 }
 
 /* A JSON number that is a whole number in [min, max]. */
-static int json_long(const cJSON *item, long min, long max, long *out)
+int fake_json_long(const cJSON *item, long min, long max, long *out)
 {
 	double d;
 
@@ -145,45 +143,125 @@ static int json_long(const cJSON *item, long min, long max, long *out)
 	return 0;
 }
 
-static int knob(struct mg_connection *conn, const char *name, long min, long max, long *val)
-{
-	const char *v = mg_get_header(conn, name);
+/* Every knob: its name after x-fake- in a header and in a /k/ path prefix, its name
+ * in an x_fake body object, its range and its field. */
+static const struct knob_def {
+	const char *name;
+	const char *body_name;
+	long min, max;
+	size_t off;
+	int path_only;
+} knob_defs[] = {
+	{ "latency-ms", "latency_ms", 0, MAX_DELAY_MS, offsetof(struct knobs, latency_ms), 0 },
+	{ "chunks", "chunks", 1, FAKE_MAX_COMPLETION_TOKENS, offsetof(struct knobs, chunks), 0 },
+	{ "chunk-interval-ms", "chunk_interval_ms", 0, MAX_DELAY_MS,
+	  offsetof(struct knobs, chunk_interval_ms), 0 },
+	{ "status", "status", 200, 599, offsetof(struct knobs, status), 0 },
+	{ "break-after", "break_after", 0, FAKE_MAX_COMPLETION_TOKENS,
+	  offsetof(struct knobs, break_after), 0 },
+	{ "completion-tokens", "completion_tokens", 0, FAKE_MAX_COMPLETION_TOKENS,
+	  offsetof(struct knobs, completion_tokens), 0 },
+	{ "cached-tokens", "cached_tokens", 0, FAKE_MAX_COUNT,
+	  offsetof(struct knobs, cached_tokens), 0 },
+	{ "no-usage", "no_usage", 0, 1, offsetof(struct knobs, no_usage), 0 },
+	{ "echo-body", "echo_body", 0, 1, offsetof(struct knobs, echo_body), 0 },
+	{ "usage-every-chunk", "usage_every_chunk", 0, 1, offsetof(struct knobs, usage_every_chunk),
+	  0 },
+	{ "cache-read", "cache_read", 0, FAKE_MAX_COUNT, offsetof(struct knobs, cache_read), 0 },
+	{ "cache-write", "cache_write", 0, FAKE_MAX_COUNT, offsetof(struct knobs, cache_write), 0 },
+	{ "thoughts", "thoughts", 0, FAKE_MAX_COUNT, offsetof(struct knobs, thoughts), 0 },
+	{ "fail-first", NULL, 1, FAKE_MAX_COUNT, offsetof(struct knobs, fail_first), 1 },
+};
 
-	return v ? parse_long(v, min, max, val) : 0;
+#define N_KNOBS (sizeof(knob_defs) / sizeof(knob_defs[0]))
+
+static long *knob_field(struct knobs *k, size_t i)
+{
+	return (long *)((char *)k + knob_defs[i].off);
+}
+
+/* status is 0 (normal), 200 (normal) or 400-599. */
+static int status_ok(struct knobs *k)
+{
+	if (k->status != 0 && k->status != 200 && k->status < 400)
+		return -1;
+	if (k->status == 200)
+		k->status = 0;
+	return 0;
 }
 
 /* Fill k from the request headers; returns the name of a bad header, or NULL. */
-static const char *knobs_parse(struct mg_connection *conn, struct knobs *k)
+static const char *knobs_parse(struct mg_connection *conn, struct knobs *k, char *bad,
+			       size_t badsize)
 {
+	const char *v;
+	char name[64];
+	size_t i;
+
 	memset(k, 0, sizeof(*k));
-	k->latency_ms = opt.latency_ms;
-	k->chunks = opt.chunks;
-	k->chunk_interval_ms = opt.chunk_interval_ms;
+	k->latency_ms = fake_opt.latency_ms;
+	k->chunks = fake_opt.chunks;
+	k->chunk_interval_ms = fake_opt.chunk_interval_ms;
 	k->break_after = -1;
 	k->completion_tokens = -1;
-	if (knob(conn, "x-fake-latency-ms", 0, MAX_DELAY_MS, &k->latency_ms))
-		return "x-fake-latency-ms";
-	if (knob(conn, "x-fake-chunks", 1, MAX_COMPLETION_TOKENS, &k->chunks))
-		return "x-fake-chunks";
-	if (knob(conn, "x-fake-chunk-interval-ms", 0, MAX_DELAY_MS, &k->chunk_interval_ms))
-		return "x-fake-chunk-interval-ms";
-	if (knob(conn, "x-fake-status", 200, 599, &k->status) ||
-	    (k->status != 0 && k->status != 200 && k->status < 400))
-		return "x-fake-status";
-	if (k->status == 200)
-		k->status = 0;
-	if (knob(conn, "x-fake-break-after", 0, MAX_COMPLETION_TOKENS, &k->break_after))
-		return "x-fake-break-after";
-	if (knob(conn, "x-fake-completion-tokens", 0, MAX_COMPLETION_TOKENS, &k->completion_tokens))
-		return "x-fake-completion-tokens";
-	if (knob(conn, "x-fake-cached-tokens", 0, 1000000000L, &k->cached_tokens))
-		return "x-fake-cached-tokens";
-	if (knob(conn, "x-fake-no-usage", 0, 1, &k->no_usage))
-		return "x-fake-no-usage";
-	if (knob(conn, "x-fake-echo-body", 0, 1, &k->echo_body))
-		return "x-fake-echo-body";
-	if (knob(conn, "x-fake-usage-every-chunk", 0, 1, &k->usage_every_chunk))
-		return "x-fake-usage-every-chunk";
+	for (i = 0; i < N_KNOBS; i++) {
+		if (knob_defs[i].path_only)
+			continue;
+		snprintf(name, sizeof(name), "x-fake-%s", knob_defs[i].name);
+		v = mg_get_header(conn, name);
+		if (v && parse_long(v, knob_defs[i].min, knob_defs[i].max, knob_field(k, i)))
+			break;
+		if (strcmp(knob_defs[i].name, "status") == 0 && status_ok(k))
+			break;
+	}
+	if (i == N_KNOBS)
+		return NULL;
+	snprintf(bad, badsize, "x-fake-%s", knob_defs[i].name);
+	return bad;
+}
+
+/* Override k from a /k/ path prefix: seg (len bytes) is name=value[,name=value...] with
+ * the header names minus x-fake-, and tag=WORD (no effect but a prefix of its own for
+ * fail-first). Returns the bad knob (copied into bad), or NULL. */
+static const char *knobs_from_path(const char *seg, size_t len, struct knobs *k, char *bad,
+				   size_t badsize)
+{
+	const char *end = seg + len, *item, *comma, *eq;
+	char name[64], val[64];
+	size_t i, nlen, vlen;
+
+	for (item = seg; item; item = comma == end ? NULL : comma + 1) {
+		comma = memchr(item, ',', (size_t)(end - item));
+		if (!comma)
+			comma = end;
+		eq = memchr(item, '=', (size_t)(comma - item));
+		nlen = (size_t)((eq ? eq : comma) - item);
+		snprintf(bad, badsize, "%.*s", (int)(nlen < 40 ? nlen : 40), item);
+		if (!eq || nlen >= sizeof(name))
+			return bad;
+		memcpy(name, item, nlen);
+		name[nlen] = '\0';
+		vlen = (size_t)(comma - eq - 1);
+		if (vlen == 0 || vlen >= sizeof(val))
+			return bad;
+		memcpy(val, eq + 1, vlen);
+		val[vlen] = '\0';
+		if (strcmp(name, "tag") == 0) {
+			if (strspn(val,
+				   "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+				   "-_.") != vlen)
+				return bad;
+			continue;
+		}
+		for (i = 0; i < N_KNOBS; i++)
+			if (strcmp(name, knob_defs[i].name) == 0)
+				break;
+		if (i == N_KNOBS ||
+		    parse_long(val, knob_defs[i].min, knob_defs[i].max, knob_field(k, i)))
+			return bad;
+		if (strcmp(name, "status") == 0 && status_ok(k))
+			return bad;
+	}
 	return NULL;
 }
 
@@ -194,48 +272,76 @@ static const char *knobs_parse(struct mg_connection *conn, struct knobs *k)
  * Returns the name of a bad field, or NULL. */
 static const char *knobs_from_body(const cJSON *req, struct knobs *k)
 {
-	static const struct {
-		const char *name;
-		long min, max;
-		size_t off;
-	} fields[] = {
-		{ "latency_ms", 0, MAX_DELAY_MS, offsetof(struct knobs, latency_ms) },
-		{ "chunks", 1, MAX_COMPLETION_TOKENS, offsetof(struct knobs, chunks) },
-		{ "chunk_interval_ms", 0, MAX_DELAY_MS, offsetof(struct knobs, chunk_interval_ms) },
-		{ "status", 200, 599, offsetof(struct knobs, status) },
-		{ "break_after", 0, MAX_COMPLETION_TOKENS, offsetof(struct knobs, break_after) },
-		{ "completion_tokens", 0, MAX_COMPLETION_TOKENS,
-		  offsetof(struct knobs, completion_tokens) },
-		{ "cached_tokens", 0, 1000000000L, offsetof(struct knobs, cached_tokens) },
-		{ "no_usage", 0, 1, offsetof(struct knobs, no_usage) },
-		{ "echo_body", 0, 1, offsetof(struct knobs, echo_body) },
-		{ "usage_every_chunk", 0, 1, offsetof(struct knobs, usage_every_chunk) },
-	};
 	const cJSON *x = cJSON_GetObjectItemCaseSensitive(req, "x_fake");
+	const cJSON *v;
 	size_t i;
 
 	if (!x)
 		return NULL;
 	if (!cJSON_IsObject(x))
 		return "x_fake";
-	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-		const cJSON *v = cJSON_GetObjectItemCaseSensitive(x, fields[i].name);
-
-		if (v &&
-		    json_long(v, fields[i].min, fields[i].max, (long *)((char *)k + fields[i].off)))
-			return fields[i].name;
+	for (i = 0; i < N_KNOBS; i++) {
+		if (knob_defs[i].path_only)
+			continue;
+		v = cJSON_GetObjectItemCaseSensitive(x, knob_defs[i].body_name);
+		if (v && fake_json_long(v, knob_defs[i].min, knob_defs[i].max, knob_field(k, i)))
+			return knob_defs[i].body_name;
 	}
-	if (k->status != 0 && k->status != 200 && k->status < 400)
+	if (status_ok(k))
 		return "status";
-	if (k->status == 200)
-		k->status = 0;
 	return NULL;
+}
+
+/* fail-first: how many requests each /k/ prefix has had. Never freed: a test server
+ * sees a few hundred prefixes at most. */
+struct prefix_count {
+	struct prefix_count *next;
+	unsigned long long count;
+	char prefix[];
+};
+
+static pthread_mutex_t prefix_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct prefix_count *prefix_counts;
+
+/* Count one more request to the prefix; returns the new count, 0 when out of memory. */
+static unsigned long long prefix_bump(const char *seg, size_t len)
+{
+	struct prefix_count *p;
+	unsigned long long n = 0;
+
+	pthread_mutex_lock(&prefix_lock);
+	for (p = prefix_counts; p; p = p->next)
+		if (strlen(p->prefix) == len && memcmp(p->prefix, seg, len) == 0)
+			break;
+	if (!p) {
+		p = malloc(sizeof(*p) + len + 1);
+		if (p) {
+			p->count = 0;
+			memcpy(p->prefix, seg, len);
+			p->prefix[len] = '\0';
+			p->next = prefix_counts;
+			prefix_counts = p;
+		}
+	}
+	if (p)
+		n = ++p->count;
+	pthread_mutex_unlock(&prefix_lock);
+	return n;
+}
+
+long fake_status(const struct knobs *k)
+{
+	if (k->fail_first <= 0 || !k->prefix)
+		return k->status;
+	if (prefix_bump(k->prefix, k->prefix_len) <= (unsigned long long)k->fail_first)
+		return k->status ? k->status : 503;
+	return 0;
 }
 
 /* Set when this answer is the connection's last (no_keep_alive). */
 static __thread int tls_closing;
 
-static void no_keep_alive(struct mg_connection *conn)
+void fake_no_keep_alive(struct mg_connection *conn)
 {
 	tls_closing = 1;
 	mg_disable_connection_keep_alive(conn);
@@ -259,7 +365,7 @@ static int send_answer(struct mg_connection *conn, int status, const char *conte
 	int n;
 
 	if (!out) {
-		no_keep_alive(conn);
+		fake_no_keep_alive(conn);
 		return 500;
 	}
 	n = snprintf(out, cap,
@@ -270,29 +376,30 @@ static int send_answer(struct mg_connection *conn, int status, const char *conte
 		     rid ? "\r\n" : "", extra, closing ? "close" : "keep-alive");
 	if (n < 0 || (size_t)n >= cap - len) {
 		free(out);
-		no_keep_alive(conn);
+		fake_no_keep_alive(conn);
 		return 500;
 	}
 	if (len)
 		memcpy(out + n, body, len);
 	if (mg_write(conn, out, (size_t)n + len) != (int)((size_t)n + len))
-		no_keep_alive(conn);
+		fake_no_keep_alive(conn);
 	free(out);
 	return status;
 }
 
+/* extra: more header lines, each ending in CRLF, at most 400 bytes. */
 static int send_body(struct mg_connection *conn, int status, const char *content_type,
-		     const char *body, size_t len)
+		     const char *extra, const char *body, size_t len)
 {
-	char clen[48];
+	char head[512];
 
-	snprintf(clen, sizeof(clen), "Content-Length: %zu\r\n", len);
+	snprintf(head, sizeof(head), "%.400sContent-Length: %zu\r\n", extra, len);
 	if (strcmp(mg_get_request_info(conn)->request_method, "HEAD") == 0)
 		len = 0;
-	return send_answer(conn, status, content_type, clen, body, len);
+	return send_answer(conn, status, content_type, head, body, len);
 }
 
-static int send_json(struct mg_connection *conn, int status, const cJSON *body)
+int fake_send_json(struct mg_connection *conn, int status, const cJSON *body, const char *extra)
 {
 	static const char oom[] =
 		"{\"error\":{\"message\":\"out of memory\",\"type\":\"server_error\","
@@ -300,15 +407,21 @@ static int send_json(struct mg_connection *conn, int status, const cJSON *body)
 	char *text = body ? cJSON_PrintUnformatted(body) : NULL;
 
 	if (!text)
-		return send_body(conn, 500, "application/json", oom, sizeof(oom) - 1);
-	send_body(conn, status, "application/json", text, strlen(text));
+		return send_body(conn, 500, "application/json", "", oom, sizeof(oom) - 1);
+	send_body(conn, status, "application/json", extra, text, strlen(text));
 	cJSON_free(text);
 	return status;
 }
 
-/* The OpenAI error envelope; 4xx are invalid_request_error, the rest server_error. */
-static int send_error(struct mg_connection *conn, int status, const char *message,
-		      const char *param, const char *code)
+static int send_json(struct mg_connection *conn, int status, const cJSON *body)
+{
+	return fake_send_json(conn, status, body, "");
+}
+
+/* The OpenAI error envelope; 4xx are invalid_request_error, the rest server_error.
+ * extra: more header lines. */
+static int send_error_extra(struct mg_connection *conn, int status, const char *message,
+			    const char *param, const char *code, const char *extra)
 {
 	cJSON *root = cJSON_CreateObject();
 	cJSON *err = cJSON_AddObjectToObject(root, "error");
@@ -324,9 +437,15 @@ static int send_error(struct mg_connection *conn, int status, const char *messag
 		cJSON_AddStringToObject(err, "param", param);
 	else
 		cJSON_AddNullToObject(err, "param");
-	send_json(conn, err ? status : 500, root);
+	fake_send_json(conn, err ? status : 500, root, extra);
 	cJSON_Delete(root);
 	return status;
+}
+
+static int send_error(struct mg_connection *conn, int status, const char *message,
+		      const char *param, const char *code)
+{
+	return send_error_extra(conn, status, message, param, code, "");
 }
 
 /* Read the whole request body, NUL-terminated. 0, or the status to answer. */
@@ -378,7 +497,7 @@ out:
 
 /* "tokFROM tokFROM+1 ... tokTO-1", with a leading space unless FROM is 0, so
  * the pieces of a stream concatenate to the non-stream content. */
-static char *words(long long from, long long to)
+char *fake_words(long long from, long long to)
 {
 	size_t cap = (size_t)(to - from) * 12 + 1, len = 0;
 	char *s = malloc(cap);
@@ -409,13 +528,13 @@ static long content_bytes(const cJSON *content)
 }
 
 /* cJSON_AddItemToObject that frees the item when it cannot be added. */
-static void add_item(cJSON *obj, const char *name, cJSON *item)
+void fake_add_item(cJSON *obj, const char *name, cJSON *item)
 {
 	if (!cJSON_AddItemToObject(obj, name, item))
 		cJSON_Delete(item);
 }
 
-static void push_item(cJSON *array, cJSON *item)
+void fake_push_item(cJSON *array, cJSON *item)
 {
 	if (!cJSON_AddItemToArray(array, item))
 		cJSON_Delete(item);
@@ -466,7 +585,7 @@ static cJSON *chat_root(const struct chat_plan *p, const char *object)
 static void add_echo(cJSON *root, const cJSON *echo)
 {
 	if (echo)
-		add_item(root, "fake_request", cJSON_Duplicate(echo, 1));
+		fake_add_item(root, "fake_request", cJSON_Duplicate(echo, 1));
 }
 
 /* One chat.completion.chunk with a single choice. role and content NULL leave
@@ -493,8 +612,8 @@ static char *chunk_print(const struct chat_plan *p, const char *role, const char
 	 * null. Some servers (vLLM's continuous usage stats) put the usage so far
 	 * in every content chunk instead. */
 	if (p->with_usage && content && p->usage_so_far >= 0)
-		add_item(root, "usage",
-			 usage_new(p->prompt_tokens, p->usage_so_far, p->cached_tokens));
+		fake_add_item(root, "usage",
+			      usage_new(p->prompt_tokens, p->usage_so_far, p->cached_tokens));
 	else if (p->with_usage)
 		cJSON_AddNullToObject(root, "usage");
 	if (first)
@@ -510,28 +629,66 @@ static char *usage_chunk_print(const struct chat_plan *p)
 	char *out;
 
 	cJSON_AddArrayToObject(root, "choices");
-	add_item(root, "usage",
-		 usage_new(p->prompt_tokens, p->completion_tokens, p->cached_tokens));
+	fake_add_item(root, "usage",
+		      usage_new(p->prompt_tokens, p->completion_tokens, p->cached_tokens));
 	out = cJSON_PrintUnformatted(root);
 	cJSON_Delete(root);
 	return out;
 }
 
+void fake_sse_begin(struct sse *s, struct mg_connection *conn)
+{
+	s->conn = conn;
+	s->chunked = strcmp(mg_get_request_info(conn)->http_version, "1.1") == 0;
+	if (!s->chunked)
+		fake_no_keep_alive(conn);
+	send_answer(conn, 200, "text/event-stream",
+		    s->chunked ? "Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n" :
+				 "Cache-Control: no-cache\r\n",
+		    NULL, 0);
+}
+
+int fake_sse_write(struct sse *s, const char *text, size_t n)
+{
+	size_t cap = n + 32;
+	char *buf = malloc(cap);
+	int len = 0, rc = -1;
+
+	if (!buf)
+		return -1;
+	if (s->chunked)
+		len = snprintf(buf, cap, "%zx\r\n", n);
+	memcpy(buf + len, text, n);
+	len += (int)n;
+	if (s->chunked) {
+		memcpy(buf + len, "\r\n", 2);
+		len += 2;
+	}
+	if (mg_write(s->conn, buf, (size_t)len) == len)
+		rc = 0;
+	free(buf);
+	return rc;
+}
+
+int fake_sse_end(struct sse *s)
+{
+	if (s->chunked && mg_write(s->conn, "0\r\n\r\n", 5) != 5)
+		return -1;
+	return 0;
+}
+
 /* One "data: ...\n\n" event in a single write, so it leaves at once. */
 static int sse_send(struct sse *s, const char *data)
 {
-	size_t n = strlen(data), cap = n + 40;
+	size_t n = strlen(data), cap = n + 16;
 	char *buf = malloc(cap);
 	int len, rc = -1;
 
 	if (!buf)
 		return -1;
-	if (s->chunked)
-		len = snprintf(buf, cap, "%zx\r\ndata: %s\n\n\r\n", n + 8, data);
-	else
-		len = snprintf(buf, cap, "data: %s\n\n", data);
-	if (len > 0 && mg_write(s->conn, buf, (size_t)len) == len)
-		rc = 0;
+	len = snprintf(buf, cap, "data: %s\n\n", data);
+	if (len > 0)
+		rc = fake_sse_write(s, buf, (size_t)len);
 	free(buf);
 	return rc;
 }
@@ -547,27 +704,22 @@ static int sse_emit(struct sse *s, char *json)
 
 static int stream_chat(struct mg_connection *conn, const struct chat_plan *p, const struct knobs *k)
 {
-	struct sse s = { conn, strcmp(mg_get_request_info(conn)->http_version, "1.1") == 0 };
+	struct sse s;
 	long long n = p->completion_tokens, nchunks, c;
 	char *text;
 	int rc, done = 0;
 
 	nchunks = k->chunks > 0 && k->chunks < n ? k->chunks : n;
-	if (!s.chunked)
-		no_keep_alive(conn);
-	send_answer(conn, 200, "text/event-stream",
-		    s.chunked ? "Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n" :
-				"Cache-Control: no-cache\r\n",
-		    NULL, 0);
+	fake_sse_begin(&s, conn);
 
 	if (sse_emit(&s, chunk_print(p, "assistant", "", NULL, 1)))
 		goto out;
 	for (c = 0; c < nchunks; c++) {
 		struct chat_plan q = *p;
 
-		if (c == k->break_after || nap(k->chunk_interval_ms))
+		if (c == k->break_after || fake_nap(k->chunk_interval_ms))
 			goto out;
-		text = words(c * n / nchunks, (c + 1) * n / nchunks);
+		text = fake_words(c * n / nchunks, (c + 1) * n / nchunks);
 		q.usage_so_far = k->usage_every_chunk ? (c + 1) * n / nchunks : -1;
 		rc = sse_emit(&s, text ? chunk_print(&q, NULL, text, NULL, 0) : NULL);
 		free(text);
@@ -583,13 +735,13 @@ static int stream_chat(struct mg_connection *conn, const struct chat_plan *p, co
 		goto out;
 	if (sse_send(&s, "[DONE]"))
 		goto out;
-	if (s.chunked && mg_write(conn, "0\r\n\r\n", 5) != 5)
+	if (fake_sse_end(&s))
 		goto out;
 	done = 1;
 out:
 	/* Unfinished: close the connection mid-body rather than end the chunked body. */
 	if (!done)
-		no_keep_alive(conn);
+		fake_no_keep_alive(conn);
 	return 200;
 }
 
@@ -598,7 +750,7 @@ static int reply_chat(struct mg_connection *conn, const struct chat_plan *p)
 	cJSON *root = chat_root(p, "chat.completion");
 	cJSON *choice = add_choice(root);
 	cJSON *msg;
-	char *text = words(0, p->completion_tokens);
+	char *text = fake_words(0, p->completion_tokens);
 	int status;
 
 	if (!text) {
@@ -612,8 +764,8 @@ static int reply_chat(struct mg_connection *conn, const struct chat_plan *p)
 	cJSON_AddNullToObject(choice, "logprobs");
 	cJSON_AddStringToObject(choice, "finish_reason", p->finish_reason);
 	if (p->with_usage)
-		add_item(root, "usage",
-			 usage_new(p->prompt_tokens, p->completion_tokens, p->cached_tokens));
+		fake_add_item(root, "usage",
+			      usage_new(p->prompt_tokens, p->completion_tokens, p->cached_tokens));
 	add_echo(root, p->echo);
 	status = send_json(conn, 200, root);
 out:
@@ -645,7 +797,7 @@ static int handle_chat(struct mg_connection *conn, const cJSON *req, const struc
 		limit_name = "max_tokens";
 	}
 	if (limit_item && !cJSON_IsNull(limit_item) &&
-	    json_long(limit_item, 1, 1000000000L, &limit))
+	    fake_json_long(limit_item, 1, 1000000000L, &limit))
 		return send_error(conn, 400, "max tokens must be a positive integer", limit_name,
 				  NULL);
 
@@ -661,11 +813,11 @@ static int handle_chat(struct mg_connection *conn, const cJSON *req, const struc
 	if (k->completion_tokens >= 0) {
 		p.completion_tokens = k->completion_tokens;
 		p.finish_reason = limit && p.completion_tokens >= limit ? "length" : "stop";
-	} else if (limit && limit < opt.completion_tokens) {
+	} else if (limit && limit < fake_opt.completion_tokens) {
 		p.completion_tokens = limit;
 		p.finish_reason = "length";
 	} else {
-		p.completion_tokens = opt.completion_tokens;
+		p.completion_tokens = fake_opt.completion_tokens;
 		p.finish_reason = "stop";
 	}
 
@@ -673,8 +825,7 @@ static int handle_chat(struct mg_connection *conn, const cJSON *req, const struc
 	so = cJSON_GetObjectItemCaseSensitive(req, "stream_options");
 	so = cJSON_GetObjectItemCaseSensitive(so, "include_usage");
 	p.with_usage = !k->no_usage && (!stream || cJSON_IsTrue(so));
-	snprintf(p.id, sizeof(p.id), "chatcmpl-fake-%llu",
-		 (unsigned long long)atomic_fetch_add(&next_id, 1) + 1);
+	snprintf(p.id, sizeof(p.id), "chatcmpl-fake-%llu", fake_next_id());
 	p.model = model->valuestring;
 	p.created = (long long)time(NULL);
 	p.cached_tokens = k->cached_tokens;
@@ -700,6 +851,82 @@ static uint64_t mix64(uint64_t x)
 	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
 	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
 	return x ^ (x >> 31);
+}
+
+uint64_t fake_text_hash(const char *text, size_t len)
+{
+	return fnv1a(0xcbf29ce484222325ULL, text, len);
+}
+
+double fake_embed_value(uint64_t hash, int i)
+{
+	return (double)((long)(mix64(hash + (uint64_t)i) % 2000001ULL) - 1000000L) / 1e6;
+}
+
+unsigned long long fake_next_id(void)
+{
+	return (unsigned long long)atomic_fetch_add(&next_id, 1) + 1;
+}
+
+long fake_text_tokens(size_t bytes)
+{
+	return (long)((bytes + 3) / 4);
+}
+
+int fake_has_word(const char *text, const char *word)
+{
+	size_t n = strlen(word), i;
+	const char *t;
+
+	for (t = text; *t; t++) {
+		for (i = 0; i < n && t[i]; i++)
+			if (tolower((unsigned char)t[i]) != tolower((unsigned char)word[i]))
+				break;
+		if (i == n)
+			return 1;
+	}
+	return 0;
+}
+
+long fake_reply_chunks(const struct fake_reply *r, long chunks)
+{
+	long cap = r->text ? (long)strlen(r->text) : r->tokens;
+
+	if (chunks <= 0)
+		return r->tokens < cap ? r->tokens : cap;
+	return chunks < cap ? chunks : cap;
+}
+
+/* A byte offset moved forward off the middle of a UTF-8 sequence. */
+static size_t utf8_edge(const char *text, size_t off)
+{
+	while (text[off] && ((unsigned char)text[off] & 0xC0) == 0x80)
+		off++;
+	return off;
+}
+
+char *fake_reply_piece(const struct fake_reply *r, long c, long n)
+{
+	size_t len, from, to;
+	char *out;
+
+	if (!r->text)
+		return fake_words((long long)c * r->tokens / n, (long long)(c + 1) * r->tokens / n);
+	len = strlen(r->text);
+	from = utf8_edge(r->text, (size_t)((unsigned long long)c * len / (unsigned long long)n));
+	to = utf8_edge(r->text,
+		       (size_t)((unsigned long long)(c + 1) * len / (unsigned long long)n));
+	out = malloc(to - from + 1);
+	if (!out)
+		return NULL;
+	memcpy(out, r->text + from, to - from);
+	out[to - from] = '\0';
+	return out;
+}
+
+char *fake_reply_text(const struct fake_reply *r)
+{
+	return r->text ? strdup(r->text) : fake_words(0, r->tokens);
 }
 
 static void base64(const unsigned char *in, size_t len, char *out)
@@ -731,7 +958,7 @@ static cJSON *embedding_new(int index, uint64_t hash, int as_base64)
 {
 	cJSON *obj = cJSON_CreateObject();
 	cJSON *vec = NULL;
-	unsigned char raw[EMBED_DIMS * 4];
+	unsigned char raw[FAKE_EMBED_DIMS * 4];
 	char b64[sizeof(raw) / 3 * 4 + 8];
 	uint32_t bits;
 	float f;
@@ -742,10 +969,10 @@ static cJSON *embedding_new(int index, uint64_t hash, int as_base64)
 	cJSON_AddNumberToObject(obj, "index", index);
 	if (!as_base64)
 		vec = cJSON_AddArrayToObject(obj, "embedding");
-	for (i = 0; i < EMBED_DIMS; i++) {
-		v = (double)((long)(mix64(hash + (uint64_t)i) % 2000001ULL) - 1000000L) / 1e6;
+	for (i = 0; i < FAKE_EMBED_DIMS; i++) {
+		v = fake_embed_value(hash, i);
 		if (vec) {
-			push_item(vec, cJSON_CreateNumber(v));
+			fake_push_item(vec, cJSON_CreateNumber(v));
 			continue;
 		}
 		f = (float)v;
@@ -767,7 +994,7 @@ static int embed_input(const cJSON *item, uint64_t *hash, long *tokens)
 	long id;
 
 	if (cJSON_IsString(item)) {
-		*hash = fnv1a(0xcbf29ce484222325ULL, item->valuestring, strlen(item->valuestring));
+		*hash = fake_text_hash(item->valuestring, strlen(item->valuestring));
 		*tokens = ((long)strlen(item->valuestring) + 3) / 4;
 		return 0;
 	}
@@ -776,7 +1003,7 @@ static int embed_input(const cJSON *item, uint64_t *hash, long *tokens)
 	*hash = 0xcbf29ce484222325ULL;
 	*tokens = 0;
 	cJSON_ArrayForEach(t, item) {
-		if (json_long(t, 0, 0x7fffffffL, &id))
+		if (fake_json_long(t, 0, 0x7fffffffL, &id))
 			return -1;
 		*hash = fnv1a(*hash, &id, sizeof(id));
 		(*tokens)++;
@@ -815,7 +1042,7 @@ static int handle_embeddings(struct mg_connection *conn, const cJSON *req, const
 	if (single) {
 		if (embed_input(input, &hash, &tokens))
 			goto bad_input;
-		push_item(data, embedding_new(0, hash, as_base64));
+		fake_push_item(data, embedding_new(0, hash, as_base64));
 		total = tokens;
 	} else {
 		cJSON_ArrayForEach(item, input) {
@@ -823,7 +1050,7 @@ static int handle_embeddings(struct mg_connection *conn, const cJSON *req, const
 				goto bad_input;
 			if (embed_input(item, &hash, &tokens))
 				goto bad_input;
-			push_item(data, embedding_new(index++, hash, as_base64));
+			fake_push_item(data, embedding_new(index++, hash, as_base64));
 			total += tokens;
 		}
 	}
@@ -875,7 +1102,7 @@ static int handle_models(struct mg_connection *conn, const char *one)
 		cJSON_AddStringToObject(root, "object", "list");
 		data = cJSON_AddArrayToObject(root, "data");
 		for (i = 0; i < sizeof(model_ids) / sizeof(model_ids[0]); i++)
-			push_item(data, model_new(model_ids[i]));
+			fake_push_item(data, model_new(model_ids[i]));
 	}
 	status = send_json(conn, 200, root);
 	cJSON_Delete(root);
@@ -890,13 +1117,19 @@ static int reply_stats(struct mg_connection *conn)
 	cJSON_AddNumberToObject(root, "requests", (double)atomic_load(&stat_requests));
 	cJSON_AddNumberToObject(root, "chat", (double)atomic_load(&stat_chat));
 	cJSON_AddNumberToObject(root, "embeddings", (double)atomic_load(&stat_embeddings));
+	cJSON_AddNumberToObject(root, "anthropic", (double)atomic_load(&stat_anthropic));
+	cJSON_AddNumberToObject(root, "gemini", (double)atomic_load(&stat_gemini));
+	cJSON_AddNumberToObject(root, "azure", (double)atomic_load(&stat_azure));
 	status = send_json(conn, 200, root);
 	cJSON_Delete(root);
 	return status;
 }
 
-static enum route route_of(const char *path)
+/* The route of path; for Azure routes the deployment name goes to dep. */
+static enum route route_of(const char *path, char *dep, size_t depsize)
 {
+	const char *d, *slash;
+
 	if (strcmp(path, "/v1/chat/completions") == 0)
 		return R_CHAT;
 	if (strcmp(path, "/v1/embeddings") == 0)
@@ -905,7 +1138,118 @@ static enum route route_of(const char *path)
 		return R_MODELS;
 	if (strncmp(path, "/v1/models/", 11) == 0 && path[11] && !strchr(path + 11, '/'))
 		return R_MODEL;
-	return R_NONE;
+	if (strcmp(path, "/v1/messages") == 0)
+		return R_ANTHROPIC;
+	if (strncmp(path, "/v1/messages/", 13) == 0)
+		return R_ANTHROPIC_NONE;
+	if (strncmp(path, "/v1beta/models/", 15) == 0 && path[15] && !strchr(path + 15, '/'))
+		return R_GEMINI;
+	if (strncmp(path, "/v1beta/", 8) == 0)
+		return R_GEMINI_NONE;
+	if (strncmp(path, "/openai/", 8) != 0)
+		return R_NONE;
+	if (strncmp(path, "/openai/deployments/", 20) != 0)
+		return R_AZURE_NONE;
+	d = path + 20;
+	slash = strchr(d, '/');
+	if (!slash || slash == d || (size_t)(slash - d) >= depsize)
+		return R_AZURE_NONE;
+	snprintf(dep, depsize, "%.*s", (int)(slash - d), d);
+	if (strcmp(slash, "/chat/completions") == 0)
+		return R_AZURE_CHAT;
+	if (strcmp(slash, "/embeddings") == 0)
+		return R_AZURE_EMBEDDINGS;
+	return R_AZURE_NONE;
+}
+
+static enum family family_of(enum route route)
+{
+	switch (route) {
+	case R_ANTHROPIC:
+	case R_ANTHROPIC_NONE:
+		return F_ANTHROPIC;
+	case R_GEMINI:
+	case R_GEMINI_NONE:
+		return F_GEMINI;
+	case R_AZURE_CHAT:
+	case R_AZURE_EMBEDDINGS:
+	case R_AZURE_NONE:
+		return F_AZURE;
+	default:
+		return F_OPENAI;
+	}
+}
+
+/* Azure's own envelope for its routing and key errors: {"error":{"code":"404",...}}. */
+static int azure_error(struct mg_connection *conn, int status, const char *message)
+{
+	cJSON *root = cJSON_CreateObject();
+	cJSON *err = cJSON_AddObjectToObject(root, "error");
+	char code[8];
+
+	snprintf(code, sizeof(code), "%d", status);
+	cJSON_AddStringToObject(err, "code", code);
+	cJSON_AddStringToObject(err, "message", message);
+	send_json(conn, status, root);
+	cJSON_Delete(root);
+	return status;
+}
+
+/* An error in the shape of the route's provider. */
+static int route_error(struct mg_connection *conn, enum route route, int status,
+		       const char *message, const char *param)
+{
+	switch (family_of(route)) {
+	case F_ANTHROPIC:
+		return anthropic_error(conn, status, message);
+	case F_GEMINI:
+		return gemini_error(conn, status, message);
+	default:
+		return send_error(conn, status, message, param, NULL);
+	}
+}
+
+/* Azure wants its api-key header (a bearer token alone is refused) and an api-version. */
+static int azure_check(struct mg_connection *conn)
+{
+	const char *key = mg_get_header(conn, "api-key");
+	const char *qs = mg_get_request_info(conn)->query_string;
+	char ver[64];
+
+	if (!key || !*key)
+		return azure_error(conn, 401, AZURE_DENIED);
+	if (!qs || mg_get_var(qs, strlen(qs), "api-version", ver, sizeof(ver)) <= 0)
+		return azure_error(conn, 404, "Resource not found");
+	return 0;
+}
+
+/* The OpenAI routes and their Azure twins, with model = the deployment on Azure. */
+static int handle_openai(struct mg_connection *conn, enum route route, const char *dep, cJSON *req,
+			 const struct knobs *k, const char *path)
+{
+	long st = fake_status(k);
+
+	if (st)
+		return send_error_extra(conn, (int)st, "injected failure", NULL, NULL,
+					route == R_AZURE_CHAT || route == R_AZURE_EMBEDDINGS ?
+						(st == 429 ? "retry-after: 1\r\n" : "") :
+						"");
+	if (route == R_AZURE_CHAT || route == R_AZURE_EMBEDDINGS) {
+		cJSON_DeleteItemFromObjectCaseSensitive(req, "model");
+		cJSON_AddStringToObject(req, "model", dep);
+	}
+	switch (route) {
+	case R_CHAT:
+	case R_AZURE_CHAT:
+		return handle_chat(conn, req, k);
+	case R_EMBEDDINGS:
+	case R_AZURE_EMBEDDINGS:
+		return handle_embeddings(conn, req, k);
+	case R_MODELS:
+		return handle_models(conn, NULL);
+	default:
+		return handle_models(conn, path + 11);
+	}
 }
 
 static int dispatch(struct mg_connection *conn, void *cbdata)
@@ -913,10 +1257,12 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
 	const struct mg_request_info *ri = mg_get_request_info(conn);
 	const char *path = ri->local_uri ? ri->local_uri : "/";
 	const char *method = ri->request_method;
-	enum route route = route_of(path);
-	int post = route == R_CHAT || route == R_EMBEDDINGS;
-	const char *bad;
-	char msg[160];
+	const char *prefix = NULL, *bad;
+	size_t prefix_len = 0;
+	enum route route;
+	enum family family;
+	int post, openai_body;
+	char msg[200], dep[128] = "", badbuf[64];
 	struct knobs k;
 	char *body = NULL;
 	size_t len = 0;
@@ -925,28 +1271,47 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
 
 	(void)cbdata;
 	tls_closing = 0;
+	/* /k/name=value,.../rest: knobs for callers that cannot send headers. */
+	if (strncmp(path, "/k/", 3) == 0) {
+		prefix = path + 3;
+		bad = strchr(prefix, '/');
+		prefix_len = bad ? (size_t)(bad - prefix) : strlen(prefix);
+		path = bad ? bad : "/";
+	}
+	route = route_of(path, dep, sizeof(dep));
+	family = family_of(route);
+	post = route != R_MODELS && route != R_MODEL;
+	openai_body = route == R_CHAT || route == R_EMBEDDINGS || route == R_AZURE_CHAT ||
+		      route == R_AZURE_EMBEDDINGS;
 	if (strcmp(path, "/health") == 0) {
-		status = send_body(conn, 200, "text/plain", "ok", 2);
+		status = send_body(conn, 200, "text/plain", "", "ok", 2);
 		goto out;
 	}
 	if (strcmp(path, "/fake/stats") == 0) {
 		status = reply_stats(conn);
 		goto out;
 	}
-	if (strncmp(path, "/v1/", 4) == 0) {
+	if (strncmp(path, "/v1/", 4) == 0 || strncmp(path, "/v1beta/", 8) == 0 ||
+	    strncmp(path, "/openai/", 8) == 0) {
 		atomic_fetch_add(&stat_requests, 1);
 		if (route == R_CHAT)
 			atomic_fetch_add(&stat_chat, 1);
 		else if (route == R_EMBEDDINGS)
 			atomic_fetch_add(&stat_embeddings, 1);
+		else if (family == F_ANTHROPIC)
+			atomic_fetch_add(&stat_anthropic, 1);
+		else if (family == F_GEMINI)
+			atomic_fetch_add(&stat_gemini, 1);
+		else if (family == F_AZURE)
+			atomic_fetch_add(&stat_azure, 1);
 	}
 	status = read_body(conn, &body, &len);
 	if (status) {
-		no_keep_alive(conn);
-		status = send_error(conn, status,
-				    status == 413 ? "request body too large" :
-						    "could not read the request body",
-				    NULL, NULL);
+		fake_no_keep_alive(conn);
+		status = route_error(conn, route, status,
+				     status == 413 ? "request body too large" :
+						     "could not read the request body",
+				     NULL);
 		goto out;
 	}
 	if (route == R_NONE) {
@@ -954,18 +1319,41 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
 		status = send_error(conn, 404, msg, NULL, "unknown_url");
 		goto out;
 	}
+	if (route == R_ANTHROPIC_NONE || route == R_GEMINI_NONE) {
+		status = route_error(conn, route, 404,
+				     route == R_GEMINI_NONE ? "Requested entity was not found." :
+							      "Not Found",
+				     NULL);
+		goto out;
+	}
+	if (route == R_AZURE_NONE) {
+		status = azure_error(conn, 404, "Resource not found");
+		goto out;
+	}
 	if (strcmp(method, post ? "POST" : "GET") != 0) {
 		snprintf(msg, sizeof(msg), "Method %s not allowed on %.100s", method, path);
-		status = send_error(conn, 405, msg, NULL, NULL);
+		status = route_error(conn, route, 405, msg, NULL);
 		goto out;
 	}
-	bad = knobs_parse(conn, &k);
+	bad = knobs_parse(conn, &k, badbuf, sizeof(badbuf));
 	if (bad) {
 		snprintf(msg, sizeof(msg), "invalid %s header", bad);
-		status = send_error(conn, 400, msg, bad, NULL);
+		status = route_error(conn, route, 400, msg, bad);
 		goto out;
 	}
-	if (post) {
+	if (prefix && knobs_from_path(prefix, prefix_len, &k, badbuf, sizeof(badbuf))) {
+		snprintf(msg, sizeof(msg), "invalid knob '%s' in the /k/ path prefix", badbuf);
+		status = route_error(conn, route, 400, msg, NULL);
+		goto out;
+	}
+	k.prefix = prefix;
+	k.prefix_len = prefix_len;
+	if (family == F_AZURE) {
+		status = azure_check(conn);
+		if (status)
+			goto out;
+	}
+	if (openai_body) {
 		req = cJSON_ParseWithOpts(body, NULL, 1);
 		if (!cJSON_IsObject(req)) {
 			status = send_error(conn, 400,
@@ -982,29 +1370,17 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
 			goto out;
 		}
 	}
-	if (nap(k.latency_ms)) {
-		no_keep_alive(conn);
+	if (fake_nap(k.latency_ms)) {
+		fake_no_keep_alive(conn);
 		status = 503;
 		goto out;
 	}
-	if (k.status) {
-		status = send_error(conn, (int)k.status, "injected failure", NULL, NULL);
-		goto out;
-	}
-	switch (route) {
-	case R_CHAT:
-		status = handle_chat(conn, req, &k);
-		break;
-	case R_EMBEDDINGS:
-		status = handle_embeddings(conn, req, &k);
-		break;
-	case R_MODELS:
-		status = handle_models(conn, NULL);
-		break;
-	default:
-		status = handle_models(conn, path + 11);
-		break;
-	}
+	if (family == F_ANTHROPIC)
+		status = anthropic_handle(conn, body, &k);
+	else if (family == F_GEMINI)
+		status = gemini_handle(conn, path + 15, body, &k);
+	else
+		status = handle_openai(conn, route, dep, req, &k, path);
 out:
 	cJSON_Delete(req);
 	free(body);
@@ -1024,7 +1400,8 @@ static void usage(FILE *f)
 		   "                     [--chunks N] [--chunk-interval-ms N]\n"
 		   "                     [--completion-tokens N] [--keep-alive-ms N]\n"
 		   "Port 0 picks a free port; the chosen one is printed as\n"
-		   "\"listening on HOST:PORT\". See README.md for the x-fake-* headers.\n");
+		   "\"listening on HOST:PORT\". See README.md for the x-fake-* headers,\n"
+		   "the /k/ path knobs and the Anthropic, Gemini and Azure routes.\n");
 }
 
 /* 0 to run, 1 to exit successfully (--help), -1 on a usage error. */
@@ -1035,12 +1412,13 @@ static int parse_args(int argc, char **argv)
 		long *val;
 		long min, max;
 	} flags[] = {
-		{ "--latency-ms", &opt.latency_ms, 0, MAX_DELAY_MS },
-		{ "--threads", &opt.threads, 1, 4096 },
-		{ "--chunks", &opt.chunks, 0, MAX_COMPLETION_TOKENS },
-		{ "--chunk-interval-ms", &opt.chunk_interval_ms, 0, MAX_DELAY_MS },
-		{ "--completion-tokens", &opt.completion_tokens, 0, MAX_COMPLETION_TOKENS },
-		{ "--keep-alive-ms", &opt.keep_alive_ms, 0, 3600000L },
+		{ "--latency-ms", &fake_opt.latency_ms, 0, MAX_DELAY_MS },
+		{ "--threads", &fake_opt.threads, 1, 4096 },
+		{ "--chunks", &fake_opt.chunks, 0, FAKE_MAX_COMPLETION_TOKENS },
+		{ "--chunk-interval-ms", &fake_opt.chunk_interval_ms, 0, MAX_DELAY_MS },
+		{ "--completion-tokens", &fake_opt.completion_tokens, 0,
+		  FAKE_MAX_COMPLETION_TOKENS },
+		{ "--keep-alive-ms", &fake_opt.keep_alive_ms, 0, 3600000L },
 	};
 	char name[32];
 	const char *arg = "", *val, *eq;
@@ -1064,9 +1442,9 @@ static int parse_args(int argc, char **argv)
 		else
 			goto bad;
 		if (strcmp(name, "--listen") == 0) {
-			if (!*val || strlen(val) + 11 >= sizeof(opt.listen))
+			if (!*val || strlen(val) + 11 >= sizeof(fake_opt.listen))
 				goto bad;
-			snprintf(opt.listen, sizeof(opt.listen), "%s%s",
+			snprintf(fake_opt.listen, sizeof(fake_opt.listen), "%s%s",
 				 strchr(val, ':') ? "" : "127.0.0.1:", val);
 			continue;
 		}
@@ -1089,7 +1467,7 @@ int main(int argc, char **argv)
 	/* clang-format off: name and value pairs */
 	const char *options[] = {
 		"listening_ports",
-		opt.listen,
+		fake_opt.listen,
 		"num_threads",
 		threads,
 		"enable_keep_alive",
@@ -1123,8 +1501,8 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	snprintf(threads, sizeof(threads), "%ld", opt.threads);
-	snprintf(keep_alive, sizeof(keep_alive), "%ld", opt.keep_alive_ms);
+	snprintf(threads, sizeof(threads), "%ld", fake_opt.threads);
+	snprintf(keep_alive, sizeof(keep_alive), "%ld", fake_opt.keep_alive_ms);
 
 	/* Block the stop signals in every thread; main takes them with sigwait. */
 	sigemptyset(&stop_set);
@@ -1146,7 +1524,8 @@ int main(int argc, char **argv)
 	error.text_buffer_size = sizeof(errtext);
 	ctx = mg_start2(&init, &error);
 	if (!ctx) {
-		fprintf(stderr, "fake_upstream: cannot listen on %s: %s\n", opt.listen, errtext);
+		fprintf(stderr, "fake_upstream: cannot listen on %s: %s\n", fake_opt.listen,
+			errtext);
 		goto out;
 	}
 	mg_set_request_handler(ctx, "/", dispatch, NULL);
@@ -1154,8 +1533,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "fake_upstream: no listening port\n");
 		goto out;
 	}
-	hostlen = (int)(strrchr(opt.listen, ':') - opt.listen);
-	printf("listening on %.*s:%d\n", hostlen, opt.listen, ports[0].port);
+	hostlen = (int)(strrchr(fake_opt.listen, ':') - fake_opt.listen);
+	printf("listening on %.*s:%d\n", hostlen, fake_opt.listen, ports[0].port);
 	fflush(stdout);
 
 	while (sigwait(&stop_set, &sig) != 0)

@@ -195,11 +195,14 @@ tg credits grant --org Bench 1000000 --memo bench >/dev/null
 cat >"$WORK/models.json" <<EOF
 {"providers":[
   {"name":"fake","kind":"openai","base_url":"http://127.0.0.1:$FAST_PORT/v1","api_key":"sk-x","timeout_s":60},
-  {"name":"fake-slow","kind":"openai","base_url":"http://127.0.0.1:$SLOW_PORT/v1","api_key":"sk-x","timeout_s":60}],
+  {"name":"fake-slow","kind":"openai","base_url":"http://127.0.0.1:$SLOW_PORT/v1","api_key":"sk-x","timeout_s":60},
+  {"name":"fake-anthropic","kind":"anthropic","base_url":"http://127.0.0.1:$FAST_PORT/v1","api_key":"sk-x","timeout_s":60}],
  "models":[
   {"name":"bench-chat","provider":"fake","upstream_model":"m","input_per_mtok":"0.15",
    "cached_input_per_mtok":"0.075","output_per_mtok":"0.60","max_output_tokens":4096,"context_window":128000},
   {"name":"bench-slow","provider":"fake-slow","upstream_model":"m","input_per_mtok":"0.15",
+   "cached_input_per_mtok":"0.075","output_per_mtok":"0.60","max_output_tokens":4096,"context_window":128000},
+  {"name":"bench-claude","provider":"fake-anthropic","upstream_model":"m","input_per_mtok":"0.15",
    "cached_input_per_mtok":"0.075","output_per_mtok":"0.60","max_output_tokens":4096,"context_window":128000}]}
 EOF
 tg models import "$WORK/models.json" >/dev/null
@@ -237,6 +240,10 @@ run_bench c1-gateway "${GWARGS[@]}" --requests "$N1" --warmup 100
 run_bench c1-pass "${PASSARGS[@]}" --requests "$N1" --warmup 100
 run_bench c1-nginx "${NGXARGS[@]}" --requests "$N1" --warmup 100
 BAL1=$(tg credits balance --org Bench)
+# The same calls translated to Anthropic's Messages API and back (the fake
+# answers /v1/messages on the same port): what translation adds.
+run_bench c1-anthropic "${GWARGS[@]}" --model bench-claude --requests "$N1" --warmup 100
+run_bench st-anthropic "${GWARGS[@]}" --model bench-claude --stream --requests "$NS" --warmup 20
 CHARGED=$(curl -s -o /dev/null -D - -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
 	-d '{"model":"bench-chat","messages":[{"role":"user","content":"hello"}],"max_tokens":16}' \
 	"$GATEWAY" | tr -d '\r' | sed -n 's/^x-credits-charged: *//Ip')
@@ -322,6 +329,9 @@ OUT=$BUILD/bench-results.md
 	echo "| CPU per call, c=1 non-stream (fake / gateway) | ${CPU_FAKE[c1-direct]} | ${CPU_GW[c1-gateway]} | | | |"
 	echo "| CPU per call, c=$C non-stream (fake / gateway) | ${CPU_FAKE[c32-direct]} | ${CPU_GW[c32-gateway]} | | | |"
 	echo "| CPU per call, c=1 stream (fake / gateway) | ${CPU_FAKE[st-direct]} | ${CPU_GW[st-gateway]} | | | |"
+	echo "| Anthropic translation: gateway CPU per call, c=1 non-stream (pass-through / anthropic) | ${CPU_GW[c1-gateway]} | ${CPU_GW[c1-anthropic]} | +$((CPU_GW[c1-anthropic] - CPU_GW[c1-gateway])) | added ≤ 30 | $(pass $((CPU_GW[c1-anthropic] - CPU_GW[c1-gateway] <= 30))) |"
+	echo "| Anthropic translation: gateway CPU per call, c=1 stream | ${CPU_GW[st-gateway]} | ${CPU_GW[st-anthropic]} | +$((CPU_GW[st-anthropic] - CPU_GW[st-gateway])) | | |"
+	echo "| Anthropic translation: c=1 p50 (pass-through / anthropic) | $G50 | $(f c1-anthropic p50) | +$(($(f c1-anthropic p50) - G50)) | | |"
 	echo "| gateway RSS idle, after warm-up (MiB) | | $(mib "$RSS_IDLE") | | | |"
 	echo "| gateway RSS, $K streams open (MiB) | | $(mib "$RSS_OPEN") | ≈ $PER_STREAM KiB per stream | | |"
 	echo "| gateway RSS peak while streaming (MiB) | | $(mib "$RSS_PEAK") | | | |"

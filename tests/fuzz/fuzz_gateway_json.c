@@ -39,6 +39,34 @@
 
 #define MODEL_MAX_OUT 4096
 
+/* --- the translating kinds: an accepted body is either translated into a
+ * JSON object or refused with a reason, never anything else */
+
+static void native_check(const struct prov_call *pc)
+{
+	const struct provider_ops *kinds[] = { &provider_anthropic, &provider_gemini };
+
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		struct prov_request rq;
+		int rc;
+
+		memset(&rq, 0, sizeof(rq));
+		rc = kinds[i]->build_request(pc, &rq);
+
+		if (rc == TG_OK) {
+			cJSON *j = cJSON_ParseWithLength(rq.body, rq.len);
+
+			CHECK(rq.body != NULL && rq.len == strlen(rq.body) && rq.path[0] == '/');
+			CHECK(cJSON_IsObject(j));
+			cJSON_Delete(j);
+		} else {
+			CHECK(rc == TG_EINVAL || rc == TG_ENOMEM || rc == TG_ETOOBIG);
+			CHECK(rc != TG_EINVAL || rq.why[0]);
+		}
+		prov_request_free(&rq);
+	}
+}
+
 /* --- the echo provider's answer */
 
 struct answer {
@@ -48,6 +76,7 @@ struct answer {
 
 static int on_status(void *ud, int status, const char *ctype, const char *retry_after)
 {
+	(void)retry_after;
 	struct answer *a = ud;
 
 	CHECK(ctype != NULL);
@@ -251,6 +280,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		cJSON_Delete(j);
 	}
 	echo_check(&pc, &rq);
+	native_check(&pc);
 out:
 	prov_request_free(&rq);
 	cJSON_Delete(req);

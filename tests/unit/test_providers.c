@@ -204,6 +204,7 @@ struct answer {
 
 static int on_status(void *ud, int status, const char *ctype, const char *retry_after)
 {
+	(void)retry_after;
 	struct answer *a = ud;
 
 	a->status = status;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "gateway/gw.h"
+#include "gateway/routing.h"
 #include "metrics_page.h"
 #include "store/db.h"
 #include "web/web.h"
@@ -23,6 +24,79 @@ static int health(tg_req_t *r)
 	rc = resp_json(r, ok ? 200 : 503, j);
 	cJSON_Delete(j);
 	return rc;
+}
+
+/* Deployment health for the catalog pages, from the gateway's routing
+ * (web/ and gateway/ do not include each other; this file knows both). */
+static void health_copy(const struct route_health *h, struct web_health *out)
+{
+	out->provider_id = h->provider_id;
+	out->failures = h->failures;
+	out->cooling_for_ms = h->cooling_for_ms;
+	out->ok_total = h->ok_total;
+	out->failed_total = h->failed_total;
+}
+
+struct health_walk {
+	void (*fn)(void *ud, const struct web_health *h);
+	void *ud;
+};
+
+static void health_step(void *ud, const struct route_health *h)
+{
+	struct health_walk *w = ud;
+	struct web_health wh;
+
+	health_copy(h, &wh);
+	w->fn(w->ud, &wh);
+}
+
+static void health_each(void (*fn)(void *ud, const struct web_health *h), void *ud)
+{
+	struct health_walk w = { fn, ud };
+
+	routing_each(health_step, &w);
+}
+
+static void health_of(int64_t model_id, int64_t deployment_id, int64_t provider_id,
+		      const char *upstream_model, struct web_health *out)
+{
+	struct route_health h;
+
+	routing_health_of(model_id, deployment_id, provider_id, upstream_model, &h);
+	health_copy(&h, out);
+}
+
+static const struct web_health_src route_health_src = { health_each, health_of };
+
+static int providers(tg_req_t *r)
+{
+	return page_providers(r, &route_health_src);
+}
+
+static int providers_save(tg_req_t *r)
+{
+	return page_providers_save(r, &route_health_src);
+}
+
+static int provider_test(tg_req_t *r)
+{
+	return page_provider_test(r, &route_health_src);
+}
+
+static int pricing_edit(tg_req_t *r)
+{
+	return page_pricing_edit(r, &route_health_src);
+}
+
+static int pricing_save(tg_req_t *r)
+{
+	return page_pricing_save(r, &route_health_src);
+}
+
+static int deployment_save(tg_req_t *r)
+{
+	return page_deployment_save(r, &route_health_src);
 }
 
 const struct route tg_routes[] = {
@@ -73,13 +147,15 @@ const struct route tg_routes[] = {
 	/* --- end credits --- */
 
 	/* --- providers and pricing (web/page_catalog.c) --- */
-	{ "GET", "/providers", page_providers, AUTH_ADMIN },
-	{ "POST", "/providers", page_providers_save, AUTH_ADMIN },
+	{ "GET", "/providers", providers, AUTH_ADMIN },
+	{ "POST", "/providers", providers_save, AUTH_ADMIN },
 	{ "GET", "/providers/:id", page_provider_edit, AUTH_ADMIN },
-	{ "POST", "/providers/:id/test", page_provider_test, AUTH_ADMIN },
+	{ "POST", "/providers/:id/test", provider_test, AUTH_ADMIN },
 	{ "GET", "/pricing", page_pricing, AUTH_SESSION },
-	{ "POST", "/pricing", page_pricing_save, AUTH_ADMIN },
-	{ "GET", "/pricing/:id", page_pricing_edit, AUTH_ADMIN },
+	{ "POST", "/pricing", pricing_save, AUTH_ADMIN },
+	{ "GET", "/pricing/:id", pricing_edit, AUTH_ADMIN },
+	{ "POST", "/pricing/:id/deployments", deployment_save, AUTH_ADMIN },
+	{ "POST", "/pricing/:id/deployments/:did/delete", page_deployment_delete, AUTH_ADMIN },
 	/* --- end providers and pricing --- */
 
 	/* --- usage, request log and overview (web/page_usage.c) --- */

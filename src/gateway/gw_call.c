@@ -374,8 +374,18 @@ static int answer_json(struct call *c)
 	}
 	usage = cJSON_GetObjectItemCaseSensitive(obj, "usage");
 	if (!c->usage.have) {
-		call_count_content(c, obj);
-		call_estimate_usage(c);
+		struct prov_usage est = { 0 };
+
+		/* A kind that reports no usage may have put its own estimate in
+		 * the answer (Gemini embeddings): bill what the client is shown,
+		 * still marked estimated. */
+		if (!(flags & PROV_RAW) && openai_extract_usage(obj, &est)) {
+			c->usage = est;
+			c->usage.have = 0;
+		} else {
+			call_count_content(c, obj);
+			call_estimate_usage(c);
+		}
 	}
 	call_settle(c);
 	if (flags & PROV_RAW)

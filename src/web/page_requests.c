@@ -97,7 +97,7 @@ static void add_ms(cJSON *o, const char *key, int64_t ms)
 #define LOG_COLUMNS                                                                                \
 	"r.id, r.created_at, coalesce(k.prefix, ''), coalesce(k.name, ''), coalesce(r.key_id, 0)," \
 	" r.model, r.status, r.prompt_tokens, r.completion_tokens, r.cost, r.usage_source,"        \
-	" r.total_ms, r.stream, r.endpoint"
+	" r.total_ms, r.stream, r.endpoint, r.failed_over, r.attempt"
 
 static cJSON *web_request_row(sqlite3_stmt *st)
 {
@@ -122,6 +122,10 @@ static cJSON *web_request_row(sqlite3_stmt *st)
 	add_ms(o, "latency", sqlite3_column_int64(st, 11));
 	cJSON_AddBoolToObject(o, "stream", sqlite3_column_int(st, 12));
 	cJSON_AddStringToObject(o, "endpoint", db_col_text(st, 13));
+	/* An attempt that failed over to another deployment: not a call of
+	 * the client's (the call's answer has a row of its own). */
+	cJSON_AddBoolToObject(o, "failed_over", sqlite3_column_int(st, 14));
+	web_add_int(o, "attempt", sqlite3_column_int64(st, 15));
 	return o;
 }
 
@@ -228,6 +232,47 @@ int page_requests(tg_req_t *r)
 	return web_render(r, status, "requests", d);
 }
 
+/* d.attempts: every row of the call request_id in attempt order (when it
+ * has more than one), the one shown (id) marked. */
+static void request_attempts(cJSON *d, const char *rid, int64_t id,
+			     const struct web_usage_scope *sc)
+{
+	sqlite3_stmt *st = db_stmt(
+		"SELECT r.id, r.attempt, coalesce(p.name, ''), r.status, r.error, r.failed_over,"
+		" r.upstream_ms FROM requests r LEFT JOIN providers p ON p.id = r.provider_id"
+		" WHERE r.request_id = :rid AND r.org_id = :org AND (:user = 0 OR r.key_id IN"
+		" (SELECT id FROM api_keys WHERE org_id = :org AND created_by = :user))"
+		" ORDER BY r.attempt, r.id LIMIT 100");
+	cJSON *list = cJSON_CreateArray();
+
+	if (st && !db_bind_text(st, ":rid", rid) && !db_bind_int64(st, ":org", sc->org) &&
+	    !db_bind_int64(st, ":user", sc->user)) {
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			cJSON *o = cJSON_CreateObject();
+			int64_t status = sqlite3_column_int64(st, 3);
+
+			cJSON_AddNumberToObject(o, "id", (double)sqlite3_column_int64(st, 0));
+			web_add_int(o, "attempt", sqlite3_column_int64(st, 1));
+			cJSON_AddStringToObject(o, "provider", db_col_text(st, 2));
+			web_add_int(o, "status", status);
+			cJSON_AddStringToObject(o, "badge", status_badge(status));
+			cJSON_AddBoolToObject(o, "ok", status < 400);
+			cJSON_AddStringToObject(o, "error", db_col_text(st, 4));
+			cJSON_AddBoolToObject(o, "failed_over", sqlite3_column_int(st, 5));
+			add_ms(o, "upstream", sqlite3_column_int64(st, 6));
+			cJSON_AddBoolToObject(o, "current", sqlite3_column_int64(st, 0) == id);
+			cJSON_AddItemToArray(list, o);
+		}
+	}
+	db_done(st);
+	if (cJSON_GetArraySize(list) > 1) {
+		cJSON_AddItemToObject(d, "attempts", list);
+		cJSON_AddBoolToObject(d, "has_attempts", 1);
+	} else {
+		cJSON_Delete(list);
+	}
+}
+
 int page_request(tg_req_t *r)
 {
 	struct web_usage_scope sc = { 0, 0 };
@@ -236,11 +281,12 @@ int page_request(tg_req_t *r)
 	cJSON *d = NULL, *o;
 	char rid[REQ_ID_MAX + 1] = "";
 	int64_t pt, ct, cpt;
+	int failed_over = 0;
 
 	if (web_usage_scope_get(r, &sc) || !id)
 		return web_not_found(r);
 	st = db_stmt("SELECT " LOG_COLUMNS ", r.request_id, coalesce(p.name, ''), r.cached_tokens,"
-		     " r.upstream_ms, r.error"
+		     " r.upstream_ms, r.error, r.cache_write_tokens, r.reasoning_tokens"
 		     " FROM requests r LEFT JOIN api_keys k ON k.id = r.key_id"
 		     " LEFT JOIN providers p ON p.id = r.provider_id"
 		     " WHERE r.id = :id AND r.org_id = :org AND (:user = 0 OR r.key_id IN"
@@ -255,26 +301,31 @@ int page_request(tg_req_t *r)
 			time_format(sqlite3_column_int64(st, 1), t);
 			cJSON_ReplaceItemInObject(o, "time", cJSON_CreateString(t));
 		}
-		snprintf(rid, sizeof(rid), "%s", db_col_text(st, 14));
+		snprintf(rid, sizeof(rid), "%s", db_col_text(st, 16));
 		cJSON_AddStringToObject(o, "request_id", rid);
-		cJSON_AddStringToObject(o, "provider", db_col_text(st, 15));
+		cJSON_AddStringToObject(o, "provider", db_col_text(st, 17));
 		pt = sqlite3_column_int64(st, 7);
 		cpt = sqlite3_column_int64(st, 8);
-		ct = sqlite3_column_int64(st, 16);
+		ct = sqlite3_column_int64(st, 18);
 		web_add_count(o, "cached", ct);
 		web_add_count(o, "total_tokens", pt + cpt);
-		add_ms(o, "upstream", sqlite3_column_int64(st, 17));
-		cJSON_AddStringToObject(o, "error", db_col_text(st, 18));
+		add_ms(o, "upstream", sqlite3_column_int64(st, 19));
+		cJSON_AddStringToObject(o, "error", db_col_text(st, 20));
+		web_add_count(o, "cache_write", sqlite3_column_int64(st, 21));
+		web_add_count(o, "reasoning", sqlite3_column_int64(st, 22));
+		failed_over = sqlite3_column_int(st, 14);
 		cJSON_AddItemToObject(d, "req", o);
 	}
 	db_done(st);
 	if (!d)
 		return web_not_found(r);
-	/* The ledger entry this call wrote, if it was billed. */
+	request_attempts(d, rid, id, &sc);
+	/* The ledger entry this call wrote, if it was billed (never a row that
+	 * failed over: the call's answer has the entry). */
 	st = db_stmt("SELECT id, amount, balance_after FROM ledger_entries"
 		     " WHERE request_id = :rid AND org_id = :org");
-	if (st && !db_bind_text(st, ":rid", rid) && !db_bind_int64(st, ":org", sc.org) &&
-	    sqlite3_step(st) == SQLITE_ROW) {
+	if (!failed_over && st && !db_bind_text(st, ":rid", rid) &&
+	    !db_bind_int64(st, ":org", sc.org) && sqlite3_step(st) == SQLITE_ROW) {
 		cJSON *e = cJSON_AddObjectToObject(d, "ledger");
 
 		cJSON_AddNumberToObject(e, "id", (double)sqlite3_column_int64(st, 0));

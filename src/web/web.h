@@ -5,6 +5,8 @@
 #ifndef TG_WEB_H
 #define TG_WEB_H
 
+#include <stdint.h>
+
 #include <cjson/cJSON.h>
 
 #include "core/config.h"
@@ -173,13 +175,34 @@ void web_alerts_layout(tg_req_t *r, cJSON *data);
 /* --- end budget alerts --- */
 
 /* --- providers and pricing (web/page_catalog.c) --- */
-int page_providers(tg_req_t *r);
+/* The health of a model's deployments in this process (failures in a row,
+ * cooldown), as these pages show it. web/ does not include gateway/: the
+ * route table (routes.c) reads it from the gateway's routing and hands it
+ * to the handlers that show it. */
+struct web_health {
+	int64_t provider_id;
+	int64_t failures;       /* in a row */
+	int64_t cooling_for_ms; /* > 0 while cooling down */
+	uint64_t ok_total, failed_total;
+};
+struct web_health_src {
+	/* fn once for each deployment this process has tried */
+	void (*each)(void (*fn)(void *ud, const struct web_health *h), void *ud);
+	/* one deployment (deployment_id 0: the model's own); zeros when never tried */
+	void (*of)(int64_t model_id, int64_t deployment_id, int64_t provider_id,
+		   const char *upstream_model, struct web_health *out);
+};
+int page_providers(tg_req_t *r, const struct web_health_src *hs);
 int page_provider_edit(tg_req_t *r);
-int page_providers_save(tg_req_t *r);
-int page_provider_test(tg_req_t *r);
+int page_providers_save(tg_req_t *r, const struct web_health_src *hs);
+int page_provider_test(tg_req_t *r, const struct web_health_src *hs);
 int page_pricing(tg_req_t *r);
-int page_pricing_edit(tg_req_t *r);
-int page_pricing_save(tg_req_t *r);
+int page_pricing_edit(tg_req_t *r, const struct web_health_src *hs);
+int page_pricing_save(tg_req_t *r, const struct web_health_src *hs);
+/* POST /pricing/:id/deployments (add or update one by provider and upstream
+ * model) and /pricing/:id/deployments/:did/delete. */
+int page_deployment_save(tg_req_t *r, const struct web_health_src *hs);
+int page_deployment_delete(tg_req_t *r);
 /* --- end providers and pricing --- */
 
 #endif

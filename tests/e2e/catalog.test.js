@@ -10,6 +10,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { startServer, startFakeUpstream, cli, tempDir } from './lib/harness.js';
+import { grant, createKey, sql } from './lib/gateway.js';
 import { launch, screenshot, submitForm } from './lib/browser.js';
 import { addUser, addOrg, addMember, Client } from './lib/session.js';
 import { runAudit } from './lib/audit.js';
@@ -209,8 +210,9 @@ describe('pricing', () => {
     assert.match(await page.textContent('.panel-head'), /credits per 1M tokens/);
     const row = page.locator('table.data tbody tr', { hasText: 'echo-small' });
     const cells = await row.locator('td').allTextContents();
-    assert.deepEqual(cells.slice(0, 9).map((c) => c.trim()),
-      ['echo-small', 'echo · echo-small', 'chat', '0.15', '0.075', '0.60', '16,384', '128,000', 'enabled']);
+    assert.deepEqual(cells.slice(0, 11).map((c) => c.trim()),
+      ['echo-small', 'echo · echo-small', 'chat', '0.15', '0.075', '0.60', '0.15', '16,384', '128,000',
+        '1 deployment', 'enabled']);
   });
 
   test('the admin edits a price: the table shows it and the audit log has old -> new', async () => {
@@ -321,6 +323,232 @@ describe('pricing', () => {
     }
     await screenshot(p, 'catalog-07-phone-providers');
     await ctx.close();
+  });
+});
+
+describe('native kinds, deployments and fallback', () => {
+  const depRows = () => page.locator('table.deployments-table tbody tr');
+  const depRow = (upstream) => depRows().filter({ has: page.locator(`td:nth-child(2):text-is("${upstream}")`) });
+  const modelId = (name) => Number(sql(srv.dataDir, `SELECT id FROM models WHERE name = '${name}'`));
+  async function editModel(name) {
+    await page.goto(`${srv.url}/pricing`);
+    await page.locator('table.data tbody tr').filter({ has: page.locator(`td:first-child:text-is("${name}")`) })
+      .locator('a', { hasText: 'Edit' }).click();
+    await page.waitForLoadState('load');
+    assert.match(await page.textContent('h1'), new RegExp(`Edit model ${name.replace('/', '\\/')}`));
+  }
+  async function auditRow(action) {
+    await page.goto(`${srv.url}/audit`);
+    return page.locator('table.data tbody tr', { hasText: action }).first().textContent();
+  }
+
+  test('the kind select offers every kind; an Anthropic provider saves its API version', async () => {
+    await page.goto(`${srv.url}/providers`);
+    assert.deepEqual((await page.locator('select[name="kind"] option').allTextContents()).map((t) => t.trim()),
+      ['OpenAI-compatible', 'Anthropic', 'Google Gemini', 'Azure OpenAI', 'Built-in echo']);
+    assert.deepEqual(await page.locator('select[name="kind"] option').evaluateAll((os) => os.map((o) => o.value)),
+      ['openai', 'anthropic', 'gemini', 'azure', 'echo']);
+    assert.match(await page.textContent('#common-urls'), /Anthropic.*https:\/\/api\.anthropic\.com\/v1/s);
+    assert.match(await page.textContent('#common-urls'), /https:\/\/generativelanguage\.googleapis\.com\/v1beta/);
+    assert.match(await page.textContent('#common-urls'), /https:\/\/RESOURCE\.openai\.azure\.com/);
+    assert.match(await page.textContent('#add-provider'), /x-api-key.*x-goog-api-key.*api-key/s);
+
+    await submitForm(page, 'form[action="/providers"]', {
+      name: 'claude', kind: 'anthropic', base_url: '', api_version: '2023-06-01', api_key: 'sk-ant-e2e', timeout_s: '30',
+      enabled: true,
+    });
+    assert.match(await page.textContent('.flash-ok'), /Added provider claude/);
+    const text = await providerRow('claude').textContent();
+    assert.match(text, /Anthropic/);
+    assert.match(text, /https:\/\/api\.anthropic\.com\/v1/, 'an empty base URL is the kind\'s default');
+    assert.match(text, /API version\s*2023-06-01/);
+    assert.equal((await providerRow('claude').locator('.provider-health').textContent()).trim(), 'no calls yet');
+    assert.match(await providerRow('echo').locator('td').nth(1).textContent(), /^Built-in echo$/);
+    assert.match(await providerRow('fakeup').locator('td').nth(1).textContent(), /^OpenAI-compatible$/);
+
+    await providerRow('claude').locator('a', { hasText: 'Edit' }).click();
+    await page.waitForLoadState('load');
+    assert.equal(await page.locator('select[name="kind"]').inputValue(), 'anthropic');
+    assert.equal(await page.locator('input[name="api_version"]').inputValue(), '2023-06-01');
+    assert.equal(await page.locator('input[name="base_url"]').inputValue(), 'https://api.anthropic.com/v1');
+    assert.match(await auditRow('provider.create'), /claude\s*anthropic https:\/\/api\.anthropic\.com\/v1, api version 2023-06-01, timeout 30s/);
+  });
+
+  test('a bad API version is refused at its field with 422 and saves nothing', async () => {
+    await page.goto(`${srv.url}/providers`);
+    const res = page.waitForResponse((r) => r.request().method() === 'POST');
+    await submitForm(page, 'form[action="/providers"]', {
+      name: 'azure-bad', kind: 'azure', base_url: 'https://res.openai.azure.com', api_version: '2024/10/21', timeout_s: '30',
+    });
+    assert.equal((await res).status(), 422);
+    assert.match(await page.locator('input[name="api_version"] ~ .error').textContent(),
+      /API version may hold letters, digits, '-', '\.' and '_' only/);
+    assert.equal(await page.locator('input[name="api_version"]').getAttribute('aria-invalid'), 'true');
+    assert.equal(await page.locator('input[name="api_version"]').inputValue(), '2024/10/21');
+    assert.equal(await page.locator('select[name="kind"]').inputValue(), 'azure');
+    assert.equal(sql(srv.dataDir, "SELECT count(*) FROM providers WHERE name = 'azure-bad'"), '0');
+    await page.goto(`${srv.url}/providers`);
+    assert.doesNotMatch(await page.textContent('table.data'), /azure-bad/);
+  });
+
+  test('a provider whose calls fail shows it cooling down, on the providers page and the model', async () => {
+    grant(srv.dataDir, 'Acme', '5');
+    const key = createKey(srv.dataDir, 'Acme', 'health probe');
+    await page.goto(`${srv.url}/pricing`);
+    await page.locator('select[name="provider_id"]').selectOption({ label: 'down' });
+    await submitForm(page, 'form[action="/pricing"]', {
+      name: 'down-chat', upstream_model: 'gpt-down', kind: 'chat', input: '1', cached_input: '0.5', output: '2',
+      max_output_tokens: '64', context_window: '8192', enabled: true,
+    });
+    assert.match(await page.textContent('.flash-ok'), /Added down-chat/);
+    for (let i = 0; i < 3; i++) {
+      const r = await fetch(`${srv.url}/v1/chat/completions`, {
+        method: 'POST', headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ model: 'down-chat', messages: [{ role: 'user', content: 'hi' }], max_tokens: 8 }),
+      });
+      assert.equal(r.status, 502, `call ${i + 1} fails upstream`);
+    }
+    await page.goto(`${srv.url}/providers`);
+    const badge = providerRow('down').locator('.provider-health .badge');
+    assert.match(await badge.textContent(), /^cooling down \(\d+s\)$/);
+    assert.match(await badge.getAttribute('class'), /badge-danger/);
+    assert.equal((await providerRow('claude').locator('.provider-health').textContent()).trim(), 'no calls yet');
+    await screenshot(page, 'catalog-08-providers-kinds-health');
+
+    await editModel('down-chat');
+    const own = depRows().first();
+    assert.match(await own.textContent(), /down.*model's own.*gpt-down/s);
+    assert.match(await own.locator('.dep-health').textContent(), /cooling down \d+s\s*0 ok · [3-9] failed/);
+  });
+
+  test('a deployment is added, listed, updated and removed, each audited', async () => {
+    await editModel('fake/gpt-4o');
+    assert.equal(await depRows().count(), 1, 'only the model\'s own deployment');
+    const own = (await depRows().first().locator('td').allTextContents()).map((c) => c.trim());
+    assert.deepEqual(own.slice(1, 6), ['gpt-4o', '1', '0', "model's price", 'enabled']);
+    assert.match(own[0], /^fakeup\s+model's own$/);
+
+    await page.locator('select[name="dep_provider_id"]').selectOption({ label: 'claude (Anthropic)' });
+    await submitForm(page, 'form[action$="/deployments"]', {
+      dep_upstream_model: 'claude-3-5-haiku', dep_weight: '2', dep_priority: '1', dep_enabled: true,
+    });
+    assert.equal(new URL(page.url()).pathname, `/pricing/${modelId('fake/gpt-4o')}`);
+    assert.match(await page.textContent('.flash-ok'), /Added deployment claude · claude-3-5-haiku of fake\/gpt-4o\./);
+    assert.equal(await depRows().count(), 2);
+    let cells = (await depRow('claude-3-5-haiku').locator('td').allTextContents()).map((c) => c.trim());
+    assert.deepEqual(cells.slice(0, 7), ['claude', 'claude-3-5-haiku', '2', '1', "model's price", 'enabled', 'no calls yet']);
+    await screenshot(page, 'catalog-09-deployments');
+    const did = sql(srv.dataDir, "SELECT id FROM deployments WHERE upstream_model = 'claude-3-5-haiku'");
+    assert.match(did, /^\d+$/);
+
+    // Edit prefills the form; saving the same provider and upstream model updates the row.
+    await depRow('claude-3-5-haiku').locator('a', { hasText: 'Edit' }).click();
+    await page.waitForLoadState('load');
+    assert.equal(await page.locator('input[name="dep_weight"]').inputValue(), '2');
+    assert.equal(await page.locator('input[name="dep_upstream_model"]').inputValue(), 'claude-3-5-haiku');
+    await submitForm(page, 'form[action$="/deployments"]', {
+      dep_weight: '5', dep_input: '1', dep_cached_input: '0.5', dep_output: '4',
+    });
+    assert.match(await page.textContent('.flash-ok'), /Saved deployment claude · claude-3-5-haiku/);
+    assert.equal(await depRows().count(), 2, 'updated, not added');
+    cells = (await depRow('claude-3-5-haiku').locator('td').allTextContents()).map((c) => c.trim());
+    assert.deepEqual(cells.slice(2, 5), ['5', '1', 'input 1.00 · cached 0.50 · cache write 1.00 · output 4.00']);
+    assert.equal(sql(srv.dataDir, `SELECT weight, price_in, price_cache_write FROM deployments WHERE id = ${did}`),
+      '5|1000000|1000000');
+
+    // Bad fields: 422 at the field, nothing saved.
+    for (const [fields, name, msg, flash = msg] of [
+      [{ dep_weight: '2000' }, 'dep_weight', /Weight must be a whole number from 0 to 1000\./],
+      [{ dep_priority: '101' }, 'dep_priority', /Priority must be a whole number from 0 \(tried first\) to 100\./],
+      [{ dep_upstream_model: 'gpt-4o', dep_provider_id: 'fakeup' }, 'dep_upstream_model', /That is the model's own provider and upstream model already\./],
+      [{ dep_output: '' }, 'dep_output', /Enter an amount\./, /Output price: Enter an amount\./],
+    ]) {
+      await page.goto(`${srv.url}/pricing/${modelId('fake/gpt-4o')}?deployment=${did}`);
+      if (fields.dep_provider_id) {
+        await page.locator('select[name="dep_provider_id"]').selectOption({ label: 'fakeup (OpenAI-compatible)' });
+        delete fields.dep_provider_id;
+      }
+      const res = page.waitForResponse((r) => r.request().method() === 'POST');
+      await submitForm(page, 'form[action$="/deployments"]', fields);
+      assert.equal((await res).status(), 422, name);
+      assert.match(await page.locator(`[name="${name}"] ~ .error`).textContent(), msg);
+      assert.match(await page.textContent('.flash-error'), flash);
+    }
+    assert.equal(sql(srv.dataDir, `SELECT count(*), max(weight), max(priority) FROM deployments WHERE model_id = ${modelId('fake/gpt-4o')}`),
+      '1|5|1', 'nothing saved');
+
+    // Only through its own model, and only by the admin.
+    const admin = await new Client(srv.url).login(ADMIN.email, ADMIN.password);
+    let res = await admin.post(`/pricing/${modelId('echo-small')}/deployments/${did}/delete`, {}, '/pricing');
+    assert.equal(res.status, 404);
+    const member = await new Client(srv.url).login(MEMBER.email, MEMBER.password);
+    res = await member.post(`/pricing/${modelId('fake/gpt-4o')}/deployments/${did}/delete`, {}, '/pricing');
+    assert.equal(res.status, 404);
+    res = await member.post(`/pricing/${modelId('fake/gpt-4o')}/deployments`,
+      { dep_provider_id: '1', dep_upstream_model: 'evil', dep_enabled: '1' }, '/pricing');
+    assert.equal(res.status, 404);
+    assert.equal(sql(srv.dataDir, `SELECT count(*) FROM deployments WHERE id = ${did}`), '1');
+    assert.equal(sql(srv.dataDir, "SELECT count(*) FROM deployments WHERE upstream_model = 'evil'"), '0');
+
+    await editModel('fake/gpt-4o');
+    await Promise.all([page.waitForLoadState('load'), depRow('claude-3-5-haiku').locator('button', { hasText: 'Remove' }).click()]);
+    await page.waitForLoadState('load');
+    assert.match(await page.textContent('.flash-ok'), /Removed deployment claude · claude-3-5-haiku of fake\/gpt-4o\./);
+    assert.equal(await depRows().count(), 1);
+    assert.equal(sql(srv.dataDir, `SELECT count(*) FROM deployments WHERE id = ${did}`), '0');
+
+    await page.goto(`${srv.url}/audit`);
+    const ups = await page.locator('table.data tbody tr', { hasText: 'deployment.upsert' }).allTextContents();
+    assert.equal(ups.length, 2);
+    assert.match(ups[1], /fake\/gpt-4o.*added claude · claude-3-5-haiku: weight 2, priority 1, model's price, enabled/s);
+    assert.match(ups[0], /updated claude · claude-3-5-haiku: weight 2, .* -> weight 5, priority 1, input 1\.00, cached input 0\.50, cache write 1\.00, output 4\.00, enabled/s);
+    assert.match(await auditRow('deployment.delete'), /fake\/gpt-4o.*removed claude · claude-3-5-haiku \(weight 5/s);
+  });
+
+  test('the fallback model and the cache-write price save and show', async () => {
+    await editModel('echo-large');
+    const options = await page.locator('select[name="fallback_model"] option').evaluateAll((os) => os.map((o) => o.value));
+    assert.equal(options[0], '', 'none first');
+    assert.ok(options.includes('echo-small') && options.includes('down-chat'));
+    assert.ok(!options.includes('echo-large'), 'not itself');
+    assert.ok(!options.includes('echo-embed'), 'only models of the same kind');
+    assert.equal(await page.locator('select[name="fallback_model"]').inputValue(), '');
+    assert.equal(await page.locator('input[name="weight"]').inputValue(), '1');
+    await submitForm(page, 'form[action="/pricing"]', { fallback_model: 'echo-small', cache_write_per_mtok: '3.75', weight: '3' });
+    assert.match(await page.textContent('.flash-ok'), /Saved echo-large/);
+    const cells = (await page.locator('table.data tbody tr').filter({ has: page.locator('td:first-child:text-is("echo-large")') })
+      .locator('td').allTextContents()).map((c) => c.trim());
+    assert.equal(cells[6], '3.75', 'cache-write column');
+    assert.match(cells[9], /fallback\s*echo-small/);
+    assert.equal(sql(srv.dataDir, "SELECT price_cache_write, weight, fallback_model FROM models WHERE name = 'echo-large'"),
+      '3750000|3|echo-small');
+    assert.match(await auditRow('model.price'), /echo-large.*cache write 3\.00 -> 3\.75/s);
+    assert.match(await auditRow('model.update'), /echo-large.*weight 3, fallback echo-small/s);
+
+    await editModel('echo-large');
+    assert.equal(await page.locator('select[name="fallback_model"]').inputValue(), 'echo-small');
+    assert.equal(await page.locator('input[name="cache_write_per_mtok"]').inputValue(), '3.75');
+    assert.equal(await page.locator('input[name="weight"]').inputValue(), '3');
+    assert.equal((await page.locator('#saved-cache-write').textContent()).trim(), '3.75');
+
+    // An embedding model is no fallback for a chat model; a weight over 1000 is refused.
+    const admin = await new Client(srv.url).login(ADMIN.email, ADMIN.password);
+    const base = { name: 'echo-large', provider_id: sql(srv.dataDir, "SELECT id FROM providers WHERE name = 'echo'"),
+      upstream_model: 'echo-large', kind: 'chat', input: '3', cached_input: '1.25', output: '12.5',
+      max_output_tokens: '4096', context_window: '128000', enabled: '1' };
+    let res = await admin.post('/pricing', { ...base, fallback_model: 'echo-embed' }, '/pricing');
+    assert.equal(res.status, 422);
+    assert.match(await res.text(), /Fallback model must be another chat model, or none\./);
+    res = await admin.post('/pricing', { ...base, weight: '1001' }, '/pricing');
+    assert.equal(res.status, 422);
+    assert.match(await res.text(), /Weight must be a whole number from 0 to 1000\./);
+    assert.equal(sql(srv.dataDir, "SELECT weight, fallback_model FROM models WHERE name = 'echo-large'"), '3|echo-small');
+
+    // Empty cache-write price: the input price; none clears the fallback.
+    await editModel('echo-large');
+    await submitForm(page, 'form[action="/pricing"]', { cache_write_per_mtok: '', fallback_model: '' });
+    assert.equal(sql(srv.dataDir, "SELECT price_cache_write, fallback_model FROM models WHERE name = 'echo-large'"),
+      '3000000|');
   });
 });
 

@@ -346,4 +346,48 @@ describe('usage and request log', () => {
     await screenshot(p, 'usage-08-usage-phone');
     await phone.close();
   });
+
+  test('request log: a call that failed over lists its attempts; the failed attempt is marked', async () => {
+    // A billed call gets a first attempt that failed over (as the gateway
+    // logs one: its own row, same request id, never billed), and usage
+    // detail of its answer.
+    const c = calls.find((x) => x.model === 'fake-big' && x.key === 'mia');
+    const [realId, createdAt, org, keyId, providerId] = sql(
+      `SELECT id, created_at, org_id, key_id, provider_id FROM requests WHERE request_id = '${c.requestId}'`).split('|');
+    sql(`INSERT INTO requests(request_id, created_at, org_id, key_id, endpoint, model, status, error, attempt,
+      failed_over, provider_id) VALUES ('${c.requestId}', ${createdAt}, ${org}, ${keyId}, 'chat.completions',
+      'fake-big', 503, 'attempt 1 via fake (upstream-big) failed over: HTTP 503', 1, 1, ${providerId})`);
+    sql(`UPDATE requests SET attempt = 2, cache_write_tokens = 7, reasoning_tokens = 5 WHERE id = ${realId}`);
+    const foId = sql(`SELECT id FROM requests WHERE request_id = '${c.requestId}' AND failed_over = 1`);
+
+    await page.goto(`${gw.srv.url}/requests?key=${miaKey.id}`);
+    const fo = page.locator(`.requests-table tbody tr[data-id="${foId}"]`);
+    assert.equal(await fo.getAttribute('data-failed-over'), '1');
+    assert.match(await fo.locator('td').nth(3).innerText(), /^503\s+failed over$/);
+    assert.equal(await page.locator('.requests-table tbody tr[data-failed-over]').count(), 1, 'only that row');
+    assert.doesNotMatch(await page.locator(`.requests-table tbody tr[data-id="${realId}"]`).innerText(), /failed over/);
+
+    await page.goto(`${gw.srv.url}/requests/${realId}`);
+    assert.equal((await page.locator('#req-cache-write').innerText()).trim(), '7');
+    assert.match(await page.locator('#req-reasoning').innerText(), /^5 /);
+    assert.equal((await page.locator('#req-attempt').innerText()).trim(), '2');
+    assert.equal(await page.locator('#req-failed-over').count(), 0);
+    const rows = page.locator('#req-attempts tbody tr');
+    assert.equal(await rows.count(), 2);
+    const first = (await rows.nth(0).locator('td').allInnerTexts()).map((t) => t.trim());
+    assert.deepEqual(first.slice(0, 4), ['1', 'fake', '503', 'failed over']);
+    assert.match(first[5], /attempt 1 via fake \(upstream-big\) failed over: HTTP 503/);
+    const second = (await rows.nth(1).locator('td').allInnerTexts()).map((t) => t.trim());
+    assert.deepEqual(second.slice(0, 4), ['2', 'fake', '200', 'answered']);
+    assert.equal(await rows.nth(1).getAttribute('aria-current'), 'true');
+    assert.equal(await rows.nth(0).locator(`a[href="/requests/${foId}"]`).count(), 1);
+    assert.match(await page.locator('#req-details').innerText(), /Ledger entry\s+#\d+/);
+    await screenshot(page, 'usage-09-request-attempts');
+
+    // The failed attempt's own page says what it is and shows no ledger entry.
+    await page.goto(`${gw.srv.url}/requests/${foId}`);
+    assert.match(await page.locator('#req-failed-over').innerText(), /Attempt 1 of this call failed/);
+    assert.match(await page.locator('#req-details').innerText(), /Ledger entry\s+none \(not billed\)/);
+    assert.equal(await page.locator('#req-attempts tbody tr').count(), 2);
+  });
 });

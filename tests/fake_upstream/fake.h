@@ -46,6 +46,7 @@ struct knobs {
 	long cache_read;        /* Anthropic and Gemini: cached prompt tokens read */
 	long cache_write;       /* Anthropic: prompt tokens written to the cache */
 	long thoughts;          /* Gemini: thoughtsTokenCount */
+	long context_window;    /* 0: none; else a chat input over it is refused as too long */
 	long fail_first;        /* path only: the first N requests to the prefix fail */
 	const char *prefix;     /* the /k/ knob text (not NUL-terminated), or NULL */
 	size_t prefix_len;

@@ -1078,6 +1078,14 @@ int anthropic_handle(struct mg_connection *conn, const char *body, const struct 
 					 st == 529 ? "Overloaded" : "injected failure");
 		goto out;
 	}
+	/* The window holds the whole prompt: the counted input and the cached tokens. */
+	if (k->context_window &&
+	    a.input_tokens + k->cache_read + k->cache_write > k->context_window) {
+		snprintf(c.msg, sizeof(c.msg), "prompt is too long: %ld tokens > %ld maximum",
+			 a.input_tokens + k->cache_read + k->cache_write, k->context_window);
+		status = anthropic_error(conn, 400, c.msg);
+		goto out;
+	}
 	if (plan_answer(req, &a, k, &p)) {
 		status = anthropic_error(conn, 500, "out of memory");
 		goto out;

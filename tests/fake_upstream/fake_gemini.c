@@ -982,6 +982,14 @@ static int reply_generate(struct mg_connection *conn, const cJSON *req, const ch
 	st = fake_status(k);
 	if (st)
 		return gemini_error(conn, (int)st, "injected failure");
+	/* The window holds the whole prompt: the counted input and the cached tokens. */
+	if (k->context_window && a.input_tokens + k->cache_read > k->context_window) {
+		snprintf(c.msg, sizeof(c.msg),
+			 "The input token count (%ld) exceeds the maximum number of tokens allowed "
+			 "(%ld).",
+			 a.input_tokens + k->cache_read, k->context_window);
+		return gemini_error(conn, 400, c.msg);
+	}
 	if (plan_answer(req, model, &a, k, &p)) {
 		status = gemini_error(conn, 500, "out of memory");
 		goto out;

@@ -55,7 +55,15 @@ struct chat_plan {
 	int with_usage;    /* usage field / usage chunk wanted and not suppressed */
 	long usage_so_far; /* >= 0: content chunks carry this running usage (usage_every_chunk) */
 	const cJSON *echo; /* the request body to echo back, or NULL */
+	struct fake_reply reply; /* the content, when ncalls is 0 */
+	char *text;              /* owned: reply.text when it echoes a tool result */
+	int ncalls;              /* > 0: tool calls instead of content */
+	const char *tool;        /* the function they call */
+	unsigned long long n;    /* the answer's number, in the call ids */
 };
+
+#define MAX_CALLS 2
+static const char *const call_cities[MAX_CALLS] = { "Paris", "Tokyo" };
 
 enum route {
 	R_NONE,
@@ -170,6 +178,8 @@ static const struct knob_def {
 	{ "cache-read", "cache_read", 0, FAKE_MAX_COUNT, offsetof(struct knobs, cache_read), 0 },
 	{ "cache-write", "cache_write", 0, FAKE_MAX_COUNT, offsetof(struct knobs, cache_write), 0 },
 	{ "thoughts", "thoughts", 0, FAKE_MAX_COUNT, offsetof(struct knobs, thoughts), 0 },
+	{ "context-window", "context_window", 1, FAKE_MAX_COUNT,
+	  offsetof(struct knobs, context_window), 0 },
 	{ "fail-first", NULL, 1, FAKE_MAX_COUNT, offsetof(struct knobs, fail_first), 1 },
 };
 
@@ -588,21 +598,16 @@ static void add_echo(cJSON *root, const cJSON *echo)
 		fake_add_item(root, "fake_request", cJSON_Duplicate(echo, 1));
 }
 
-/* One chat.completion.chunk with a single choice. role and content NULL leave
- * them out of the delta; finish NULL is a null finish_reason. */
-static char *chunk_print(const struct chat_plan *p, const char *role, const char *content,
-			 const char *finish, int first)
+/* One chat.completion.chunk with a single choice whose delta is delta (taken);
+ * content: the delta carries content. finish NULL is a null finish_reason. */
+static char *chunk_print_delta(const struct chat_plan *p, cJSON *delta, int content,
+			       const char *finish, int first)
 {
 	cJSON *root = chat_root(p, "chat.completion.chunk");
 	cJSON *choice = add_choice(root);
-	cJSON *delta;
 	char *out;
 
-	delta = cJSON_AddObjectToObject(choice, "delta");
-	if (role)
-		cJSON_AddStringToObject(delta, "role", role);
-	if (content)
-		cJSON_AddStringToObject(delta, "content", content);
+	fake_add_item(choice, "delta", delta);
 	cJSON_AddNullToObject(choice, "logprobs");
 	if (finish)
 		cJSON_AddStringToObject(choice, "finish_reason", finish);
@@ -621,6 +626,59 @@ static char *chunk_print(const struct chat_plan *p, const char *role, const char
 	out = cJSON_PrintUnformatted(root);
 	cJSON_Delete(root);
 	return out;
+}
+
+/* One chat.completion.chunk with a single choice. role and content NULL leave
+ * them out of the delta; finish NULL is a null finish_reason. */
+static char *chunk_print(const struct chat_plan *p, const char *role, const char *content,
+			 const char *finish, int first)
+{
+	cJSON *delta = cJSON_CreateObject();
+
+	if (role)
+		cJSON_AddStringToObject(delta, "role", role);
+	if (content)
+		cJSON_AddStringToObject(delta, "content", content);
+	return chunk_print_delta(p, delta, content != NULL, finish, first);
+}
+
+/* Tool call i: {"id","type":"function","function":{"name","arguments"}}; in a stream
+ * (stream set) with its index, the head (head set) with id, type and name, a later
+ * piece with only arguments. */
+static cJSON *tool_call_new(const struct chat_plan *p, int i, int stream, int head,
+			    const char *args)
+{
+	cJSON *call = cJSON_CreateObject(), *fn;
+	char id[64];
+
+	if (stream)
+		cJSON_AddNumberToObject(call, "index", i);
+	if (head) {
+		snprintf(id, sizeof(id), "call_fake_%llu_%d", p->n, i);
+		cJSON_AddStringToObject(call, "id", id);
+		cJSON_AddStringToObject(call, "type", "function");
+	}
+	fn = cJSON_AddObjectToObject(call, "function");
+	if (head)
+		cJSON_AddStringToObject(fn, "name", p->tool);
+	cJSON_AddStringToObject(fn, "arguments", args);
+	return call;
+}
+
+/* Call i's arguments: {"city":"Paris"} (16 bytes, as on the native routes). */
+static void call_args(int i, char *out, size_t size)
+{
+	snprintf(out, size, "{\"city\":\"%s\"}", call_cities[i]);
+}
+
+/* A chunk whose delta is a piece of tool call i. */
+static char *call_chunk_print(const struct chat_plan *p, int i, int head, const char *args)
+{
+	cJSON *delta = cJSON_CreateObject();
+
+	fake_push_item(cJSON_AddArrayToObject(delta, "tool_calls"),
+		       tool_call_new(p, i, 1, head, args));
+	return chunk_print_delta(p, delta, 0, NULL, 0);
 }
 
 static char *usage_chunk_print(const struct chat_plan *p)
@@ -702,29 +760,69 @@ static int sse_emit(struct sse *s, char *json)
 	return rc;
 }
 
+/* The tool calls of a stream: each call's head, then its arguments in 2 pieces (or
+ * x-fake-chunks). *sent counts the pieces, as content chunks for break_after. 0, or -1
+ * when the stream ends here. */
+static int stream_calls(struct sse *s, const struct chat_plan *p, const struct knobs *k,
+			long long *sent)
+{
+	struct fake_reply r;
+	char args[32], *piece;
+	long c, n;
+	int i, rc;
+
+	for (i = 0; i < p->ncalls; i++) {
+		call_args(i, args, sizeof(args));
+		if (sse_emit(s, call_chunk_print(p, i, 1, "")))
+			return -1;
+		r.text = args;
+		r.tokens = (long)strlen(args);
+		n = fake_reply_chunks(&r, k->chunks > 0 ? k->chunks : 2);
+		for (c = 0; c < n; c++) {
+			if ((*sent)++ == k->break_after || fake_nap(k->chunk_interval_ms))
+				return -1;
+			piece = fake_reply_piece(&r, c, n);
+			rc = sse_emit(s, piece ? call_chunk_print(p, i, 0, piece) : NULL);
+			free(piece);
+			if (rc)
+				return -1;
+		}
+	}
+	return 0;
+}
+
 static int stream_chat(struct mg_connection *conn, const struct chat_plan *p, const struct knobs *k)
 {
 	struct sse s;
-	long long n = p->completion_tokens, nchunks, c;
+	long long n = p->completion_tokens, nchunks, c, sent = 0;
+	cJSON *delta;
 	char *text;
 	int rc, done = 0;
 
-	nchunks = k->chunks > 0 && k->chunks < n ? k->chunks : n;
 	fake_sse_begin(&s, conn);
-
-	if (sse_emit(&s, chunk_print(p, "assistant", "", NULL, 1)))
-		goto out;
-	for (c = 0; c < nchunks; c++) {
-		struct chat_plan q = *p;
-
-		if (c == k->break_after || fake_nap(k->chunk_interval_ms))
+	if (p->ncalls) {
+		delta = cJSON_CreateObject();
+		cJSON_AddStringToObject(delta, "role", "assistant");
+		cJSON_AddNullToObject(delta, "content");
+		if (sse_emit(&s, chunk_print_delta(p, delta, 0, NULL, 1)) ||
+		    stream_calls(&s, p, k, &sent))
 			goto out;
-		text = fake_words(c * n / nchunks, (c + 1) * n / nchunks);
-		q.usage_so_far = k->usage_every_chunk ? (c + 1) * n / nchunks : -1;
-		rc = sse_emit(&s, text ? chunk_print(&q, NULL, text, NULL, 0) : NULL);
-		free(text);
-		if (rc)
+	} else {
+		nchunks = fake_reply_chunks(&p->reply, k->chunks);
+		if (sse_emit(&s, chunk_print(p, "assistant", "", NULL, 1)))
 			goto out;
+		for (c = 0; c < nchunks; c++) {
+			struct chat_plan q = *p;
+
+			if (c == k->break_after || fake_nap(k->chunk_interval_ms))
+				goto out;
+			text = fake_reply_piece(&p->reply, (long)c, (long)nchunks);
+			q.usage_so_far = k->usage_every_chunk ? (c + 1) * n / nchunks : -1;
+			rc = sse_emit(&s, text ? chunk_print(&q, NULL, text, NULL, 0) : NULL);
+			free(text);
+			if (rc)
+				goto out;
+		}
 	}
 	/* A break point past the last content chunk drops just the ending. */
 	if (k->break_after >= 0)
@@ -749,17 +847,26 @@ static int reply_chat(struct mg_connection *conn, const struct chat_plan *p)
 {
 	cJSON *root = chat_root(p, "chat.completion");
 	cJSON *choice = add_choice(root);
-	cJSON *msg;
-	char *text = fake_words(0, p->completion_tokens);
-	int status;
+	cJSON *msg, *calls;
+	char *text = p->ncalls ? NULL : fake_reply_text(&p->reply), args[32];
+	int status, i;
 
-	if (!text) {
+	if (!text && !p->ncalls) {
 		status = send_error(conn, 500, "out of memory", NULL, NULL);
 		goto out;
 	}
 	msg = cJSON_AddObjectToObject(choice, "message");
 	cJSON_AddStringToObject(msg, "role", "assistant");
-	cJSON_AddStringToObject(msg, "content", text);
+	if (text) {
+		cJSON_AddStringToObject(msg, "content", text);
+	} else {
+		cJSON_AddNullToObject(msg, "content");
+		calls = cJSON_AddArrayToObject(msg, "tool_calls");
+		for (i = 0; i < p->ncalls; i++) {
+			call_args(i, args, sizeof(args));
+			fake_push_item(calls, tool_call_new(p, i, 0, 1, args));
+		}
+	}
 	cJSON_AddNullToObject(msg, "refusal");
 	cJSON_AddNullToObject(choice, "logprobs");
 	cJSON_AddStringToObject(choice, "finish_reason", p->finish_reason);
@@ -774,16 +881,197 @@ out:
 	return status;
 }
 
+static const cJSON *member(const cJSON *obj, const char *name)
+{
+	return cJSON_IsObject(obj) ? cJSON_GetObjectItemCaseSensitive(obj, name) : NULL;
+}
+
+static const char *role_of(const cJSON *m)
+{
+	const cJSON *r = member(m, "role");
+
+	return cJSON_IsString(r) ? r->valuestring : "";
+}
+
+/* Whether a message's content (a string or text parts) contains word. */
+static int says(const cJSON *content, const char *word)
+{
+	const cJSON *part, *text;
+
+	if (cJSON_IsString(content))
+		return fake_has_word(content->valuestring, word);
+	cJSON_ArrayForEach(part, (cJSON_IsArray(content) ? content : NULL)) {
+		text = cJSON_IsString(part) ? part : member(part, "text");
+		if (cJSON_IsString(text) && fake_has_word(text->valuestring, word))
+			return 1;
+	}
+	return 0;
+}
+
+/* Whether a tool message among those after assistant message m answers call id. */
+static int answered(const cJSON *m, const char *id)
+{
+	const cJSON *t, *v;
+
+	for (t = m->next; t && strcmp(role_of(t), "tool") == 0; t = t->next) {
+		v = member(t, "tool_call_id");
+		if (cJSON_IsString(v) && strcmp(v->valuestring, id) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* Whether assistant message m made a tool call with this id. */
+static int called(const cJSON *m, const char *id)
+{
+	const cJSON *calls = member(m, "tool_calls"), *call, *v;
+
+	cJSON_ArrayForEach(call, (cJSON_IsArray(calls) ? calls : NULL)) {
+		v = member(call, "id");
+		if (cJSON_IsString(v) && strcmp(v->valuestring, id) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* OpenAI's tool rules: tools are functions with names; a tool message answers a call of
+ * the assistant message before its run of tool messages, and every call is answered.
+ * 0, or -1 with msg and param set. */
+static int check_tools(const cJSON *req, const cJSON *messages, char *msg, size_t size, char *param,
+		       size_t psize)
+{
+	const cJSON *tools = member(req, "tools"), *m, *calls, *call, *id, *asked = NULL;
+	int i = 0;
+
+	if (tools && !cJSON_IsNull(tools) && !cJSON_IsArray(tools)) {
+		snprintf(msg, size, "Invalid type for 'tools': expected an array.");
+		snprintf(param, psize, "tools");
+		return -1;
+	}
+	cJSON_ArrayForEach(m, (cJSON_IsArray(tools) ? tools : NULL)) {
+		if (!cJSON_IsString(member(member(m, "function"), "name"))) {
+			snprintf(msg, size,
+				 "Missing required parameter: 'tools[%d].function.name'.", i);
+			snprintf(param, psize, "tools[%d].function.name", i);
+			return -1;
+		}
+		i++;
+	}
+	i = 0;
+	cJSON_ArrayForEach(m, messages) {
+		if (strcmp(role_of(m), "tool") == 0) {
+			id = member(m, "tool_call_id");
+			if (!cJSON_IsString(id)) {
+				snprintf(msg, size,
+					 "Missing parameter 'tool_call_id': "
+					 "messages with role 'tool' "
+					 "must have a 'tool_call_id'.");
+				snprintf(param, psize, "messages.[%d].tool_call_id", i);
+				return -1;
+			}
+			if (!asked || !called(asked, id->valuestring)) {
+				snprintf(msg, size,
+					 "Invalid parameter: messages with role 'tool' must be a "
+					 "response to a preceeding message with 'tool_calls'.");
+				snprintf(param, psize, "messages.[%d].role", i);
+				return -1;
+			}
+			i++;
+			continue;
+		}
+		asked = NULL;
+		calls = member(m, "tool_calls");
+		if (strcmp(role_of(m), "assistant") == 0 && cJSON_IsArray(calls) && calls->child)
+			asked = m;
+		cJSON_ArrayForEach(call, (asked ? calls : NULL)) {
+			id = member(call, "id");
+			if (!cJSON_IsString(id)) {
+				snprintf(msg, size,
+					 "Missing required parameter: "
+					 "'messages.[%d].tool_calls.id'.",
+					 i);
+				snprintf(param, psize, "messages.[%d].tool_calls.id", i);
+				return -1;
+			}
+			if (!answered(m, id->valuestring)) {
+				snprintf(msg, size,
+					 "An assistant message with 'tool_calls' "
+					 "must be followed by "
+					 "tool messages responding to each "
+					 "'tool_call_id'. The following "
+					 "tool_call_ids did not have response messages: %.100s",
+					 id->valuestring);
+				snprintf(param, psize, "messages.[%d].role", i);
+				return -1;
+			}
+		}
+		i++;
+	}
+	return 0;
+}
+
+/* "result: " and the content of the first tool message of the run that ends messages.
+ * Caller frees; NULL when out of memory. */
+static char *tool_result(const cJSON *messages)
+{
+	const cJSON *first = cJSON_GetArrayItem(messages, cJSON_GetArraySize(messages) - 1);
+	const cJSON *content, *part, *text;
+	size_t cap, len;
+	char *out;
+
+	while (first != messages->child && strcmp(role_of(first->prev), "tool") == 0)
+		first = first->prev;
+	content = member(first, "content");
+	cap = (size_t)content_bytes(content) + 9;
+	out = malloc(cap);
+	if (!out)
+		return NULL;
+	len = (size_t)snprintf(out, cap, "result: ");
+	if (cJSON_IsString(content)) {
+		snprintf(out + len, cap - len, "%s", content->valuestring);
+		return out;
+	}
+	cJSON_ArrayForEach(part, (cJSON_IsArray(content) ? content : NULL)) {
+		text = cJSON_IsString(part) ? part : member(part, "text");
+		if (cJSON_IsString(text))
+			len += (size_t)snprintf(out + len, cap - len, "%s", text->valuestring);
+	}
+	return out;
+}
+
+/* The function the answer calls, or NULL for none: with tools and tool_choice not
+ * "none", the named one of a tool_choice {"type":"function"}, else the first tool when
+ * tool_choice is "required" or the last message is the user's and says "weather". */
+static const char *wanted_tool(const cJSON *req, const cJSON *last)
+{
+	const cJSON *tools = member(req, "tools"), *tc = member(req, "tool_choice"), *name;
+
+	name = member(member(cJSON_GetArrayItem(tools, 0), "function"), "name");
+	if (!cJSON_IsArray(tools) || !cJSON_IsString(name))
+		return NULL;
+	if (cJSON_IsString(tc) && strcmp(tc->valuestring, "none") == 0)
+		return NULL;
+	if (cJSON_IsString(member(member(tc, "function"), "name")))
+		return member(member(tc, "function"), "name")->valuestring;
+	if (cJSON_IsString(tc) && strcmp(tc->valuestring, "required") == 0)
+		return name->valuestring;
+	if (strcmp(role_of(last), "user") == 0 && says(member(last, "content"), "weather"))
+		return name->valuestring;
+	return NULL;
+}
+
 static int handle_chat(struct mg_connection *conn, const cJSON *req, const struct knobs *k)
 {
 	const cJSON *model = cJSON_GetObjectItemCaseSensitive(req, "model");
 	const cJSON *messages = cJSON_GetObjectItemCaseSensitive(req, "messages");
 	const cJSON *limit_item = cJSON_GetObjectItemCaseSensitive(req, "max_completion_tokens");
 	const char *limit_name = "max_completion_tokens";
-	const cJSON *so, *m;
+	const cJSON *so, *m, *last;
 	struct chat_plan p;
 	long limit = 0, bytes;
-	int stream;
+	int stream, status;
+	char msg[400], param[64];
+	size_t cut;
 
 	memset(&p, 0, sizeof(p));
 	p.usage_so_far = -1;
@@ -800,6 +1088,8 @@ static int handle_chat(struct mg_connection *conn, const cJSON *req, const struc
 	    fake_json_long(limit_item, 1, 1000000000L, &limit))
 		return send_error(conn, 400, "max tokens must be a positive integer", limit_name,
 				  NULL);
+	if (check_tools(req, messages, msg, sizeof(msg), param, sizeof(param)))
+		return send_error(conn, 400, msg, param, NULL);
 
 	cJSON_ArrayForEach(m, messages) {
 		if (!cJSON_IsObject(m))
@@ -808,9 +1098,38 @@ static int handle_chat(struct mg_connection *conn, const cJSON *req, const struc
 		bytes = content_bytes(cJSON_GetObjectItemCaseSensitive(m, "content"));
 		p.prompt_tokens += (bytes + 3) / 4 + 3;
 	}
+	if (k->context_window && p.prompt_tokens > k->context_window) {
+		snprintf(msg, sizeof(msg),
+			 "This model's maximum context length is %ld tokens. However, your "
+			 "messages resulted in %ld tokens.",
+			 k->context_window, p.prompt_tokens);
+		return send_error(conn, 400, msg, "messages", "context_length_exceeded");
+	}
 
-	/* Forced lengths are exact; otherwise the reply is the default, cut at max_tokens. */
-	if (k->completion_tokens >= 0) {
+	/* A tool result is echoed, a question about the weather answered with tool calls;
+	 * else forced lengths are exact, and the reply is the default, cut at max_tokens. */
+	last = cJSON_GetArrayItem(messages, cJSON_GetArraySize(messages) - 1);
+	p.n = fake_next_id();
+	if (strcmp(role_of(last), "tool") == 0) {
+		p.text = tool_result(messages);
+		if (!p.text)
+			return send_error(conn, 500, "out of memory", NULL, NULL);
+		p.reply.text = p.text;
+		p.completion_tokens = fake_text_tokens(strlen(p.text));
+		p.finish_reason = "stop";
+		if (limit && limit < p.completion_tokens) {
+			p.completion_tokens = limit;
+			p.finish_reason = "length";
+			for (cut = (size_t)limit * 4;
+			     cut && ((unsigned char)p.text[cut] & 0xC0) == 0x80; cut--)
+				;
+			p.text[cut] = '\0';
+		}
+	} else if ((p.tool = wanted_tool(req, last))) {
+		p.ncalls = says(member(last, "content"), "both") ? 2 : 1;
+		p.completion_tokens = p.ncalls * fake_text_tokens(strlen(p.tool) + 16);
+		p.finish_reason = "tool_calls";
+	} else if (k->completion_tokens >= 0) {
 		p.completion_tokens = k->completion_tokens;
 		p.finish_reason = limit && p.completion_tokens >= limit ? "length" : "stop";
 	} else if (limit && limit < fake_opt.completion_tokens) {
@@ -825,12 +1144,15 @@ static int handle_chat(struct mg_connection *conn, const cJSON *req, const struc
 	so = cJSON_GetObjectItemCaseSensitive(req, "stream_options");
 	so = cJSON_GetObjectItemCaseSensitive(so, "include_usage");
 	p.with_usage = !k->no_usage && (!stream || cJSON_IsTrue(so));
-	snprintf(p.id, sizeof(p.id), "chatcmpl-fake-%llu", fake_next_id());
+	snprintf(p.id, sizeof(p.id), "chatcmpl-fake-%llu", p.n);
+	p.reply.tokens = p.completion_tokens;
 	p.model = model->valuestring;
 	p.created = (long long)time(NULL);
 	p.cached_tokens = k->cached_tokens;
 	p.echo = k->echo_body ? req : NULL;
-	return stream ? stream_chat(conn, &p, k) : reply_chat(conn, &p);
+	status = stream ? stream_chat(conn, &p, k) : reply_chat(conn, &p);
+	free(p.text);
+	return status;
 }
 
 static uint64_t fnv1a(uint64_t h, const void *data, size_t len)

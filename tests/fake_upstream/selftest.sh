@@ -542,6 +542,120 @@ t 'openai fail-first=1: second answers' 200 'j.object === "chat.completion"' "$P
 t 'fail-first counts each prefix apart' 503 'j.error.type === "server_error"' \
 	"$U/k/fail-first=1,tag=o2/v1/chat/completions" -d '{"model":"m",'"$HELLO"'}'
 
+# OpenAI (and Azure) tool calls
+OTOOLS='"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}},{"type":"function","function":{"name":"other"}}]'
+OCALL='{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]}'
+# od: the OpenAI SSE data events, parsed (up to [DONE])
+ODS='b.split("\n\n").filter((x) => x.startsWith("data: ") && x !== "data: [DONE]").map((x) => JSON.parse(x.slice(6)))'
+OARGS='((n) => { const a = []; for (const e of eval(process.env.ODS)) for (const t of e.choices[0]?.delta?.tool_calls ?? []) {
+	 a[t.index] = a[t.index] || { id: "", name: "", args: "", pieces: 0 };
+	 if (t.id) a[t.index].id = t.id; if (t.function?.name) a[t.index].name = t.function.name;
+	 if (t.function?.arguments) { a[t.index].args += t.function.arguments; a[t.index].pieces++; } } return a; })()'
+export ODS
+t 'openai: "weather" with tools gets a tool call' 200 \
+	'const m = j.choices[0].message; m.content === null && m.tool_calls.length === 1 &&
+	 /^call_fake_\d+_0$/.test(m.tool_calls[0].id) && m.tool_calls[0].type === "function" &&
+	 m.tool_calls[0].function.name === "get_weather" &&
+	 JSON.parse(m.tool_calls[0].function.arguments).city === "Paris" &&
+	 j.choices[0].finish_reason === "tool_calls" && j.usage.completion_tokens === 7' \
+	"$U/v1/chat/completions" -d '{"model":"m",'"$OTOOLS"',"messages":[{"role":"user","content":"What is the weather in Paris?"}]}'
+t 'openai: "both" gets two parallel calls' 200 \
+	'const c = j.choices[0].message.tool_calls; c.length === 2 && c[0].id !== c[1].id &&
+	 JSON.parse(c[1].function.arguments).city === "Tokyo" && j.usage.completion_tokens === 14' \
+	"$U/v1/chat/completions" -d '{"model":"m",'"$OTOOLS"',"messages":[{"role":"user","content":"weather in both cities"}]}'
+t 'openai: tool_choice none answers words' 200 'j.choices[0].message.content === words(16) && !j.choices[0].message.tool_calls' \
+	"$U/v1/chat/completions" -d '{"model":"m",'"$OTOOLS"',"tool_choice":"none","messages":[{"role":"user","content":"weather?"}]}'
+t 'openai: no weather, no call' 200 'j.choices[0].message.content === words(16) && j.choices[0].finish_reason === "stop"' \
+	"$U/v1/chat/completions" -d '{"model":"m",'"$OTOOLS"',"messages":[{"role":"user","content":"hello"}]}'
+t 'openai: tool_choice required calls the first tool' 200 'j.choices[0].message.tool_calls[0].function.name === "get_weather"' \
+	"$U/v1/chat/completions" -d '{"model":"m",'"$OTOOLS"',"tool_choice":"required","messages":[{"role":"user","content":"hello"}]}'
+t 'openai: a named tool_choice calls that tool' 200 'j.choices[0].message.tool_calls[0].function.name === "other"' \
+	"$U/v1/chat/completions" -d '{"model":"m",'"$OTOOLS"',"tool_choice":{"type":"function","function":{"name":"other"}},"messages":[{"role":"user","content":"hello"}]}'
+t 'openai: a tool result is echoed as "result: ..."' 200 \
+	'j.choices[0].message.content === "result: 18C and sunny" && j.choices[0].finish_reason === "stop" &&
+	 j.usage.completion_tokens === 6' \
+	"$U/v1/chat/completions" -d '{"model":"m",'"$OTOOLS"',"messages":[{"role":"user","content":"weather?"},'"$OCALL"',{"role":"tool","tool_call_id":"call_1","content":"18C and sunny"}]}'
+t 'openai: a tool result cut by max_tokens' 200 \
+	'j.choices[0].message.content === "result: " && j.choices[0].finish_reason === "length" && j.usage.completion_tokens === 2' \
+	"$U/v1/chat/completions" -d '{"model":"m","max_tokens":2,'"$OTOOLS"',"messages":[{"role":"user","content":"weather?"},'"$OCALL"',{"role":"tool","tool_call_id":"call_1","content":"18C and sunny"}]}'
+t 'openai refuses: a tool message with no call before it' 400 \
+	'j.error.message.includes("must be a response to a preceeding message with '"'"'tool_calls'"'"'") && j.error.param === "messages.[1].role"' \
+	"$U/v1/chat/completions" -d '{"model":"m","messages":[{"role":"user","content":"hi"},{"role":"tool","tool_call_id":"call_1","content":"x"}]}'
+t 'openai refuses: a tool message answering an unknown id' 400 'j.error.message.includes("preceeding")' \
+	"$U/v1/chat/completions" -d '{"model":"m",'"$OTOOLS"',"messages":[{"role":"user","content":"w"},'"$OCALL"',{"role":"tool","tool_call_id":"call_1","content":"x"},{"role":"tool","tool_call_id":"call_2","content":"y"}]}'
+t 'openai refuses: a tool call left unanswered' 400 \
+	'j.error.message.includes("did not have response messages: call_1") && j.error.param === "messages.[1].role"' \
+	"$U/v1/chat/completions" -d '{"model":"m",'"$OTOOLS"',"messages":[{"role":"user","content":"w"},'"$OCALL"',{"role":"user","content":"and?"}]}'
+t 'openai refuses: a tool without a function name' 400 'j.error.param === "tools[0].function.name"' \
+	"$U/v1/chat/completions" -d '{"model":"m","tools":[{"type":"function","function":{}}],'"$HELLO"'}'
+t 'openai: a streamed tool call: head, arguments in 2 pieces, tool_calls, [DONE]' 200 \
+	'const a = '"$OARGS"'; const ev = eval(process.env.ODS);
+	 a.length === 1 && /^call_fake_\d+_0$/.test(a[0].id) && a[0].name === "get_weather" && a[0].pieces === 2 &&
+	 JSON.parse(a[0].args).city === "Paris" && ev[0].choices[0].delta.role === "assistant" &&
+	 ev[0].choices[0].delta.content === null &&
+	 ev.some((e) => e.choices[0]?.finish_reason === "tool_calls") &&
+	 ev[ev.length - 1].usage.completion_tokens === 7 && b.trimEnd().endsWith("data: [DONE]")' \
+	-N "$U/v1/chat/completions" -d '{"model":"m","stream":true,"stream_options":{"include_usage":true},'"$OTOOLS"',"messages":[{"role":"user","content":"weather?"}]}'
+t 'openai: two streamed calls with x-fake-chunks 4' 200 \
+	'const a = '"$OARGS"'; a.length === 2 && a.every((c) => c.pieces === 4) && JSON.parse(a[1].args).city === "Tokyo"' \
+	-N -H 'x-fake-chunks: 4' "$U/v1/chat/completions" -d '{"model":"m","stream":true,'"$OTOOLS"',"messages":[{"role":"user","content":"weather, both"}]}'
+t 'openai: break-after cuts a tool-call stream' 200 \
+	'const a = '"$OARGS"'; a.length === 1 && a[0].pieces === 1 && !b.includes("[DONE]") && !b.includes("tool_calls\"}")' \
+	-N "$U/k/break-after=1/v1/chat/completions" -d '{"model":"m","stream":true,'"$OTOOLS"',"messages":[{"role":"user","content":"weather?"}]}'
+t 'openai: a streamed tool result' 200 \
+	'eval(process.env.ODS).map((e) => e.choices[0]?.delta?.content ?? "").join("") === "result: 18C and sunny"' \
+	-N "$U/v1/chat/completions" -d '{"model":"m","stream":true,'"$OTOOLS"',"messages":[{"role":"user","content":"weather?"},'"$OCALL"',{"role":"tool","tool_call_id":"call_1","content":"18C and sunny"}]}'
+t 'azure: tool calls as on OpenAI' 200 \
+	'j.model === "d" && JSON.parse(j.choices[0].message.tool_calls[0].function.arguments).city === "Paris"' \
+	"${Z[@]}" "$U/openai/deployments/d/chat/completions?$V" -d '{'"$OTOOLS"',"messages":[{"role":"user","content":"weather?"}]}'
+
+# context-window: an input over N tokens is refused as each provider refuses it ("hello
+# world" is 6 tokens)
+CTX_OAI='j.error.message === "This model'"'"'s maximum context length is 5 tokens. However, your messages resulted in 6 tokens." &&
+	 j.error.type === "invalid_request_error" && j.error.param === "messages" &&
+	 j.error.code === "context_length_exceeded"'
+t 'openai: /k/context-window=5 refuses 6 tokens' 400 "$CTX_OAI" \
+	"$U/k/context-window=5/v1/chat/completions" -d '{"model":"m",'"$HELLO"'}'
+t 'openai: x-fake-context-window header' 400 "$CTX_OAI" \
+	-H 'x-fake-context-window: 5' "$U/v1/chat/completions" -d '{"model":"m",'"$HELLO"'}'
+t 'openai: x_fake.context_window' 400 "$CTX_OAI" \
+	"$U/v1/chat/completions" -d '{"model":"m","x_fake":{"context_window":5},'"$HELLO"'}'
+t 'openai: a stream over the window is refused before it starts' 400 "$CTX_OAI" \
+	"$U/k/context-window=5/v1/chat/completions" -d '{"model":"m","stream":true,'"$HELLO"'}'
+t 'openai: an input at the window is answered' 200 'j.usage.prompt_tokens === 6' \
+	"$U/k/context-window=6/v1/chat/completions" -d '{"model":"m",'"$HELLO"'}'
+t 'openai: embeddings ignore the window' 200 'j.data.length === 1' \
+	"$U/k/context-window=1/v1/embeddings" -d '{"model":"m","input":"hello world"}'
+t 'openai: context-window=0 is a bad knob' 400 'j.error.message.includes("context-window")' \
+	"$U/k/context-window=0/v1/chat/completions" -d '{"model":"m",'"$HELLO"'}'
+t 'azure: /k/context-window=5 refuses in the OpenAI shape' 400 "$CTX_OAI" \
+	"${Z[@]}" "$U/k/context-window=5/openai/deployments/d/chat/completions?$V" -d '{'"$HELLO"'}'
+aerr 'context-window=5: prompt is too long' 400 invalid_request_error 'prompt is too long: 6 tokens > 5 maximum' \
+	"${A[@]}" "$U/k/context-window=5/v1/messages" -d '{"model":"m","max_tokens":9,'"$HELLO"'}'
+MSG='prompt is too long: 6 tokens > 5 maximum' t 'anthropic: the whole message is the provider'"'"'s' 400 \
+	'j.error.message === process.env.MSG' \
+	"${A[@]}" -H 'x-fake-context-window: 5' "$AM" -d '{"model":"m","max_tokens":9,"stream":true,'"$HELLO"'}'
+aerr 'context-window counts the cache knobs' 400 invalid_request_error 'prompt is too long: 14 tokens > 13 maximum' \
+	"${A[@]}" "$U/k/context-window=13,cache-read=5,cache-write=3/v1/messages" -d '{"model":"m","max_tokens":9,'"$HELLO"'}'
+t 'anthropic: an input at the window is answered' 200 'j.usage.input_tokens === 6' \
+	"${A[@]}" "$U/k/context-window=6/v1/messages" -d '{"model":"m","max_tokens":9,'"$HELLO"'}'
+aerr 'an invalid request is refused as such, whatever the window' 400 invalid_request_error 'max_tokens' \
+	"${A[@]}" "$U/k/context-window=1/v1/messages" -d '{"model":"m",'"$HELLO"'}'
+MSG='The input token count (6) exceeds the maximum number of tokens allowed (5).'
+t 'gemini: context-window=5: the input token count exceeds' 400 \
+	'j.error.code === 400 && j.error.status === "INVALID_ARGUMENT" && j.error.message === process.env.MSG' \
+	"${G[@]}" "$U/k/context-window=5/v1beta/models/gemini-x:generateContent" -d '{'"$GHELLO"'}'
+t 'gemini: a stream over the window is refused before it starts' 400 \
+	'j.error.status === "INVALID_ARGUMENT" && j.error.message === process.env.MSG' \
+	"${G[@]}" "$U/k/context-window=5/v1beta/models/gemini-x:streamGenerateContent?alt=sse" -d '{'"$GHELLO"'}'
+MSG=
+gerr 'context-window counts cachedContentTokenCount' 400 INVALID_ARGUMENT 'input token count (16) exceeds the maximum number of tokens allowed (15)' \
+	"${G[@]}" -H 'x-fake-cache-read: 10' "$U/k/context-window=15/v1beta/models/gemini-x:generateContent" -d '{'"$GHELLO"'}'
+t 'gemini: an input at the window is answered' 200 'j.usageMetadata.promptTokenCount === 6' \
+	"${G[@]}" "$U/k/context-window=6/v1beta/models/gemini-x:generateContent" -d '{'"$GHELLO"'}'
+t 'gemini: embeddings ignore the window' 200 'j.embedding.values.length === 8' \
+	"${G[@]}" "$U/k/context-window=1/v1beta/models/emb-x:embedContent" -d '{"content":{"parts":[{"text":"hello world"}]}}'
+
 # /fake/stats counts the new routes, failures included
 curl -s "$U/fake/stats" >"$TMP/s0"
 export S0=$TMP/s0

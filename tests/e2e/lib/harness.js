@@ -55,7 +55,7 @@ export async function startServer({ dataDir, args = [], env = {} } = {}) {
     stderr: () => err,
     // SIGTERM and wait; resolves to the exit code.
     async stop() {
-      if (proc.exitCode !== null) return proc.exitCode;
+      if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode ?? proc.signalCode;
       const done = new Promise((r) => proc.on('exit', (code, sig) => r(code ?? sig)));
       proc.kill('SIGTERM');
       return done;
@@ -73,7 +73,7 @@ export async function startFakeUpstream(args = []) {
   return {
     proc, port: Number(m[1]), url: `http://127.0.0.1:${m[1]}`,
     async stop() {
-      if (proc.exitCode !== null) return proc.exitCode;
+      if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode ?? proc.signalCode;
       const done = new Promise((r) => proc.on('exit', (code, sig) => r(code ?? sig)));
       proc.kill('SIGTERM');
       return done;

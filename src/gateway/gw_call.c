@@ -36,6 +36,7 @@
 #include "gateway/routing.h"
 #include "gateway/streams.h"
 #include "metrics/metrics.h"
+#include "store/db.h"
 
 #define SSE_EVENT_MAX ((size_t)4 << 20)
 
@@ -59,7 +60,6 @@ void gw_shutdown(void)
 void gw_thread_cleanup(void)
 {
 	json_arena_thread_free();
-	providers_thread_cleanup();
 }
 
 /* ------------------------------------------------------------ headers */
@@ -742,6 +742,9 @@ static void attempt_failed(struct call *c, int status, const char *what)
 /* Forward to the deployment in c->dep; the prov_fwd_result. */
 static int attempt_forward(struct call *c, struct prov_sink *sink)
 {
+	/* The wait for the provider (a whole stream, perhaps) needs no
+	 * database connection: hand this thread's back to the pool. */
+	db_release();
 	relay_sink(c, sink);
 	c->up_start_us = time_mono_us();
 	return c->ops->forward(&c->pc, &c->rq, sink, &c->first_byte_us, c->err, sizeof(c->err));

@@ -1,8 +1,9 @@
 /* http.c - the HTTP transport of the remote provider kinds, with libcurl.
  *
- * Each worker thread keeps one easy handle and reuses it, so connections to a
- * provider stay alive between calls. Bytes are handed to the sink as they
- * arrive; nothing buffers a whole stream here.
+ * A call borrows an easy handle from a pool of idle ones and hands it back
+ * after, so connections to a provider stay alive between calls and handles
+ * number the calls under way, not the worker threads (core/pool.h). Bytes
+ * are handed to the sink as they arrive; nothing buffers a whole stream here.
  */
 #include <curl/curl.h>
 #include <sodium.h>
@@ -13,13 +14,15 @@
 
 #include "core/json.h"
 #include "core/log.h"
+#include "core/pool.h"
 #include "core/timeutil.h"
 #include "crypto/secrets.h"
 #include "providers/provider.h"
 
-static __thread CURL *tls_curl;
+static struct pool idle_handles = POOL_INIT(128);
 
 struct xfer {
+	CURL *h;
 	struct prov_sink *sink;
 	long status;
 	char content_type[128];
@@ -35,17 +38,47 @@ int providers_init(void)
 	return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? TG_OK : TG_EIO;
 }
 
+static size_t on_header(char *p, size_t size, size_t n, void *ud);
+static size_t on_body(char *p, size_t size, size_t n, void *ud);
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow);
+
+static void handle_free(void *h)
+{
+	curl_easy_cleanup(h);
+}
+
 void providers_shutdown(void)
 {
+	pool_drain(&idle_handles, handle_free);
 	curl_global_cleanup();
 }
 
-void providers_thread_cleanup(void)
+/* A handle from the pool, or a new one with what is the same for every call. */
+static CURL *handle_get(void)
 {
-	if (tls_curl) {
-		curl_easy_cleanup(tls_curl);
-		tls_curl = NULL;
-	}
+	CURL *h = pool_get(&idle_handles);
+
+	if (h || !(h = curl_easy_init()))
+		return h;
+	curl_easy_setopt(h, CURLOPT_POST, 1L);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_USERAGENT, "tollgate/" TG_VERSION);
+	return h;
+}
+
+static void handle_put(CURL *h)
+{
+	if (!pool_put(&idle_handles, h))
+		curl_easy_cleanup(h);
 }
 
 /* A header's value (after the colon), trimmed, cut to fit out. */
@@ -83,7 +116,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 	size_t len = size * n;
 
 	if (!x->status_sent) {
-		curl_easy_getinfo(tls_curl, CURLINFO_RESPONSE_CODE, &x->status);
+		curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &x->status);
 		if (x->first_byte_us)
 			*x->first_byte_us = time_mono_us() - x->start_us;
 		x->status_sent = 1;
@@ -131,24 +164,6 @@ int prov_http_post(const struct provider *prov, const struct prov_request *rq,
 	x.sink = sink;
 	x.start_us = time_mono_us();
 	x.first_byte_us = first_byte_us;
-	if (!tls_curl) {
-		if (!(tls_curl = curl_easy_init())) {
-			snprintf(err, errlen, "could not create an HTTP client");
-			return PROV_FWD_CONNECT;
-		}
-		/* What is the same for every call, set once per handle. */
-		curl_easy_setopt(tls_curl, CURLOPT_POST, 1L);
-		curl_easy_setopt(tls_curl, CURLOPT_HEADERFUNCTION, on_header);
-		curl_easy_setopt(tls_curl, CURLOPT_WRITEFUNCTION, on_body);
-		curl_easy_setopt(tls_curl, CURLOPT_XFERINFOFUNCTION, on_progress);
-		curl_easy_setopt(tls_curl, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-		curl_easy_setopt(tls_curl, CURLOPT_NOSIGNAL, 1L);
-		curl_easy_setopt(tls_curl, CURLOPT_TCP_NODELAY, 1L);
-		curl_easy_setopt(tls_curl, CURLOPT_TCP_KEEPALIVE, 1L);
-		curl_easy_setopt(tls_curl, CURLOPT_FOLLOWLOCATION, 0L);
-		curl_easy_setopt(tls_curl, CURLOPT_PROTOCOLS_STR, "http,https");
-		curl_easy_setopt(tls_curl, CURLOPT_USERAGENT, "tollgate/" TG_VERSION);
-	}
 	snprintf(url, sizeof(url), "%s%s", prov->base_url, rq->path);
 	if (catalog_provider_api_key(prov->id, &key, &keylen) != TG_OK) {
 		snprintf(err, errlen, "the provider's API key could not be opened");
@@ -173,24 +188,32 @@ int prov_http_post(const struct provider *prov, const struct prov_request *rq,
 	}
 	if (key)
 		secrets_plain_free(key, keylen);
-	curl_easy_setopt(tls_curl, CURLOPT_URL, url);
-	curl_easy_setopt(tls_curl, CURLOPT_POSTFIELDS, rq->body);
-	curl_easy_setopt(tls_curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->len);
-	curl_easy_setopt(tls_curl, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(tls_curl, CURLOPT_HEADERDATA, &x);
-	curl_easy_setopt(tls_curl, CURLOPT_WRITEDATA, &x);
-	curl_easy_setopt(tls_curl, CURLOPT_XFERINFODATA, &x);
-	curl_easy_setopt(tls_curl, CURLOPT_NOPROGRESS, sink->on_idle ? 0L : 1L);
-	curl_easy_setopt(tls_curl, CURLOPT_TIMEOUT_MS, (long)(prov->timeout_s * 1000));
+	if (!(x.h = handle_get())) {
+		curl_slist_free_all(hdrs);
+		snprintf(err, errlen, "could not create an HTTP client");
+		return PROV_FWD_CONNECT;
+	}
+	curl_easy_setopt(x.h, CURLOPT_URL, url);
+	curl_easy_setopt(x.h, CURLOPT_POSTFIELDS, rq->body);
+	curl_easy_setopt(x.h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->len);
+	curl_easy_setopt(x.h, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(x.h, CURLOPT_HEADERDATA, &x);
+	curl_easy_setopt(x.h, CURLOPT_WRITEDATA, &x);
+	curl_easy_setopt(x.h, CURLOPT_XFERINFODATA, &x);
+	curl_easy_setopt(x.h, CURLOPT_NOPROGRESS, sink->on_idle ? 0L : 1L);
+	curl_easy_setopt(x.h, CURLOPT_TIMEOUT_MS, (long)(prov->timeout_s * 1000));
 
-	cc = curl_easy_perform(tls_curl);
+	cc = curl_easy_perform(x.h);
 	curl_slist_free_all(hdrs);
-	/* Forget the header list pointer held by the handle before it is reused. */
-	curl_easy_setopt(tls_curl, CURLOPT_HTTPHEADER, NULL);
+	/* Forget the pointers into this call held by the handle before it is reused. */
+	curl_easy_setopt(x.h, CURLOPT_HTTPHEADER, NULL);
+	curl_easy_setopt(x.h, CURLOPT_HEADERDATA, NULL);
+	curl_easy_setopt(x.h, CURLOPT_WRITEDATA, NULL);
+	curl_easy_setopt(x.h, CURLOPT_XFERINFODATA, NULL);
 
 	if (cc == CURLE_OK && !x.status_sent) {
 		/* A response with an empty body still has a status. */
-		curl_easy_getinfo(tls_curl, CURLINFO_RESPONSE_CODE, &x.status);
+		curl_easy_getinfo(x.h, CURLINFO_RESPONSE_CODE, &x.status);
 		x.status_sent = 1;
 		if (first_byte_us)
 			*first_byte_us = time_mono_us() - x.start_us;
@@ -214,5 +237,6 @@ int prov_http_post(const struct provider *prov, const struct prov_request *rq,
 		rc = PROV_FWD_CONNECT;
 		snprintf(err, errlen, "could not reach the provider: %s", curl_easy_strerror(cc));
 	}
+	handle_put(x.h);
 	return rc;
 }

@@ -189,10 +189,8 @@ const char *prov_error_type_for(int status);
 /* Process-wide setup and teardown of the HTTP client library. */
 int providers_init(void);
 void providers_shutdown(void);
-/* This thread's HTTP client handle (at worker exit). */
-void providers_thread_cleanup(void);
-/* POST rq to the provider's base URL + rq->path through this thread's
- * reused handle, with the provider's key after rq->auth_prefix and the
+/* POST rq to the provider's base URL + rq->path through a pooled, reused
+ * handle, with the provider's key after rq->auth_prefix and the
  * header lines of rq->headers. err gets a
  * message for logs and error bodies (no secrets). A prov_fwd_result. */
 /* The forward operation of every HTTP kind: prov_http_post to c->prov. */

@@ -1,4 +1,4 @@
-/* db.c - per-thread SQLite connections and statement cache; see db.h. */
+/* db.c - pooled SQLite connections and their statement caches; see db.h. */
 #include "store/db.h"
 
 #include <fcntl.h>
@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/pool.h"
 #include "core/timeutil.h"
 
 #define DB_CHECKPOINT_BYTES (16 << 20) /* restart the WAL once it passes this */
@@ -53,6 +54,9 @@ static pthread_mutex_t db_write_mu = PTHREAD_MUTEX_INITIALIZER;
 static int db_sync_full;
 static int db_busy_ms = 5000;
 static pthread_key_t db_key;
+/* Idle connections, each with its statement cache (db_release). */
+static struct pool db_idle = POOL_INIT(64);
+static int db_private; /* an in-memory database: one per connection */
 static pthread_once_t db_key_once = PTHREAD_ONCE_INIT;
 /* Bumped after every commit of any process using the database (db_commit_seq);
  * mapped by db_configure, before any connection exists. */
@@ -83,6 +87,11 @@ static void db_thread_free(void *p)
 	free(t);
 }
 
+static void db_thread_free_any(void *p)
+{
+	db_thread_free(p);
+}
+
 static void db_key_make(void)
 {
 	/* Before SQLite initialises: its memory statistics take one global
@@ -100,12 +109,14 @@ int db_configure(const char *path, int synchronous_full, int busy_timeout_ms)
 	if (strlen(path) >= sizeof(db_path))
 		return TG_ETOOBIG;
 	pthread_once(&db_key_once, db_key_make);
+	db_close_idle(); /* connections to the previous database */
 	snprintf(db_path, sizeof(db_path), "%s", path);
 	db_sync_full = synchronous_full;
 	db_busy_ms = busy_timeout_ms;
 	/* A database configured again (tests) gets its own counter; the old
 	 * mapping (8 bytes) is left alone, as a thread may still read it. */
 	on_disk = strcmp(path, ":memory:") != 0 && strncmp(path, "file:", 5) != 0;
+	db_private = strcmp(path, ":memory:") == 0 || strstr(path, "mode=memory") != NULL;
 	commit_counter = on_disk ? db_shared_counter("commits") : NULL;
 	commit_base += (uint64_t)1 << 40;
 	__atomic_store_n(&commits_counted, 0, __ATOMIC_RELEASE);
@@ -163,6 +174,10 @@ static struct db_thread *db_thread(void)
 	t = pthread_getspecific(db_key);
 	if (t)
 		return t;
+	if ((t = pool_get(&db_idle))) {
+		pthread_setspecific(db_key, t);
+		return t;
+	}
 	if (db_path[0] == '\0') {
 		log_error("db: no database configured");
 		return NULL;
@@ -555,6 +570,26 @@ int64_t db_last_id(void)
 	sqlite3 *db = db_get();
 
 	return db ? sqlite3_last_insert_rowid(db) : 0;
+}
+
+void db_release(void)
+{
+	struct db_thread *t;
+
+	pthread_once(&db_key_once, db_key_make);
+	t = pthread_getspecific(db_key);
+	/* None, or still in use: it stays with this thread. So does a private
+	 * in-memory database, which another connection would not see. */
+	if (!t || t->n_used || t->n_loose || t->in_tx || t->n_after || db_private)
+		return;
+	pthread_setspecific(db_key, NULL);
+	if (!pool_put(&db_idle, t))
+		db_thread_free(t);
+}
+
+void db_close_idle(void)
+{
+	pool_drain(&db_idle, db_thread_free_any);
 }
 
 void db_close_thread(void)

@@ -53,6 +53,14 @@ int64_t db_changes(void);
 int64_t db_last_id(void);
 /* Close this thread's connection and its statements (also done at thread exit). */
 void db_close_thread(void);
+/* Hand this thread's connection back to the pool of idle ones, when no
+ * statement of it is in use and no transaction is open (otherwise it stays).
+ * The thread's next db_* call borrows one again. A worker calls this before
+ * it waits for a long time (a client, a provider): connections then number
+ * the calls using the database at once, not the worker threads. */
+void db_release(void);
+/* Close the idle connections (shutdown; db_configure does it too). */
+void db_close_idle(void);
 /* Checkpoint the WAL into the database and restart the log (a background
  * thread of the server calls this periodically). */
 int db_checkpoint(void);

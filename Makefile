@@ -14,7 +14,7 @@ E2E := tests/e2e
 
 APT_PACKAGES := build-essential cmake pkg-config libcivetweb-dev libsqlite3-dev libcjson-dev \
 	libsodium-dev libcurl4-openssl-dev libcmocka-dev sqlite3 curl chromium nodejs npm \
-	clang libclang-rt-14-dev clang-format
+	clang libclang-rt-14-dev clang-format libssl-dev openssl nginx-light
 BENCH_PACKAGES := nginx-light
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -74,8 +74,9 @@ test-unit: build
 	cd $(BUILD) && ctest --output-on-failure
 	bash tests/fake_upstream/selftest.sh $(BUILD)/fake_upstream
 
+# The edge suites hold thousands of sockets: lift the soft descriptor limit.
 test-e2e: build deps-npm
-	cd $(E2E) && TOLLGATE_BIN=$(CURDIR)/$(BUILD)/tollgate FAKE_UPSTREAM_BIN=$(CURDIR)/$(BUILD)/fake_upstream \
+	ulimit -n $$(ulimit -Hn) && cd $(E2E) && TOLLGATE_BIN=$(CURDIR)/$(BUILD)/tollgate FAKE_UPSTREAM_BIN=$(CURDIR)/$(BUILD)/fake_upstream \
 		node --test --test-concurrency=1 --test-reporter=spec .
 
 # kill -9 under load, restart, check the books (tests/crash/README.md); 5 rounds here.
@@ -85,7 +86,7 @@ test-crash: build
 test-asan: build-asan deps-npm
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		ctest --output-on-failure
-	cd $(E2E) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	ulimit -n $$(ulimit -Hn) && cd $(E2E) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		TOLLGATE_BIN=$(CURDIR)/$(ASAN_BUILD)/tollgate FAKE_UPSTREAM_BIN=$(CURDIR)/$(ASAN_BUILD)/fake_upstream \
 		node --test --test-concurrency=1 --test-reporter=spec .
 
@@ -113,6 +114,7 @@ crash: build
 bench: build deps-bench
 	tests/bench/run.sh $(BUILD)
 	tests/bench/pages.sh $(BUILD)
+	tests/bench/edge.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

@@ -6,12 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "alerts/alerts.h"
 #include "app.h"
 #include "cli.h"
 #include "cli_commands.h"
 #include "core/log.h"
+#include "core/timeutil.h"
 #include "crypto/keys.h"
 #include "crypto/password.h"
 #include "crypto/secrets.h"
@@ -106,6 +108,33 @@ static void serve_thread_exit(void)
 	db_close_thread();
 }
 
+/* Graceful shutdown (server.h): stop accepting, give what is in flight
+ * drain_timeout_s to finish, then cut the rest. A second signal cuts at once. */
+static void drain(const tg_config_t *cfg, const sigset_t *set, int sig)
+{
+	int64_t deadline = time_mono_us() + cfg->drain_timeout_s * 1000000;
+	struct timespec tick = { 0, 50 * 1000 * 1000 };
+	int64_t left;
+
+	server_drain_begin();
+	log_info("received %s: no new connections; %lld requests in flight get up to %lld s",
+		 sig == SIGINT ? "SIGINT" : "SIGTERM", (long long)server_in_flight(),
+		 (long long)cfg->drain_timeout_s);
+	while ((left = server_in_flight()) > 0 && time_mono_us() < deadline) {
+		if (sigtimedwait(set, NULL, &tick) > 0) {
+			log_warn("second signal: cutting %lld requests now", (long long)left);
+			break;
+		}
+	}
+	if ((left = server_in_flight()) > 0)
+		log_warn("drain: %lld requests still running; cutting their connections (streams "
+			 "are settled on what they delivered)",
+			 (long long)left);
+	else
+		log_info("drain: every request finished");
+	server_drain_cut();
+}
+
 static int cmd_serve(struct cli_args *a)
 {
 	struct server_app app;
@@ -158,18 +187,19 @@ static int cmd_serve(struct cli_args *a)
 		fprintf(stderr, "tollgate: %s\n", err);
 		goto out;
 	}
-	log_info("tollgate %s listening on http://127.0.0.1:%d (data in %s)", TG_VERSION,
-		 server_port(), a->cfg.data_dir);
+	log_info("tollgate %s listening on %s://%s (port %d, data in %s)", TG_VERSION,
+		 server_scheme(), a->cfg.listen, server_port(), a->cfg.data_dir);
 	printf("listening on %s port %d\n", a->cfg.listen, server_port());
 	print_setup_url(a);
 	fflush(stdout);
 	sigwait(&set, &sig);
-	log_info("received %s: finishing in-flight requests", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	drain(&a->cfg, &set, sig);
 	server_stop();
 	journal_stop(); /* the last calls' debits and request rows */
 	db_checkpointer_stop();
 	alerts_worker_stop();
 	gw_shutdown();
+	db_close_idle();
 	catalog_forget(); /* wipes the opened provider keys */
 	rc = 0;
 out:

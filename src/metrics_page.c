@@ -9,6 +9,7 @@
 #include "catalog/catalog.h"
 #include "gateway/routing.h"
 #include "gateway/streams.h"
+#include "http/edge.h"
 #include "http/ipthrottle.h"
 #include "http/server.h"
 #include "ledger/ledger.h"
@@ -108,6 +109,7 @@ static int render_health(buf_t *b)
 int page_metrics(tg_req_t *r)
 {
 	struct metrics_process p;
+	struct edge_stats es;
 	int64_t streams_open;
 	buf_t b;
 	int rc;
@@ -124,6 +126,11 @@ int page_metrics(tg_req_t *r)
 	p.held_micro = ledger_held_total();
 	journal_stats(&p.journal_records, &p.journal_batches, &p.journal_queued);
 	server_connection_stats(&p.connections_open, &p.connections_refused);
+	edge_get_stats(&es);
+	p.edge_open = es.open;
+	p.edge_addresses = es.addresses;
+	p.edge_refused = es.refused;
+	p.in_flight = server_in_flight();
 	gw_streams_stats(&streams_open, &p.streams_refused);
 	p.auth_throttled_gateway = ipthrottle_refused(server_throttle(THROTTLE_GATEWAY_AUTH));
 	p.auth_throttled_login = ipthrottle_refused(server_throttle(THROTTLE_LOGIN));

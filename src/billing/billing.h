@@ -44,6 +44,7 @@ struct call_record {
 	char model[CATALOG_NAME_MAX + 1];
 	char source[16]; /* reported | estimated | none */
 	char err[256];
+	char client[46]; /* the client's address (behind a trusted proxy, the real one) */
 	/* In memory only. */
 	struct ledger_hold hold; /* handed over by the call; released after the commit */
 	int inflight;            /* the request id was claimed: release it after the commit */

@@ -23,8 +23,9 @@
 #include "store/db.h"
 
 /* TGJ2 is TGJ1 with cache_write, reasoning, attempt and failed_over after the strings;
- * files of either are replayed. */
-#define MAGIC "TGJ2"
+ * TGJ3 is TGJ2 with the client's address last. Files of each are replayed. */
+#define MAGIC "TGJ3"
+#define MAGIC_V2 "TGJ2"
 #define MAGIC_V1 "TGJ1"
 #define MAGIC_PREFIX "TGJ"
 #define SUM_LEN 16
@@ -91,7 +92,8 @@ int journal_encode(const struct call_record *r, buf_t *out)
 	    put_i64(&p, r->upstream_ms) || put_i64(&p, r->total_ms) || buf_append(&p, &flags, 1) ||
 	    put_str(&p, r->request_id) || put_str(&p, r->endpoint) || put_str(&p, r->model) ||
 	    put_str(&p, r->source) || put_str(&p, r->err) || put_i64(&p, r->cache_write) ||
-	    put_i64(&p, r->reasoning) || put_i64(&p, r->attempt) || put_i64(&p, r->failed_over))
+	    put_i64(&p, r->reasoning) || put_i64(&p, r->attempt) || put_i64(&p, r->failed_over) ||
+	    put_str(&p, r->client))
 		goto out;
 	len = (uint32_t)p.len;
 	crypto_generichash(sum, SUM_LEN, (const unsigned char *)p.data, p.len, NULL, 0);
@@ -138,12 +140,14 @@ int journal_decode(const unsigned char *p, size_t n, struct call_record *r, size
 			 &r->stream,     &r->status, &r->prompt,      &r->cached,
 			 &r->completion, &r->cost,   &r->upstream_ms, &r->total_ms };
 	size_t i;
-	int v1;
+	int v1, v2;
 
 	memset(r, 0, sizeof(*r));
-	if (n < HEAD_LEN || (memcmp(p, MAGIC, 4) != 0 && memcmp(p, MAGIC_V1, 4) != 0))
+	if (n < HEAD_LEN || (memcmp(p, MAGIC, 4) != 0 && memcmp(p, MAGIC_V2, 4) != 0 &&
+			     memcmp(p, MAGIC_V1, 4) != 0))
 		return TG_EINVAL;
 	v1 = memcmp(p, MAGIC_V1, 4) == 0;
+	v2 = memcmp(p, MAGIC_V2, 4) == 0;
 	memcpy(&len, p + 4, sizeof(len));
 	if (len > PAYLOAD_MAX || n - HEAD_LEN < (size_t)len + SUM_LEN)
 		return TG_EINVAL;
@@ -166,7 +170,8 @@ int journal_decode(const unsigned char *p, size_t n, struct call_record *r, size
 		     get_bytes(&rd, &r->reasoning, sizeof(int64_t)) ||
 		     get_bytes(&rd, &r->attempt, sizeof(int64_t)) ||
 		     get_bytes(&rd, &r->failed_over, sizeof(int64_t)))) ||
-	    rd.off != rd.n || r->seq == 0 || r->org_id <= 0 || !r->request_id[0] || r->cost < 0)
+	    (!v1 && !v2 && get_str(&rd, r->client, sizeof(r->client))) || rd.off != rd.n ||
+	    r->seq == 0 || r->org_id <= 0 || !r->request_id[0] || r->cost < 0)
 		return TG_EINVAL;
 	if (v1)
 		r->attempt = 1;
@@ -185,10 +190,10 @@ static int insert_request_row(const struct call_record *r, int64_t cost, const c
 		"INSERT INTO requests(request_id, created_at, org_id, key_id, endpoint, model,"
 		" provider_id, stream, status, prompt_tokens, cached_tokens, completion_tokens,"
 		" cost, usage_source, upstream_ms, total_ms, error, cache_write_tokens,"
-		" reasoning_tokens, attempt, failed_over) VALUES (:rid, :at, :org, :key, :ep,"
-		" :model, :prov,"
+		" reasoning_tokens, attempt, failed_over, client_ip) VALUES (:rid, :at, :org, :key,"
+		" :ep, :model, :prov,"
 		" :stream, :status, :pt, :ct, :cpt, :cost, :src, :up, :total, :err, :cw, :rt,"
-		" :attempt, :fo)");
+		" :attempt, :fo, :client)");
 
 	if (!st || db_bind_text(st, ":rid", r->request_id) ||
 	    db_bind_int64(st, ":at", r->created_at) || db_bind_int64(st, ":org", r->org_id) ||
@@ -201,7 +206,8 @@ static int insert_request_row(const struct call_record *r, int64_t cost, const c
 	    db_bind_text(st, ":err", err) || db_bind_int64(st, ":cw", r->cache_write) ||
 	    db_bind_int64(st, ":rt", r->reasoning) ||
 	    db_bind_int64(st, ":attempt", r->attempt > 0 ? r->attempt : 1) ||
-	    db_bind_int64(st, ":fo", r->failed_over ? 1 : 0))
+	    db_bind_int64(st, ":fo", r->failed_over ? 1 : 0) ||
+	    db_bind_text(st, ":client", r->client))
 		return TG_EDB;
 	if (r->provider_id > 0 ? db_bind_int64(st, ":prov", r->provider_id) :
 				 db_bind_null(st, ":prov"))

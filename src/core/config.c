@@ -41,11 +41,12 @@ static const struct opt opts[] = {
 	S(password_hashing, "Argon2id cost: interactive | moderate (interactive)"),
 	S(public_url, "base URL browsers use, for printed links (http://LISTEN)"),
 	S(metrics_token, "Bearer token GET /metrics requires (empty: no token)"),
-	I(threads, 2, 4096, "worker threads; each open connection holds one (64)"),
-	I(max_connections, 0, 4095,
+	I(threads, 2, 16384,
+	  "worker threads (small stacks); each open connection holds one (4096)"),
+	I(max_connections, 0, 16383,
 	  "connections served at once, below threads; more get a fast 503 (0: threads - "
 	  "threads/8)"),
-	I(max_streams, 0, 4095, "streams open at once; more get 503 (0: 3/4 of max_connections)"),
+	I(max_streams, 0, 16383, "streams open at once; more get 503 (0: 3/4 of max_connections)"),
 	I(auth_fail_limit, 0, 1000000,
 	  "failed gateway key checks per address before it is blocked (20; 0: off)"),
 	I(auth_fail_window_s, 1, 86400, "window and block time for auth_fail_limit (60)"),
@@ -56,9 +57,21 @@ static const struct opt opts[] = {
 	I(session_idle_s, 60, 365 * 86400, "dashboard session idle timeout in seconds (7200)"),
 	I(session_absolute_s, 300, 365 * 86400, "dashboard session absolute lifetime (604800)"),
 	I(busy_timeout_ms, 0, 600000, "SQLite busy timeout in milliseconds (5000)"),
-	I(request_timeout_ms, 100, 600000,
-	  "ms a client may take to send a request's head, stall sending its body or reading an "
-	  "answer, or idle on a kept-alive connection (up to 30 s) (30000)"),
+	I(request_timeout_ms, 100, 600000, "ms a client may take to send a request's body (30000)"),
+	I(header_timeout_ms, 100, 600000,
+	  "ms a client may take to send a request's head, or stall one read or write (10000)"),
+	I(idle_timeout_ms, 100, 600000,
+	  "ms an idle kept-alive connection is kept open between requests (15000)"),
+	I(max_connections_per_ip, 0, 1000000,
+	  "connections open at once from one address; more are refused with a 429 (128; 0: off)"),
+	I(drain_timeout_s, 0, 3600,
+	  "on SIGTERM, seconds in-flight calls and streams get to finish (30)"),
+	S(tls_cert, "PEM certificate (chain) file: serve HTTPS on listen (empty: plain HTTP)"),
+	S(tls_key, "PEM private key file for tls_cert (empty: read from tls_cert)"),
+	I(hsts_max_age_s, 0, 63072000,
+	  "Strict-Transport-Security max-age sent over HTTPS (31536000; 0: none)"),
+	S(tls_redirect_from,
+	  "ADDR:PORT of a plain HTTP listener redirecting to HTTPS (empty: none)"),
 	I(webhook_private_ok, 0, 1,
 	  "1: alert webhooks may go to loopback, private and link-local addresses (0)"),
 	I(route_attempts, 1, 10,
@@ -70,6 +83,9 @@ static const struct opt opts[] = {
 	I(cooldown_failures, 1, 1000,
 	  "failures in a row after which a deployment is cooled down (3)"),
 	I(cooldown_s, 1, 86400, "seconds a cooled-down deployment is skipped (30)"),
+	S(trusted_proxies,
+	  "reverse proxies (addresses and CIDRs, comma-separated) whose X-Forwarded-For, "
+	  "Forwarded and X-Forwarded-Proto are believed (empty: none)"),
 };
 /* clang-format on */
 
@@ -82,7 +98,7 @@ void config_defaults(tg_config_t *c)
 	snprintf(c->log_level, sizeof(c->log_level), "info");
 	snprintf(c->synchronous, sizeof(c->synchronous), "normal");
 	snprintf(c->password_hashing, sizeof(c->password_hashing), "interactive");
-	c->threads = 64;
+	c->threads = 4096;
 	c->auth_fail_limit = 20;
 	c->auth_fail_window_s = 60;
 	c->login_fail_limit = 20;
@@ -92,6 +108,11 @@ void config_defaults(tg_config_t *c)
 	c->session_absolute_s = 7 * 86400;
 	c->busy_timeout_ms = 5000;
 	c->request_timeout_ms = 30000;
+	c->header_timeout_ms = 10000;
+	c->idle_timeout_ms = 15000;
+	c->max_connections_per_ip = 128;
+	c->drain_timeout_s = 30;
+	c->hsts_max_age_s = 31536000;
 	c->route_attempts = 3;
 	c->route_budget_ms = 30000;
 	c->cooldown_failures = 3;
@@ -311,6 +332,11 @@ int config_validate(const tg_config_t *c, char *err, size_t errlen)
 			 "max_streams (%lld) must not be above max_connections (%lld): each stream "
 			 "holds a connection",
 			 (long long)config_max_streams(c), (long long)config_max_connections(c));
+		return TG_EINVAL;
+	}
+	if (!c->tls_cert[0] && (c->tls_key[0] || c->tls_redirect_from[0])) {
+		snprintf(err, errlen, "%s needs tls_cert: it only means something with HTTPS on",
+			 c->tls_key[0] ? "tls_key" : "tls_redirect_from");
 		return TG_EINVAL;
 	}
 	if (c->data_dir[0] == '\0') {

@@ -33,13 +33,24 @@ typedef struct tg_config {
 	int64_t session_idle_s;
 	int64_t session_absolute_s;
 	int64_t busy_timeout_ms;
-	int64_t request_timeout_ms;
-	int64_t webhook_private_ok; /* 1: webhooks may go to non-public addresses */
-	int64_t route_attempts;     /* a call's attempts over its deployments, at most */
-	int64_t route_retries;      /* more rounds over the deployments after the first */
-	int64_t route_budget_ms;    /* no new attempt starts after this much of a call */
-	int64_t cooldown_failures;  /* failures in a row that cool a deployment down */
-	int64_t cooldown_s;         /* how long a cooled-down deployment is skipped */
+	int64_t request_timeout_ms;     /* a request body slower than this gets a 408 */
+	int64_t header_timeout_ms;      /* a request head, or one stalled read or write */
+	int64_t idle_timeout_ms;        /* an idle kept-alive connection */
+	int64_t max_connections_per_ip; /* open at once from one address; 0 = no cap */
+	int64_t drain_timeout_s;        /* SIGTERM: time in-flight calls get to finish */
+	int64_t webhook_private_ok;     /* 1: webhooks may go to non-public addresses */
+	int64_t route_attempts;         /* a call's attempts over its deployments, at most */
+	int64_t route_retries;          /* more rounds over the deployments after the first */
+	int64_t route_budget_ms;        /* no new attempt starts after this much of a call */
+	int64_t cooldown_failures;      /* failures in a row that cool a deployment down */
+	int64_t cooldown_s;             /* how long a cooled-down deployment is skipped */
+	/* Comma-separated addresses and CIDRs of reverse proxies whose forwarding
+	 * headers are believed (http/proxy.h); empty = none. */
+	char trusted_proxies[CONFIG_STR_MAX];
+	char tls_cert[CONFIG_STR_MAX];          /* PEM; set: listen serves HTTPS */
+	char tls_key[CONFIG_STR_MAX];           /* PEM; empty: the key is in tls_cert */
+	int64_t hsts_max_age_s;                 /* HSTS over HTTPS; 0 = none */
+	char tls_redirect_from[CONFIG_STR_MAX]; /* plain listener redirecting to HTTPS */
 } tg_config_t;
 
 /* Fill with defaults. */

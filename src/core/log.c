@@ -72,11 +72,11 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 }
 
 void log_request(const char *method, const char *path, int status, int64_t dur_us,
-		 const char *request_id)
+		 const char *request_id, const char *client)
 {
 	if (LOG_INFO < log_level_cur)
 		return;
-	log_msg(LOG_INFO, "%s %s %d %lld.%03lldms id=%s", method, path, status,
+	log_msg(LOG_INFO, "%s %s %d %lld.%03lldms id=%s client=%s", method, path, status,
 		(long long)(dur_us / 1000), (long long)(dur_us % 1000),
-		request_id && *request_id ? request_id : "-");
+		request_id && *request_id ? request_id : "-", client && *client ? client : "-");
 }

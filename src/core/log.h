@@ -15,9 +15,10 @@ enum log_level log_get_level(void);
 /* Parse "debug" | "info" | "warn" | "error"; returns -1 if unknown. */
 int log_level_parse(const char *s);
 void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* The access line: one per HTTP request. */
+/* The access line: one per HTTP request; client is its address (the real
+ * client's behind a trusted proxy), NULL when unknown. */
 void log_request(const char *method, const char *path, int status, int64_t dur_us,
-		 const char *request_id);
+		 const char *request_id, const char *client);
 
 #define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
 #define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)

@@ -206,6 +206,7 @@ static struct call_record *record_new(struct call *c, int status, int billed, in
 		 c->have_model ? c->model.name : c->model_name);
 	snprintf(rec->source, sizeof(rec->source), "%s", rec->billed ? source : "none");
 	snprintf(rec->err, sizeof(rec->err), "%s", c->err);
+	snprintf(rec->client, sizeof(rec->client), "%s", c->r->ri ? req_ip(c->r) : "");
 	return rec;
 }
 

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "core/buf.h"
+#include "http/proxy.h"
 
 struct mg_connection;
 struct mg_request_info;
@@ -54,6 +55,9 @@ typedef struct tg_req {
 	int64_t start_us;
 	int64_t max_body;
 	int64_t timeout_ms; /* request_timeout_ms: a body slower than this gets a 408 */
+	/* The client (address, scheme) req_ip and req_is_tls answer with: set once
+	 * by req_client_init. */
+	struct proxy_client client;
 } tg_req_t;
 
 typedef int (*route_fn)(tg_req_t *r);
@@ -119,9 +123,16 @@ char *req_cookie(const tg_req_t *r, const char *name);
  * nesting deeper than JSON_MAX_DEPTH), 408 or 413 and returns NULL. Caller
  * frees with cJSON_Delete. */
 cJSON *req_json(tg_req_t *r);
-/* Client IP address as text. */
+/* Work out the request's client once (http/proxy.h, with the server's
+ * trusted_proxies): its address, and whether it came over TLS. The server
+ * calls it as each request starts. */
+void req_client_init(tg_req_t *r);
+/* The client's address as text, normalised: the peer's, or behind a trusted
+ * proxy the one it forwarded for (http/proxy.h). Throttles, sessions, the
+ * audit log and the access log all key on it. */
 const char *req_ip(const tg_req_t *r);
-/* 1 when the connection is TLS. */
+/* 1 when the client's connection is TLS: its own, or a trusted proxy's
+ * X-Forwarded-Proto / Forwarded proto= saying https. */
 int req_is_tls(const tg_req_t *r);
 
 /* --- responses (resp.c) --- */

@@ -9,6 +9,7 @@
 #include "core/json.h"
 #include "core/timeutil.h"
 #include "http/http.h"
+#include "http/proxy.h"
 
 const char *req_header(const tg_req_t *r, const char *name)
 {
@@ -327,12 +328,19 @@ bad:
 	return NULL;
 }
 
+void req_client_init(tg_req_t *r)
+{
+	if (r->ri)
+		proxy_client_of(proxy_trusted(), r->ri, &r->client);
+}
+
+/* A request made without req_client_init (tests) has its peer as client. */
 const char *req_ip(const tg_req_t *r)
 {
-	return r->ri->remote_addr;
+	return r->client.addr[0] ? r->client.addr : r->ri->remote_addr;
 }
 
 int req_is_tls(const tg_req_t *r)
 {
-	return r->ri->is_ssl;
+	return r->client.addr[0] ? r->client.tls : r->ri->is_ssl;
 }

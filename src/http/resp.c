@@ -26,6 +26,8 @@ const char *resp_status_text(int status)
 		return "See Other";
 	case 304:
 		return "Not Modified";
+	case 308:
+		return "Permanent Redirect";
 	case 400:
 		return "Bad Request";
 	case 401:

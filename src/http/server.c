@@ -12,13 +12,18 @@
 #include "core/slots.h"
 #include "core/timeutil.h"
 #include "http/ipthrottle.h"
+#include "http/edge.h"
+#include "http/proxy.h"
+#include "http/tls.h"
 #include "metrics/metrics.h"
+#include "store/db.h"
 
 /* Addresses remembered per authentication throttle table (fixed memory). */
 #define THROTTLE_CAPACITY 4096
 
 static struct mg_context *ctx;
 static struct ipthrottle *throttles[THROTTLE_COUNT];
+static char hsts[48]; /* the Strict-Transport-Security value; empty: none */
 static struct server_app app_cur;
 static const tg_config_t *cfg_cur;
 
@@ -103,6 +108,8 @@ static void request_id_init(tg_req_t *r)
  */
 static struct slots conn_slots;
 static int64_t conn_max;
+static int64_t in_flight;  /* requests in dispatch now (atomic) */
+static int draining;       /* set by server_drain_begin (atomic) */
 static char conn_admitted; /* its address marks an admitted connection */
 
 static int is_monitoring_path(const char *path)
@@ -135,6 +142,7 @@ static void on_connection_close(const struct mg_connection *conn)
 		mg_set_user_connection_data(conn, NULL);
 		slots_give(&conn_slots);
 	}
+	edge_connection_closed(mg_get_request_info(conn));
 }
 
 static void connection_refuse(tg_req_t *r)
@@ -308,9 +316,12 @@ static void req_open(tg_req_t *r, struct mg_connection *conn)
 	r->ri = mg_get_request_info(conn);
 	r->method = r->ri && r->ri->request_method ? r->ri->request_method : "-";
 	buf_init(&r->headers, 16384);
-	if (r->ri)
+	if (r->ri) {
 		request_id_init(r);
-	else
+		req_client_init(r);
+		if (hsts[0] && req_is_tls(r))
+			resp_header(r, "Strict-Transport-Security", hsts);
+	} else
 		snprintf(r->request_id, sizeof(r->request_id), "-");
 }
 
@@ -325,12 +336,70 @@ static void req_close(tg_req_t *r)
 	if (r->close && r->ri)
 		close_after_answer(r);
 	metrics_http_request(r->method, r->route, r->status);
-	log_request(r->method, r->path, r->status, time_mono_us() - r->start_us, r->request_id);
+	log_request(r->method, r->path, r->status, time_mono_us() - r->start_us, r->request_id,
+		    r->ri ? req_ip(r) : NULL);
 	for (k = 0; k < r->nparams; k++)
 		free(r->params[k]);
 	buf_free(&r->body);
 	buf_free(&r->headers);
 	buf_free(&r->stream_head);
+	/* The worker may now wait on an idle keep-alive client for long. */
+	db_release();
+}
+
+/* 1 when c is a character of a host name or an IP address literal. */
+static int host_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '.' || c == '-' || c == ':' || c == '[' || c == ']';
+}
+
+/* With TLS on, a request over plain HTTP came in on tls_redirect_from: a
+ * 308 to the same path and query over HTTPS. The origin is public_url when
+ * that is https://, else the host the client asked for (Host, its port
+ * dropped; the listen address when Host is missing or malformed) with the
+ * HTTPS port. The Host a client sends can only send that client elsewhere. */
+static void https_redirect(tg_req_t *r)
+{
+	const char *h = req_header(r, "Host");
+	char host[256], origin[CONFIG_STR_MAX + 16], loc[4096];
+	size_t n = 0, i;
+	int port = server_port();
+
+	if (strncmp(cfg_cur->public_url, "https://", 8) == 0) {
+		snprintf(origin, sizeof(origin), "%s", cfg_cur->public_url);
+		n = strlen(origin);
+		while (n > 8 && origin[n - 1] == '/')
+			origin[--n] = '\0';
+	} else {
+		if (h && h[0] == '[')
+			n = strcspn(h, "]") + 1;
+		else if (h)
+			n = strcspn(h, ":");
+		if (!h || n < 1 || n >= sizeof(host) || (h[0] == '[' && h[n - 1] != ']'))
+			n = 0;
+		for (i = 0; i < n; i++)
+			if (!host_char(h[i]))
+				n = 0;
+		if (n)
+			memcpy(host, h, n);
+		else
+			n = (size_t)snprintf(host, sizeof(host), "%.*s",
+					     (int)strcspn(cfg_cur->listen, ":"), cfg_cur->listen);
+		host[n] = '\0';
+		snprintf(origin, sizeof(origin), port == 443 ? "https://%s" : "https://%s:%d", host,
+			 port);
+	}
+	snprintf(loc, sizeof(loc), "%s%s%s%s", origin,
+		 r->ri->request_uri ? r->ri->request_uri : "/", r->query ? "?" : "",
+		 r->query ? r->query : "");
+	r->close = 1;
+	if (resp_header(r, "Location", loc)) {
+		resp_error(r, 400, "invalid_request_error", "invalid_path",
+			   "The request cannot be redirected to HTTPS.");
+		return;
+	}
+	resp_text(r, 308, "This server is served over HTTPS.\n");
 }
 
 static int dispatch(struct mg_connection *conn, void *cbdata)
@@ -341,7 +410,10 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
 	int method_ok;
 
 	(void)cbdata;
+	__atomic_add_fetch(&in_flight, 1, __ATOMIC_ACQ_REL);
 	req_open(&r, conn);
+	if (edge_request_begin(r.ri))
+		r.close = 1; /* its address has enough idle connections open */
 	/* CivetWeb leaves the path encoded (decode_url=no) with its dot segments
 	 * removed; decoding here refuses what it would let through. */
 	r.path = r.ri->local_uri ? r.ri->local_uri : "/";
@@ -353,8 +425,12 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
 	r.max_body = cfg_cur->max_body_bytes;
 	r.timeout_ms = cfg_cur->request_timeout_ms;
 	rt = route_pick(&r, &method_ok);
+	if (__atomic_load_n(&draining, __ATOMIC_ACQUIRE))
+		r.close = 1; /* shutting down: no next request on this connection */
 
-	if (!connection_admit(&r)) {
+	if (cfg_cur->tls_cert[0] && !r.ri->is_ssl && !req_is_tls(&r)) {
+		https_redirect(&r);
+	} else if (!connection_admit(&r)) {
 		connection_refuse(&r);
 	} else if (!path) {
 		r.close = 1;
@@ -378,6 +454,8 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
 	}
 	req_close(&r);
 	free(path);
+	edge_request_end(r.ri);
+	__atomic_sub_fetch(&in_flight, 1, __ATOMIC_ACQ_REL);
 	return r.status ? r.status : 500;
 }
 
@@ -471,11 +549,11 @@ static int allow_all(struct mg_connection *conn, void *ud)
 int server_start(const tg_config_t *cfg, const struct server_app *app, char *err, size_t errlen)
 {
 	struct mg_callbacks cb;
-	char threads[16], timeout[24], keep_alive[24];
+	char threads[16], timeout[24], keep_alive[24], ports[2 * CONFIG_STR_MAX + 8];
 	/* clang-format off: name and value pairs */
 	const char *options[] = {
 		"listening_ports",
-		cfg->listen,
+		ports,
 		"num_threads",
 		threads,
 		"enable_keep_alive",
@@ -496,6 +574,16 @@ int server_start(const tg_config_t *cfg, const struct server_app *app, char *err
 	};
 	/* clang-format on */
 
+	if (proxy_configure(cfg->trusted_proxies, err, errlen) ||
+	    tls_listening_ports(cfg, ports, sizeof(ports), err, errlen) ||
+	    tls_check(cfg, err, errlen) ||
+	    edge_configure(cfg->max_connections_per_ip, proxy_trusted(), err, errlen))
+		return TG_EINVAL;
+	hsts[0] = '\0';
+	if (cfg->tls_cert[0] && cfg->hsts_max_age_s > 0)
+		snprintf(hsts, sizeof(hsts), "max-age=%lld", (long long)cfg->hsts_max_age_s);
+	in_flight = 0;
+	draining = 0;
 	cfg_cur = cfg;
 	app_cur = *app;
 	conn_max = config_max_connections(cfg);
@@ -510,24 +598,37 @@ int server_start(const tg_config_t *cfg, const struct server_app *app, char *err
 		throttles_free();
 		return TG_ENOMEM;
 	}
-	snprintf(timeout, sizeof(timeout), "%lld", (long long)cfg->request_timeout_ms);
-	/* A worker stays with an idle kept-alive connection: no longer than it
-	 * would wait for a slow request head. */
-	snprintf(keep_alive, sizeof(keep_alive), "%lld",
-		 (long long)(cfg->request_timeout_ms < 30000 ? cfg->request_timeout_ms : 30000));
+	/* CivetWeb's request_timeout_ms bounds reading a request head and each
+	 * read or write that stalls; our own request_timeout_ms bounds a body
+	 * (req_body). */
+	snprintf(timeout, sizeof(timeout), "%lld", (long long)cfg->header_timeout_ms);
+	snprintf(keep_alive, sizeof(keep_alive), "%lld", (long long)cfg->idle_timeout_ms);
 	memset(&cb, 0, sizeof(cb));
 	cb.log_message = log_civetweb;
 	cb.exit_thread = thread_exit;
 	cb.connection_close = on_connection_close;
 	cb.http_error = on_http_error;
-	mg_init_library(0);
-	ctx = mg_start(&cb, NULL, options);
+	if (cfg->tls_cert[0])
+		cb.init_ssl = tls_init_ssl;
+	mg_init_library(cfg->tls_cert[0] ? MG_FEATURES_SSL : 0);
+	ctx = mg_start(&cb, (void *)cfg, options);
 	if (!ctx) {
 		snprintf(err, errlen, "cannot listen on %s (address in use or not available)",
 			 cfg->listen);
 		mg_exit_library();
 		throttles_free();
+		edge_reset();
 		return TG_EIO;
+	}
+	{
+		struct mg_server_port sp[4];
+		int k, n = mg_get_server_ports(ctx, 4, sp), pn[4];
+
+		for (k = 0; k < n; k++)
+			pn[k] = sp[k].port;
+		if (n <= 0 || edge_find_listeners(pn, n) < n)
+			log_warn("shutdown: not every listening socket was found; a drain will "
+				 "not close them");
 	}
 	/* Access is checked by each handler (sessions, roles, API keys), never
 	 * by CivetWeb's .htpasswd files; saying so spares a stat() of a password
@@ -548,12 +649,38 @@ int server_port(void)
 	return n > 0 ? ports[0].port : -1;
 }
 
+void server_drain_begin(void)
+{
+	__atomic_store_n(&draining, 1, __ATOMIC_RELEASE);
+	edge_stop_accepting();
+}
+
+int64_t server_in_flight(void)
+{
+	return __atomic_load_n(&in_flight, __ATOMIC_ACQUIRE);
+}
+
+void server_drain_cut(void)
+{
+	edge_cut_all();
+}
+
+const char *server_scheme(void)
+{
+	return cfg_cur && cfg_cur->tls_cert[0] ? "https" : "http";
+}
+
 void server_stop(void)
 {
 	if (!ctx)
 		return;
+	/* Idle keep-alive connections would hold their workers until the idle
+	 * timeout: end them. */
+	__atomic_store_n(&draining, 1, __ATOMIC_RELEASE);
+	edge_cut_all();
 	mg_stop(ctx);
 	ctx = NULL;
 	mg_exit_library();
 	throttles_free();
+	edge_reset();
 }

@@ -19,8 +19,20 @@ struct server_app {
 
 /* Start serving. cfg and app (and the route table) must outlive the server. */
 int server_start(const tg_config_t *cfg, const struct server_app *app, char *err, size_t errlen);
-/* Stop accepting, let in-flight requests finish, join the workers. */
+/* Graceful shutdown, in three steps. server_drain_begin: the listening
+ * ports close (new connections are refused by the kernel), and every answer
+ * from now on carries Connection: close. server_in_flight: requests being
+ * handled now (streams included); wait for 0, or a deadline. Then
+ * server_drain_cut: every connection still open is shut down, so what still
+ * runs ends as if its client had gone (streams are settled on what they
+ * delivered), and server_stop joins the workers. */
+void server_drain_begin(void);
+int64_t server_in_flight(void);
+void server_drain_cut(void);
+/* Stop accepting, wait for the workers to finish and join them. */
 void server_stop(void);
+/* "https" with TLS on, else "http". */
+const char *server_scheme(void);
 /* Port actually bound (useful with port 0). */
 int server_port(void);
 

@@ -56,6 +56,11 @@ struct metrics_process {
 	uint64_t connections_refused;
 	uint64_t streams_refused;
 	uint64_t auth_throttled_gateway, auth_throttled_login;
+	/* the edge (http/edge.h): accepted connections, their addresses, and
+	 * connections refused over max_connections_per_ip */
+	int64_t edge_open, edge_addresses;
+	uint64_t edge_refused;
+	int64_t in_flight; /* requests being handled */
 };
 /* A label value, quoted and escaped as the text format wants. */
 int metrics_label_value(buf_t *b, const char *s);

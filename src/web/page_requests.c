@@ -286,8 +286,8 @@ int page_request(tg_req_t *r)
 	if (web_usage_scope_get(r, &sc) || !id)
 		return web_not_found(r);
 	st = db_stmt("SELECT " LOG_COLUMNS ", r.request_id, coalesce(p.name, ''), r.cached_tokens,"
-		     " r.upstream_ms, r.error, r.cache_write_tokens, r.reasoning_tokens"
-		     " FROM requests r LEFT JOIN api_keys k ON k.id = r.key_id"
+		     " r.upstream_ms, r.error, r.cache_write_tokens, r.reasoning_tokens,"
+		     " r.client_ip FROM requests r LEFT JOIN api_keys k ON k.id = r.key_id"
 		     " LEFT JOIN providers p ON p.id = r.provider_id"
 		     " WHERE r.id = :id AND r.org_id = :org AND (:user = 0 OR r.key_id IN"
 		     " (SELECT id FROM api_keys WHERE org_id = :org AND created_by = :user))");
@@ -313,6 +313,7 @@ int page_request(tg_req_t *r)
 		cJSON_AddStringToObject(o, "error", db_col_text(st, 20));
 		web_add_count(o, "cache_write", sqlite3_column_int64(st, 21));
 		web_add_count(o, "reasoning", sqlite3_column_int64(st, 22));
+		cJSON_AddStringToObject(o, "client", db_col_text(st, 23));
 		failed_over = sqlite3_column_int(st, 14);
 		cJSON_AddItemToObject(d, "req", o);
 	}

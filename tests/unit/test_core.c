@@ -24,11 +24,22 @@ static void test_config_defaults(void **state)
 	config_defaults(&c);
 	assert_string_equal(c.listen, "127.0.0.1:8081");
 	assert_string_equal(c.data_dir, "./data");
-	assert_int_equal(c.threads, 64);
+	assert_int_equal(c.threads, 4096);
 	assert_int_equal(c.session_idle_s, 7200);
 	assert_int_equal(c.session_absolute_s, 7 * 86400);
 	assert_int_equal(c.request_timeout_ms, 30000);
+	assert_int_equal(c.header_timeout_ms, 10000);
+	assert_int_equal(c.idle_timeout_ms, 15000);
+	assert_int_equal(c.max_connections_per_ip, 128);
+	assert_int_equal(c.drain_timeout_s, 30);
+	assert_int_equal(c.hsts_max_age_s, 31536000);
+	/* 2,000 streams fit the derived limits */
+	assert_true(config_max_streams(&c) >= 2000);
 	assert_int_equal(config_validate(&c, err, sizeof(err)), TG_OK);
+	/* TLS-only settings without a certificate are refused, by name */
+	snprintf(c.tls_redirect_from, sizeof(c.tls_redirect_from), "127.0.0.1:8080");
+	assert_int_equal(config_validate(&c, err, sizeof(err)), TG_EINVAL);
+	assert_non_null(strstr(err, "tls_redirect_from needs tls_cert"));
 }
 
 static char *write_temp(const char *text)
@@ -94,7 +105,7 @@ static void test_config_errors_are_precise(void **state)
 	assert_int_equal(config_load_file(&c, bad_line, err, sizeof(err)), TG_EINVAL);
 	assert_non_null(strstr(err, ":1: expected 'key = value'"));
 	assert_int_equal(config_load_file(&c, bad_num, err, sizeof(err)), TG_EINVAL);
-	assert_non_null(strstr(err, "threads: expected a whole number from 2 to 4096"));
+	assert_non_null(strstr(err, "threads: expected a whole number from 2 to 16384"));
 	assert_int_equal(config_load_file(&c, "/nonexistent/tollgate.conf", err, sizeof(err)),
 			 TG_EIO);
 	assert_int_equal(config_apply_flag(&c, 1, argv, &i, err, sizeof(err)), TG_EINVAL);

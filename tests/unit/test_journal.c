@@ -114,6 +114,7 @@ static struct call_record *record(const struct fixture *f, uint64_t seq, const c
 	snprintf(r->request_id, sizeof(r->request_id), "%s", rid);
 	snprintf(r->endpoint, sizeof(r->endpoint), "chat.completions");
 	snprintf(r->model, sizeof(r->model), "m");
+	snprintf(r->client, sizeof(r->client), "192.0.2.7");
 	snprintf(r->source, sizeof(r->source), "%s", billed ? "reported" : "none");
 	return r;
 }
@@ -198,7 +199,8 @@ static void test_encode_decode_roundtrip(void **state)
 	assert_int_equal(back.cache_write, 77);
 	assert_int_equal(back.reasoning, 55);
 	assert_int_equal(back.attempt, 3);
-	assert_memory_equal(b.data, "TGJ2", 4);
+	assert_memory_equal(b.data, "TGJ3", 4);
+	assert_string_equal(back.client, "192.0.2.7");
 
 	/* Every truncation and every flipped byte is refused. */
 	for (i = 0; i < b.len; i++)
@@ -227,9 +229,10 @@ static void test_decode_v1(void **state)
 
 	buf_init(&b, 1 << 20);
 	assert_int_equal(journal_encode(r, &b), TG_OK);
-	/* Drop the four trailing fields and the checksum, then seal it as v1. */
+	/* Drop the four trailing fields, the client's address and the
+	 * checksum, then seal it as v1. */
 	memcpy(&len, b.data + 4, sizeof(len));
-	len -= 4 * sizeof(int64_t);
+	len -= 4 * sizeof(int64_t) + sizeof(uint16_t) + strlen(r->client);
 	memcpy(b.data, "TGJ1", 4);
 	memcpy(b.data + 4, &len, sizeof(len));
 	crypto_generichash(sum, sizeof(sum), (const unsigned char *)b.data + 8, len, NULL, 0);
@@ -241,6 +244,7 @@ static void test_decode_v1(void **state)
 	assert_int_equal(back.attempt, 1);
 	assert_int_equal(back.cache_write, 0);
 	assert_string_equal(back.request_id, "req-v1");
+	assert_string_equal(back.client, "");
 	buf_free(&b);
 	free(r);
 }

@@ -223,6 +223,9 @@ int resp_stream_start(tg_req_t *r, int status, const char *content_type)
 
 	buf_init(&r->stream_head, BUF_MAX_LARGE); /* the first chunk joins it (stream_send) */
 	rc = build_head(r, &r->stream_head, status, content_type);
+	/* Event streams must not wait in a proxy's buffer (nginx honours this). */
+	if (!rc && strncmp(content_type, "text/event-stream", 17) == 0)
+		rc = buf_puts(&r->stream_head, "X-Accel-Buffering: no\r\n");
 	if (!rc)
 		rc = buf_puts(&r->stream_head, "Transfer-Encoding: chunked\r\n\r\n");
 	if (rc) {

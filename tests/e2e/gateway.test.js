@@ -60,8 +60,8 @@ describe('gateway', () => {
     assert.equal(before - after, cost);
     assert.equal(micro(response.headers.get('x-credits-remaining')), after);
     assert.ok(response.headers.get('x-request-id'));
-    const row = sql(`SELECT status, usage_source, cost, prompt_tokens, completion_tokens, model FROM requests WHERE request_id = '${response.headers.get('x-request-id')}'`);
-    assert.equal(row, `200|reported|${cost}|${data.usage.prompt_tokens}|${data.usage.completion_tokens}|fake-big`);
+    const row = sql(`SELECT status, usage_source, cost, prompt_tokens, completion_tokens, model, client_ip FROM requests WHERE request_id = '${response.headers.get('x-request-id')}'`);
+    assert.equal(row, `200|reported|${cost}|${data.usage.prompt_tokens}|${data.usage.completion_tokens}|fake-big|127.0.0.1`);
   });
 
   test('cached prompt tokens are billed at the cached price', async () => {

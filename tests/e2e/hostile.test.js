@@ -10,13 +10,15 @@ import { test, before, after, afterEach, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
+import OpenAI from 'openai';
 import { startGateway, createKey, balance, grant, micro } from './lib/gateway.js';
 import { addOrg } from './lib/session.js';
 import { runAudit } from './lib/audit.js';
 
-// The server under test waits this long for a request head or a stalled
-// body (request_timeout_ms), and has few workers so that slow sockets can
-// take them all.
+// The server under test waits this long for a request head, a stalled body
+// or an idle kept-alive client (header_timeout_ms, request_timeout_ms,
+// idle_timeout_ms), and has few workers so that slow sockets can take them
+// all.
 const TIMEOUT_MS = 1000;
 const THREADS = 8;
 const CHAT = { model: 'fake-chat', messages: [{ role: 'user', content: 'hello' }], max_tokens: 5 };
@@ -162,7 +164,8 @@ function heldMicro(text) {
 before(async () => {
   gw = await startGateway({
     credits: '100',
-    serverArgs: ['--request-timeout-ms', String(TIMEOUT_MS), '--threads', String(THREADS)],
+    serverArgs: ['--request-timeout-ms', String(TIMEOUT_MS), '--header-timeout-ms', String(TIMEOUT_MS),
+      '--idle-timeout-ms', String(TIMEOUT_MS), '--threads', String(THREADS)],
   });
   port = gw.srv.port;
   key = createKey(gw.srv.dataDir, 'Acme', 'main');
@@ -568,5 +571,140 @@ describe('hostile HTTP', () => {
       ...Array.from({ length: 20 }, () => `${chunk.length.toString(16)}\r\n${chunk}\r\n`), '0\r\n\r\n'], { timeoutMs: 10_000 });
     res = onlyAnswer(r, 'chunked JSON');
     assertJsonError(res, 413, 'request_too_large', 'chunked JSON');
+  });
+});
+
+// The production edge with DEFAULT settings (no thread, timeout or cap
+// flags): 2,000 connections from forty other addresses that idle, trickle a
+// request head or sit in keep-alive do not keep /health and a metered call
+// from answering; one address holding more idle connections than
+// max_connections_per_ip (128) for over a second is refused at once with a
+// 429 envelope; and once the attackers leave, the server's count of open
+// connections comes back down. (Latency figures: make bench, edge.sh.)
+describe('slow and idle clients against default settings', () => {
+  const HOSTILE = 2000;
+  const ADDRS = 40;
+  let dgw, dport, dkey;
+  const socks = [];
+
+  const open = (localAddress) => new Promise((resolve) => {
+    const s = net.connect({ port: dport, host: '127.0.0.1', localAddress });
+    s.on('error', () => {});
+    s.on('connect', () => resolve(s));
+    s.on('close', () => resolve(s));
+    socks.push(s);
+  });
+
+  before(async () => {
+    dgw = await startGateway({ credits: '10' });
+    dport = dgw.srv.port;
+    dkey = createKey(dgw.srv.dataDir, 'Acme', 'edge');
+  });
+
+  after(async () => {
+    for (const s of socks) s.destroy();
+    if (!dgw) return;
+    const code = await dgw.srv.stop();
+    await dgw.upstream.stop();
+    assert.equal(code, 0, `the server exit:\n${dgw.srv.stderr().slice(-3000)}`);
+    runAudit(dgw.srv.dataDir);
+    dgw.srv.cleanup();
+  });
+
+  const get = (path, localAddress) => new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port: dport, path, agent: false, localAddress,
+      timeout: 5000 }, (res) => {
+      let text = '';
+      res.on('data', (d) => { text += d; });
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, text }));
+    });
+    req.on('timeout', () => req.destroy(new Error(`${path}: no answer in 5 s`)));
+    req.on('error', reject);
+    req.end();
+  });
+
+  const metric = async (name) => {
+    const m = (await get('/metrics')).text.match(new RegExp(`^${name} (\\d+)$`, 'm'));
+    assert.ok(m, `${name} is exported`);
+    return Number(m[1]);
+  };
+
+  test('2,000 idle, trickling and kept-alive connections from other addresses starve nobody',
+    async () => {
+      const opened = [];
+      for (let i = 0; i < HOSTILE; i++) {
+        const addr = `127.0.0.${2 + (i % ADDRS)}`;
+        opened.push(open(addr).then((s) => {
+          if (s.destroyed) return;
+          if (i % 3 === 1) s.write('GET /health HTTP/1.1\r\nHo'); // a head, never finished
+          if (i % 3 === 2) s.write('GET /health HTTP/1.1\r\nHost: x\r\n\r\n'); // then keep-alive
+        }));
+      }
+      await Promise.all(opened);
+      const trickle = setInterval(() => {
+        socks.forEach((s, i) => { if (i % 3 === 1 && !s.destroyed) s.write('s'); });
+      }, 500);
+      try {
+        await sleep(500);
+        const held = socks.filter((s) => !s.destroyed).length;
+        assert.ok(held >= HOSTILE * 0.95, `the hostile connections are open (${held})`);
+        // The server holds them (at least half at once: a slow build accepts
+        // slowly, and trickled heads time out after header_timeout_ms).
+        let counted = 0;
+        for (let t = 0; t < 50 && counted < HOSTILE * 0.95; t++) {
+          counted = Math.max(counted, await metric('tollgate_tcp_connections_open'));
+          if (counted < HOSTILE * 0.95) await sleep(100);
+        }
+        assert.ok(counted >= HOSTILE / 2, `the server counts them (${counted})`);
+        const sdk = new OpenAI({ apiKey: dkey, baseURL: `${dgw.srv.url}/v1`, maxRetries: 0,
+          timeout: 5000 });
+        for (let k = 0; k < 20; k++) {
+          const h = await get('/health');
+          assert.equal(h.status, 200);
+          const c = await sdk.chat.completions.create({ ...CHAT });
+          assert.ok(c.usage.total_tokens > 0);
+        }
+      } finally {
+        clearInterval(trickle);
+      }
+    });
+
+  test('an address over max_connections_per_ip is refused at once with a 429', async () => {
+    const addr = '127.0.0.99';
+    const idle = [];
+    for (let i = 0; i < 130; i++) idle.push(open(addr));
+    await Promise.all(idle);
+    await sleep(1500); // past the grace a new connection gets to send its request
+    const answer = await new Promise((resolve) => {
+      const s = net.connect({ port: dport, host: '127.0.0.1', localAddress: addr });
+      let data = '';
+      s.on('data', (d) => { data += d; });
+      s.on('error', () => {});
+      s.on('close', () => resolve(data));
+      s.on('connect', () => s.write('GET /health HTTP/1.1\r\nHost: x\r\n\r\n'));
+    });
+    const [res] = parseResponses(Buffer.from(answer, 'latin1'));
+    assert.ok(res, `an answer came back: ${JSON.stringify(answer.slice(0, 200))}`);
+    assert.equal(res.status, 429);
+    assert.equal(res.get('retry-after'), '1');
+    assert.equal(res.get('connection'), 'close');
+    const err = JSON.parse(res.body).error;
+    assert.equal(err.code, 'too_many_connections');
+    assert.equal(err.type, 'rate_limit_error');
+    assert.ok('param' in err);
+    assert.ok(await metric('tollgate_tcp_connections_refused_total') >= 1);
+    // Other addresses are not affected.
+    assert.equal((await get('/health', '127.0.0.98')).status, 200);
+  });
+
+  test('once the clients leave, the open connection count comes back down', async () => {
+    for (const s of socks) s.destroy();
+    let n = Infinity;
+    for (let t = 0; t < 100 && n > 2; t++) {
+      await sleep(100);
+      n = await metric('tollgate_tcp_connections_open');
+    }
+    assert.ok(n <= 2, `connections still counted open: ${n}`);
+    assert.ok(await metric('tollgate_tcp_client_addresses') <= 1);
   });
 });

@@ -14,8 +14,10 @@ import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import OpenAI from 'openai';
-import { cli } from './lib/harness.js';
-import { startGateway, createKey, balance, settled, sql as dbSql } from './lib/gateway.js';
+import { cli, startServer, startFakeUpstream } from './lib/harness.js';
+import { startGateway, createKey, balance, settled, sql as dbSql, grant,
+  expectedCost } from './lib/gateway.js';
+import { addUser, addOrg } from './lib/session.js';
 import { runAudit } from './lib/audit.js';
 
 const MAX_CONNECTIONS = 4;
@@ -344,5 +346,91 @@ describe('limits', () => {
       assert.equal(r.statusCode, 200);
       await drain(r);
     }
+  });
+});
+
+// Long streams at scale with DEFAULT settings (no thread or stream flags):
+// 2,000 streams from one address, all open at the same time, each get 200,
+// every chunk and [DONE]; none is refused, each is billed from its usage.
+// (Memory per open stream: make bench, edge.sh.)
+describe('2,000 concurrent streams with default settings', () => {
+  const N = 2000;
+  let sgw, up, skey, start;
+
+  before(async () => {
+    up = await startFakeUpstream(['--threads', String(N + 200)]);
+    const srv = await startServer({});
+    addUser(srv.dataDir, { email: 'owner@example.com', password: 'owner-password-1', admin: true });
+    addOrg(srv.dataDir, 'Acme');
+    // A provider patient enough for streams of several seconds, priced as fake-chat.
+    const file = join(srv.dataDir, 'long.json');
+    writeFileSync(file, JSON.stringify({
+      providers: [{ name: 'patient', kind: 'openai', base_url: `${up.url}/v1`, api_key: 'sk-x',
+        timeout_s: 120 }],
+      models: [{ name: 'long-chat', provider: 'patient', upstream_model: 'upstream-long',
+        input_per_mtok: '0.15', cached_input_per_mtok: '0.075', output_per_mtok: '0.60',
+        max_output_tokens: 4096, context_window: 128000 }],
+    }));
+    const r = cli(srv.dataDir, ['models', 'import', file]);
+    assert.equal(r.code, 0, r.stderr);
+    grant(srv.dataDir, 'Acme', '1000');
+    skey = createKey(srv.dataDir, 'Acme', 'streams');
+    sgw = { srv };
+    start = balance(srv.dataDir, 'Acme');
+  });
+
+  after(async () => {
+    if (sgw) {
+      const code = await sgw.srv.stop();
+      assert.equal(code, 0, sgw.srv.stderr().slice(-3000));
+      runAudit(sgw.srv.dataDir);
+      sgw.srv.cleanup();
+    }
+    if (up) await up.stop();
+  });
+
+  test('all 2,000 are open at once and finish, none refused', async () => {
+    let open = 0;
+    let peak = 0;
+    const one = () => new Promise((resolve, reject) => {
+      const body = JSON.stringify({ model: 'long-chat', messages: MESSAGES, max_tokens: 20,
+        stream: true, stream_options: { include_usage: true },
+        x_fake: { chunks: 20, chunk_interval_ms: 500 } }); // 10 s: all open before one ends
+      const req = http.request({ host: '127.0.0.1', port: sgw.srv.port, method: 'POST',
+        path: '/v1/chat/completions', agent: false, timeout: 60_000,
+        headers: { Authorization: `Bearer ${skey}`, 'Content-Type': 'application/json',
+          'Content-Length': Buffer.byteLength(body) } }, (res) => {
+        open++;
+        peak = Math.max(peak, open);
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => { text += d; });
+        res.on('end', () => { open--; resolve({ status: res.statusCode, text }); });
+      });
+      req.on('timeout', () => req.destroy(new Error('no answer in 60 s')));
+      req.on('error', reject);
+      req.end(body);
+    });
+    const results = await Promise.all(Array.from({ length: N }, one));
+    const bad = results.filter((r) => r.status !== 200);
+    assert.equal(bad.length, 0, `refused: ${bad.length}; first: ${bad[0]?.status} ${bad[0]?.text}`);
+    assert.equal(peak, N, 'every stream was open at the same time');
+    let cost = 0n;
+    for (const r of results) {
+      assert.match(r.text, /data: \[DONE\]\n\n$/);
+      const usage = r.text.split('\n').filter((l) => l.startsWith('data: {'))
+        .map((l) => JSON.parse(l.slice(6))).find((c) => c.usage)?.usage;
+      assert.ok(usage && usage.completion_tokens > 0, 'each stream ends with its usage');
+      cost += expectedCost('fake-chat', usage);
+    }
+    const m = (await new Promise((resolve) => http.get({ host: '127.0.0.1', port: sgw.srv.port,
+      path: '/metrics', agent: false }, (res) => {
+      let t = '';
+      res.on('data', (d) => { t += d; });
+      res.on('end', () => resolve(t));
+    })));
+    assert.match(m, /^tollgate_gateway_streams_refused_total 0$/m);
+    assert.match(m, /^tollgate_http_connections_refused_total 0$/m);
+    assert.equal(start - balance(sgw.srv.dataDir, 'Acme'), cost, 'billed exactly the usage');
   });
 });

@@ -12,7 +12,7 @@
  * would. Once all N are up it probes from 127.0.0.1, one call at a time on a
  * new connection each: GET /health and, with --key, a non-stream
  * POST /v1/chat/completions, for S seconds or M probes. With --flood F it
- * then holds F idle connections from one further address for 1.5 s, opens F
+ * then holds F idle connections from one further address for 2.5 s, opens F
  * more from it and counts how many of those the server refused within a
  * second (closed, or answered 429).
  *
@@ -224,7 +224,7 @@ static int flood(int f)
 
 	for (i = 0; i < f; i++)
 		fds[i] = dial(0x7f000002u + (unsigned)naddrs, 1);
-	usleep(1500000);
+	usleep(2500000);
 	for (i = f; i < 2 * f; i++)
 		fds[i] = dial(0x7f000002u + (unsigned)naddrs, 1);
 	until = now_us() + 1000000;

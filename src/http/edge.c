@@ -386,25 +386,11 @@ static struct ent *find_conn(const struct mg_request_info *ri, unsigned char *ke
 	return c;
 }
 
-void edge_connection_closed(const struct mg_request_info *ri)
-{
-	unsigned char key[KEY_LEN];
-	struct ent *a, *c;
+enum conn_event { EV_CLOSED, EV_BEGIN, EV_END };
 
-	if (!ri || !__atomic_load_n(&on, __ATOMIC_ACQUIRE))
-		return;
-	pthread_mutex_lock(&mu);
-	c = find_conn(ri, key, &a);
-	if (c) {
-		unwait(c, a);
-		if (a && --a->all <= 0)
-			tab_del(&addrs, a);
-		tab_del(&conns, c);
-	}
-	pthread_mutex_unlock(&mu);
-}
-
-int edge_request_begin(const struct mg_request_info *ri)
+/* What happened to ri's connection; for EV_BEGIN, 1 when its address is
+ * at the cap even so. */
+static int conn_event(const struct mg_request_info *ri, enum conn_event ev)
 {
 	unsigned char key[KEY_LEN];
 	struct ent *a, *c;
@@ -414,30 +400,37 @@ int edge_request_begin(const struct mg_request_info *ri)
 		return 0;
 	pthread_mutex_lock(&mu);
 	c = find_conn(ri, key, &a);
-	if (c && a && !c->busy) {
+	if (c && ev == EV_CLOSED) {
+		unwait(c, a);
+		if (a && --a->all <= 0)
+			tab_del(&addrs, a);
+		tab_del(&conns, c);
+	} else if (c && a && ev == EV_BEGIN && !c->busy) {
 		unwait(c, a);
 		c->busy = 1;
 		crowded = cap_per_ip > 0 && !a->exempt && a->stale_n >= cap_per_ip;
-	}
-	pthread_mutex_unlock(&mu);
-	return crowded;
-}
-
-void edge_request_end(const struct mg_request_info *ri)
-{
-	unsigned char key[KEY_LEN];
-	struct ent *a, *c;
-
-	if (!ri || !__atomic_load_n(&on, __ATOMIC_ACQUIRE))
-		return;
-	pthread_mutex_lock(&mu);
-	c = find_conn(ri, key, &a);
-	if (c && a && c->busy) {
+	} else if (c && a && ev == EV_END && c->busy) {
 		c->busy = 0;
 		c->since_ms = time_mono_us() / 1000;
 		a->waiting++;
 	}
 	pthread_mutex_unlock(&mu);
+	return crowded;
+}
+
+void edge_connection_closed(const struct mg_request_info *ri)
+{
+	conn_event(ri, EV_CLOSED);
+}
+
+int edge_request_begin(const struct mg_request_info *ri)
+{
+	return conn_event(ri, EV_BEGIN);
+}
+
+void edge_request_end(const struct mg_request_info *ri)
+{
+	conn_event(ri, EV_END);
 }
 
 void edge_get_stats(struct edge_stats *st)

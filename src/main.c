@@ -81,7 +81,7 @@ static void print_setup_url(const struct cli_args *a)
 	if (a->cfg.public_url[0])
 		snprintf(base, sizeof(base), "%s", a->cfg.public_url);
 	else
-		snprintf(base, sizeof(base), "http://127.0.0.1:%d", server_port());
+		snprintf(base, sizeof(base), "%s://127.0.0.1:%d", server_scheme(), server_port());
 	printf("\nNo users yet. Create the first administrator (this link works once):\n"
 	       "  %s/setup?token=%s\n\n",
 	       base, token);

@@ -6,6 +6,7 @@
 #include <link.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -22,7 +23,11 @@ int tls_listening_ports(const tg_config_t *cfg, char *out, size_t n, char *err, 
 	else if (!cfg->tls_redirect_from[0])
 		w = snprintf(out, n, "%ss", cfg->listen);
 	else
-		w = snprintf(out, n, "%ss,%sr", cfg->listen, cfg->tls_redirect_from);
+		/* Plain, not CivetWeb's own redirect port ("r"): CivetWeb would
+		 * answer those itself, before any handler, with a Location built
+		 * from its authentication_domain ("mydomain.com" by default).
+		 * dispatch() redirects every plain request (server.c). */
+		w = snprintf(out, n, "%ss,%s", cfg->listen, cfg->tls_redirect_from);
 	if (w < 0 || (size_t)w >= n) {
 		snprintf(err, errlen, "listen and tls_redirect_from are too long");
 		return TG_EINVAL;
@@ -68,9 +73,23 @@ static int load(SSL_CTX *ctx, const tg_config_t *cfg, char *err, size_t errlen)
 		return -1;
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
-		ssl_error(err, errlen,
-			  cfg->tls_key[0] ? "tls_key: cannot load" : "tls_cert: no private key in",
-			  key);
+		/* OpenSSL 3 compares the key with the certificate already here
+		 * (X509_check_private_key): a key of another pair fails now, not
+		 * at SSL_CTX_check_private_key below. Say so, not "cannot load". */
+		unsigned long e = ERR_peek_last_error();
+
+		if (ERR_GET_LIB(e) == ERR_LIB_X509 &&
+		    ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH)
+			ssl_error(err, errlen,
+				  cfg->tls_key[0] ? "tls_key: does not match the certificate in" :
+						    "tls_cert: its private key does not match the "
+						    "certificate in",
+				  cfg->tls_cert);
+		else
+			ssl_error(err, errlen,
+				  cfg->tls_key[0] ? "tls_key: cannot load" :
+						    "tls_cert: no private key in",
+				  key);
 		return -1;
 	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {

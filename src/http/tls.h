@@ -13,8 +13,9 @@
 #include "core/config.h"
 
 /* CivetWeb's listening_ports value for cfg: cfg->listen as is without TLS;
- * with TLS "LISTENs" and, with tls_redirect_from, ",FROMr". TG_EINVAL with
- * err set when it does not fit or an address is malformed. */
+ * with TLS "LISTENs" and, with tls_redirect_from, ",FROM" (plain: dispatch()
+ * redirects each of its requests to HTTPS). TG_EINVAL with err set when it
+ * does not fit or an address is malformed. */
 int tls_listening_ports(const tg_config_t *cfg, char *out, size_t n, char *err, size_t errlen);
 /* With TLS on, check the certificate and key files load and match; TG_OK
  * without TLS. err names the file and OpenSSL's reason. */

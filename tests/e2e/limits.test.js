@@ -393,9 +393,9 @@ describe('2,000 concurrent streams with default settings', () => {
     let open = 0;
     let peak = 0;
     const one = () => new Promise((resolve, reject) => {
-      const body = JSON.stringify({ model: 'long-chat', messages: MESSAGES, max_tokens: 20,
+      const body = JSON.stringify({ model: 'long-chat', messages: MESSAGES, max_tokens: 50,
         stream: true, stream_options: { include_usage: true },
-        x_fake: { chunks: 20, chunk_interval_ms: 500 } }); // 10 s: all open before one ends
+        x_fake: { chunks: 40, chunk_interval_ms: 500, completion_tokens: 40 } }); // 20 s
       const req = http.request({ host: '127.0.0.1', port: sgw.srv.port, method: 'POST',
         path: '/v1/chat/completions', agent: false, timeout: 60_000,
         headers: { Authorization: `Bearer ${skey}`, 'Content-Type': 'application/json',

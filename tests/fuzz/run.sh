@@ -27,7 +27,7 @@ mkdir -p "$build/obj" "$build/generated" "$build/artifacts" "$build/logs" || exi
 
 san="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
 cflags="-std=gnu17 -g -O1 -D_GNU_SOURCE -DTG_VERSION=\"fuzz\" -DTG_ASSET_DIR=\".\" -I$root/src"
-libs="-lsqlite3 -lcjson -lsodium -lcurl -lcivetweb -lpthread -lm"
+libs="-lsqlite3 -lcjson -lsodium -lcurl -lssl -lcrypto -lcivetweb -lpthread -lm"
 
 # --- the embedded migrations, as CMake generates them
 migfiles=$(ls "$root"/migrations/*.sql | tr '\n' '|' | sed 's/|$//')

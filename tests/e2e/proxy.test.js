@@ -11,10 +11,9 @@ import { join } from 'node:path';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
-import { Readable } from 'node:stream';
-import zlib from 'node:zlib';
 import OpenAI from 'openai';
 import { ROOT, tempDir } from './lib/harness.js';
+import { agentFetch } from './lib/fetch.js';
 import {
   startGateway, createKey, balance, expectedCost, micro, sql as dbSql,
 } from './lib/gateway.js';
@@ -108,44 +107,14 @@ async function startNginx({ tls: on = false } = {}) {
   }
 }
 
-// A fetch() for the openai SDK on node:http, from a given source address
-// (openai v6 calls fetch and has no httpAgent option).
+// The openai SDK's fetch from a given source address (lib/fetch.js).
 function fetchFrom(localAddress) {
   const httpAgent = new http.Agent({ keepAlive: true, localAddress });
   const httpsAgent = new https.Agent({
     keepAlive: true, localAddress, rejectUnauthorized: false,
   });
   agents.push(httpAgent, httpsAgent);
-  return (url, init = {}) => new Promise((resolve, reject) => {
-    const u = new URL(String(url));
-    // Like Node's own fetch: ask for compression, and undo it.
-    const headers = { 'accept-encoding': 'gzip, deflate' };
-    new Headers(init.headers ?? {}).forEach((v, k) => { headers[k] = v; });
-    const secure = u.protocol === 'https:';
-    const req = (secure ? https : http).request(u, {
-      method: init.method ?? 'GET', headers, agent: secure ? httpsAgent : httpAgent,
-      signal: init.signal ?? undefined,
-    }, (res) => {
-      const h = new Headers();
-      const raw = res.rawHeaders;
-      for (let i = 0; i < raw.length; i += 2) h.append(raw[i], raw[i + 1]);
-      let body = null;
-      if ([204, 304].includes(res.statusCode) || init.method === 'HEAD') {
-        res.resume();
-      } else {
-        const coding = res.headers['content-encoding'];
-        const flush = { flush: zlib.constants.Z_SYNC_FLUSH };
-        body = Readable.toWeb(coding === 'gzip' ? res.pipe(zlib.createGunzip(flush))
-          : coding === 'deflate' ? res.pipe(zlib.createInflate(flush)) : res);
-        if (coding) h.delete('content-encoding');
-      }
-      resolve(new Response(body, {
-        status: res.statusCode, statusText: res.statusMessage, headers: h,
-      }));
-    });
-    req.on('error', reject);
-    req.end(init.body ?? undefined);
-  });
+  return agentFetch({ httpAgent, httpsAgent });
 }
 
 function sdk(baseURL, localAddress, opts = {}) {

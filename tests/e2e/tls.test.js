@@ -9,11 +9,11 @@ import { readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import https from 'node:https';
 import net from 'node:net';
-import { Readable } from 'node:stream';
 import OpenAI from 'openai';
 import { BIN, tempDir, startServer, rawRequest } from './lib/harness.js';
 import { startGateway, createKey, balance, expectedCost, micro } from './lib/gateway.js';
 import { runAudit } from './lib/audit.js';
+import { agentFetch } from './lib/fetch.js';
 
 const HSTS = 'max-age=31536000';
 const MESSAGES = [{ role: 'user', content: 'Say hello over TLS.' }];
@@ -49,43 +49,10 @@ function httpsGet(port, path, { servername, headers = {}, agent: a = agent } = {
   });
 }
 
-// A fetch() for the openai SDK (v6 calls fetch; it has no httpAgent option)
-// that goes through node:https with the given agent, so the agent's `ca` is
-// what the server's certificate is verified against.
-function agentFetch(a) {
-  return (url, init = {}) => new Promise((resolve, reject) => {
-    const headers = {};
-    new Headers(init.headers).forEach((v, k) => { headers[k] = v; });
-    const body = init.body ?? undefined;
-    if (body !== undefined && typeof body !== 'string' && !(body instanceof Uint8Array)) {
-      reject(new TypeError('agentFetch sends only string or byte bodies'));
-      return;
-    }
-    const method = init.method || 'GET';
-    const req = https.request(String(url), { method, headers, agent: a }, (res) => {
-      const h = new Headers();
-      for (let i = 0; i < res.rawHeaders.length; i += 2) {
-        h.append(res.rawHeaders[i], res.rawHeaders[i + 1]);
-      }
-      const empty = method === 'HEAD' || res.statusCode === 204 || res.statusCode === 304;
-      if (empty) res.resume();
-      resolve(new Response(empty ? null : Readable.toWeb(res), {
-        status: res.statusCode, statusText: res.statusMessage, headers: h,
-      }));
-    });
-    req.on('error', reject);
-    if (init.signal) {
-      if (init.signal.aborted) req.destroy(init.signal.reason);
-      else init.signal.addEventListener('abort', () => req.destroy(init.signal.reason));
-    }
-    req.end(body);
-  });
-}
-
 function sdk(opts = {}) {
   return new OpenAI({
     apiKey: key, baseURL: `https://127.0.0.1:${tlsPort}/v1`, maxRetries: 0, timeout: 20_000,
-    fetch: agentFetch(agent), ...opts,
+    fetch: agentFetch({ httpsAgent: agent }), ...opts,
   });
 }
 
@@ -205,7 +172,7 @@ describe('HTTPS gateway through the openai SDK', () => {
       const untrusting = new https.Agent();
       try {
         await assert.rejects(
-          sdk({ fetch: agentFetch(untrusting) }).chat.completions.create({
+          sdk({ fetch: agentFetch({ httpsAgent: untrusting }) }).chat.completions.create({
             model: 'fake-chat', messages: MESSAGES, max_tokens: 5,
           }),
           (e) => e instanceof OpenAI.APIConnectionError,

@@ -35,31 +35,9 @@ cc -O2 -Wall -Wextra -o "$HOSTILE" "$ROOT/tests/bench/hostile.c" -lpthread
 
 WORK=$(mktemp -d -t tollgate-edge.XXXXXX)
 DATA=$WORK/data
-PIDS=()
-cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+. "$ROOT/tests/bench/lib.sh"
 
-wait_line() {
-	local i
-	for ((i = 0; i < $3 * 20; i++)); do
-		grep -q "$2" "$1" 2>/dev/null && return 0
-		sleep 0.05
-	done
-	echo "edge.sh: timed out waiting for '$2' in $1:" >&2
-	cat "$1" >&2 || true
-	return 1
-}
-field() { sed -n "s/^RESULT.* $2=\([^ ]*\).*/\1/p" "$1" | head -n1; }
-rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
-mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 ms() { awk -v u="$1" 'BEGIN { printf "%.1f", u / 1000 }'; }
-pass() { if [ "${1:-}" = 1 ]; then echo PASS; else echo MISS; fi; }
 metric() { curl -s "http://127.0.0.1:$GW_PORT/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
 
 echo "== starting a fake provider (streams of 60 chunks, 250 ms apart) and the gateway"

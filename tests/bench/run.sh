@@ -47,31 +47,7 @@ cc -O2 -Wall -Wextra -o "$PASSTHROUGH" "$ROOT/tests/bench/passthrough.c" -lcivet
 
 WORK=$(mktemp -d -t tollgate-bench.XXXXXX)
 DATA=$WORK/data
-PIDS=()
-cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do
-		kill "$p" 2>/dev/null || true
-	done
-	for p in "${PIDS[@]}"; do
-		wait "$p" 2>/dev/null || true
-	done
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# wait_line FILE PATTERN SECONDS: wait until FILE has a line matching PATTERN.
-wait_line() {
-	local i
-	for ((i = 0; i < $3 * 20; i++)); do
-		grep -q "$2" "$1" 2>/dev/null && return 0
-		sleep 0.05
-	done
-	echo "run.sh: timed out waiting for '$2' in $1:" >&2
-	cat "$1" >&2 || true
-	return 1
-}
+. "$ROOT/tests/bench/lib.sh"
 
 # start_server NAME COMMAND...: starts a server that prints "listening on
 # HOST:PORT"; its port lands in $PORT_OF and its pid in $PID_OF.
@@ -85,20 +61,12 @@ start_server() {
 	PORT_OF=$(sed -n 's/.*listening on [0-9.]*:\([0-9][0-9]*\).*/\1/p' "$WORK/$name.log" | head -n1)
 }
 
-# field FILE KEY: a value from the RESULT line bench wrote to FILE.
-field() {
-	sed -n "s/^RESULT.* $2=\([^ ]*\).*/\1/p" "$1" | head -n1
-}
-
 TICK=$(getconf CLK_TCK 2>/dev/null || echo 100)
 # cpu_us PID: user+system CPU time the process has used so far, in µs.
 cpu_us() {
 	awk -v t="$TICK" '{ sub(/^.*\) /, ""); printf "%.0f", ($12 + $13) * 1000000 / t }' "/proc/$1/stat"
 }
 
-rss_kib() {
-	awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
-}
 
 # nginx_cpu_us: the CPU time nginx's workers have used so far, in µs.
 nginx_cpu_us() {
@@ -279,7 +247,6 @@ OPEN_AFTER=$(field "$WORK/open.out" open_after_us)
 
 # ------------------------------------------------------------------ report
 f() { field "$WORK/$1.out" "$2"; }
-pass() { if [ "$1" = 1 ]; then echo PASS; else echo MISS; fi; }
 
 D50=$(f c1-direct p50) D99=$(f c1-direct p99) G50=$(f c1-gateway p50) G99=$(f c1-gateway p99)
 D90=$(f c1-direct p90) G90=$(f c1-gateway p90) DMAX=$(f c1-direct max) GMAX=$(f c1-gateway max)
@@ -293,7 +260,6 @@ P50=$(f c1-pass p50) P99=$(f c1-pass p99) RP=$(f c32-pass rps)
 PRATIO=$(awk -v a="$RP" -v b="$RD" 'BEGIN { printf "%.0f", (b > 0 ? 100 * a / b : 0) }')
 N50=$(f c1-nginx p50) N99=$(f c1-nginx p99) RN=$(f c32-nginx rps)
 NRATIO=$(awk -v a="$RN" -v b="$RD" 'BEGIN { printf "%.0f", (b > 0 ? 100 * a / b : 0) }')
-mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 PER_STREAM=$(awk -v a="$RSS_OPEN" -v b="$RSS_IDLE" -v k="$K" 'BEGIN { printf "%.0f", (a - b) / k }')
 
 # Ledger spot check for run 1: the balance fell by (requests) x (charge per call).

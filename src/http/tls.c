@@ -2,7 +2,6 @@
 #include "http/tls.h"
 
 #include <civetweb.h>
-#include <dlfcn.h>
 #include <link.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -135,11 +134,21 @@ struct seg {
 };
 
 struct civet_image {
-	uintptr_t base;
+	uintptr_t target; /* an address inside libcivetweb */
 	struct seg ro[8], rw[8];
 	size_t nro, nrw;
 	int found;
 };
+
+static int in_segs(const struct seg *sg, size_t n, uintptr_t a)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (a >= sg[i].lo && a < sg[i].hi)
+			return 1;
+	return 0;
+}
 
 static int image_cb(struct dl_phdr_info *info, size_t size, void *data)
 {
@@ -147,8 +156,7 @@ static int image_cb(struct dl_phdr_info *info, size_t size, void *data)
 	int i;
 
 	(void)size;
-	if (info->dlpi_addr != im->base)
-		return 0;
+	im->nro = im->nrw = 0;
 	for (i = 0; i < info->dlpi_phnum; i++) {
 		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
 		struct seg sg = { info->dlpi_addr + ph->p_vaddr,
@@ -161,18 +169,9 @@ static int image_cb(struct dl_phdr_info *info, size_t size, void *data)
 		else if (!(ph->p_flags & PF_W) && im->nro < TG_ARRAY_LEN(im->ro))
 			im->ro[im->nro++] = sg;
 	}
-	im->found = 1;
-	return 1;
-}
-
-static int in_segs(const struct seg *sg, size_t n, uintptr_t a)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (a >= sg[i].lo && a < sg[i].hi)
-			return 1;
-	return 0;
+	/* The object whose read-only segments hold the target is CivetWeb. */
+	im->found = in_segs(im->ro, im->nro, im->target);
+	return im->found;
 }
 
 /* 1 when word w is the address of a NUL-terminated function name in the
@@ -189,27 +188,10 @@ static int tls_fill_gap(char *err, size_t errlen)
 {
 	static const char want[] = "SSL_get_peer_certificate";
 	struct civet_image im;
-	Dl_info di;
 	size_t i, k;
 
 	memset(&im, 0, sizeof(im));
-	if (!dladdr((void *)mg_start, &di) || !di.dli_fbase)
-		goto unknown;
-	im.base = (uintptr_t)0;
-	{
-		/* dl_iterate_phdr names objects by load bias: find ours by the
-		 * segment holding mg_start. */
-		struct link_map *lm = NULL;
-		void *h = dlopen(di.dli_fname, RTLD_NOW | RTLD_NOLOAD);
-
-		if (!h || dlinfo(h, RTLD_DI_LINKMAP, &lm) || !lm) {
-			if (h)
-				dlclose(h);
-			goto unknown;
-		}
-		im.base = lm->l_addr;
-		dlclose(h);
-	}
+	im.target = (uintptr_t)mg_version(); /* a string in CivetWeb's read-only data */
 	dl_iterate_phdr(image_cb, &im);
 	if (!im.found || !im.nrw)
 		goto unknown;

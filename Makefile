@@ -14,6 +14,7 @@ E2E := tests/e2e
 
 APT_PACKAGES := build-essential cmake pkg-config libcivetweb-dev libsqlite3-dev libcjson-dev \
 	libsodium-dev libcurl4-openssl-dev libcmocka-dev sqlite3 curl chromium nodejs npm \
+	libpq-dev postgresql \
 	clang libclang-rt-14-dev clang-format libssl-dev openssl nginx-light
 BENCH_PACKAGES := nginx-light
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

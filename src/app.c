@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sodium.h>
 #include <unistd.h>
 
 #include "alerts/alerts.h"
@@ -41,6 +42,27 @@ int app_open_store(const tg_config_t *cfg, char *err, size_t errlen)
 
 	if ((rc = ensure_dir(cfg->data_dir, err, errlen)))
 		return rc;
+	if (cfg->database[0]) {
+		char name[160], host[64] = "host";
+
+		gethostname(host, sizeof(host) - 1);
+		host[sizeof(host) - 1] = '\0';
+		if (cfg->instance[0])
+			snprintf(name, sizeof(name), "%s", cfg->instance);
+		else
+			snprintf(name, sizeof(name), "%s-%ld", host, (long)getpid());
+		if ((rc = db_configure_pg(cfg->database, name, 5))) {
+			snprintf(err, errlen, "database URL or instance name is too long");
+			return rc;
+		}
+		if (db_connect() != TG_OK) {
+			/* libpq's message names the host, never the password. */
+			snprintf(err, errlen, "cannot connect to the PostgreSQL database: %s",
+				 db_errmsg());
+			return TG_EDB;
+		}
+		return migrate_run(&applied, err, errlen);
+	}
 	if ((rc = config_data_path(cfg, "tollgate.db", path, sizeof(path)))) {
 		snprintf(err, errlen, "data directory path is too long");
 		return rc;
@@ -50,7 +72,7 @@ int app_open_store(const tg_config_t *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "database path is too long");
 		return rc;
 	}
-	if (!db_get()) {
+	if (db_connect() != TG_OK) {
 		snprintf(err, errlen, "cannot open the database %s", path);
 		return TG_EDB;
 	}
@@ -99,6 +121,36 @@ void app_unlock(void)
 	}
 }
 
+/* Instances sharing a database must share the secret file: the first to
+ * start records a fingerprint of it (a hash, not the keys), the others
+ * compare. TG_OK when they agree. */
+static int same_secrets(const struct tg_secrets *s)
+{
+	unsigned char fp[16];
+	char hex[2 * sizeof(fp) + 1];
+	crypto_generichash_state hs;
+	tg_stmt *st;
+	int rc, same = 0;
+
+	crypto_generichash_init(&hs, (const unsigned char *)"tollgate-secrets", 16, sizeof(fp));
+	crypto_generichash_update(&hs, s->pepper, sizeof(s->pepper));
+	crypto_generichash_update(&hs, s->box_key, sizeof(s->box_key));
+	crypto_generichash_final(&hs, fp, sizeof(fp));
+	sodium_bin2hex(hex, sizeof(hex), fp, sizeof(fp));
+	st = db_stmt("INSERT INTO tg_meta(name, value) VALUES ('secret_fingerprint', :fp)"
+		     " ON CONFLICT (name) DO NOTHING");
+	if (!st || db_bind_text(st, ":fp", hex) || db_exec_stmt(st))
+		return TG_EDB;
+	st = db_stmt("SELECT value FROM tg_meta WHERE name = 'secret_fingerprint'");
+	if (!st)
+		return TG_EDB;
+	rc = db_step(st);
+	if (rc == DB_ROW)
+		same = strcmp(db_col_text(st, 0), hex) == 0;
+	db_done(st);
+	return same ? TG_OK : TG_EPERM;
+}
+
 int app_load_secrets(const tg_config_t *cfg, struct tg_secrets *s)
 {
 	char path[CONFIG_STR_MAX + 32], err[512];
@@ -106,6 +158,13 @@ int app_load_secrets(const tg_config_t *cfg, struct tg_secrets *s)
 	config_data_path(cfg, "secret.key", path, sizeof(path));
 	if (secrets_load_or_create(path, s, err, sizeof(err))) {
 		fprintf(stderr, "tollgate: %s\n", err);
+		return TG_EPERM;
+	}
+	if (db_is_pg() && same_secrets(s) != TG_OK) {
+		fprintf(stderr,
+			"tollgate: %s is not the secret file the other instances on this database "
+			"use (API keys and provider keys would not match); copy theirs here\n",
+			path);
 		return TG_EPERM;
 	}
 	return TG_OK;

@@ -140,7 +140,7 @@ out:
 static int keys_list(struct cli_args *a)
 {
 	const char *org = cli_opt(a, "org");
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	struct org o;
 	int64_t now = time_now();
 	int n = 0;
@@ -159,17 +159,17 @@ static int keys_list(struct cli_args *a)
 		return 1;
 	}
 	printf("%-13s %-10s %-16s %-16s %s\n", "PREFIX", "STATUS", "CREATED", "LAST USED", "NAME");
-	while (sqlite3_step(st) == SQLITE_ROW) {
+	while (db_step(st) == DB_ROW) {
 		struct apikey k;
 		char created[20], used[20] = "never";
 
 		memset(&k, 0, sizeof(k));
-		k.expires_at = sqlite3_column_int64(st, 4);
-		k.revoked_at = sqlite3_column_int64(st, 5);
-		time_format(sqlite3_column_int64(st, 2), created);
+		k.expires_at = db_col_int64(st, 4);
+		k.revoked_at = db_col_int64(st, 5);
+		time_format(db_col_int64(st, 2), created);
 		created[16] = '\0';
-		if (sqlite3_column_int64(st, 3)) {
-			time_format(sqlite3_column_int64(st, 3), used);
+		if (db_col_int64(st, 3)) {
+			time_format(db_col_int64(st, 3), used);
 			used[16] = '\0';
 		}
 		printf("%-13s %-10s %-16s %-16s %s\n", db_col_text(st, 0),

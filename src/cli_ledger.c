@@ -158,7 +158,7 @@ int cmd_audit(struct cli_args *a)
 int cmd_backup(struct cli_args *a)
 {
 	const char *file = cli_positional(a, 0, NULL);
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	struct stat sb;
 	int fd, rc;
 
@@ -183,7 +183,7 @@ int cmd_backup(struct cli_args *a)
 	if (!rc)
 		rc = db_exec_stmt(st);
 	if (rc) {
-		fprintf(stderr, "tollgate: the backup failed: %s\n", sqlite3_errmsg(db_get()));
+		fprintf(stderr, "tollgate: the backup failed: %s\n", db_errmsg());
 		unlink(file);
 		return 1;
 	}

@@ -18,6 +18,7 @@
 #include "crypto/password.h"
 #include "crypto/secrets.h"
 #include "gateway/gw.h"
+#include "billing/billing.h"
 #include "billing/journal.h"
 #include "identity/identity.h"
 #include "http/server.h"
@@ -169,6 +170,13 @@ static int cmd_serve(struct cli_args *a)
 		fprintf(stderr, "tollgate: cannot initialise the HTTP client library\n");
 		goto out;
 	}
+	if (db_is_pg()) {
+		billing_use(&billing_pg);
+		if (billing_pg_start(a->cfg.hold_ttl_s)) {
+			fprintf(stderr, "tollgate: cannot start the hold renewal thread\n");
+			goto out;
+		}
+	}
 	if (journal_start(a->cfg.data_dir, strcmp(a->cfg.synchronous, "full") == 0, err,
 			  sizeof(err))) {
 		fprintf(stderr, "tollgate: %s\n", err);
@@ -196,6 +204,7 @@ static int cmd_serve(struct cli_args *a)
 	drain(&a->cfg, &set, sig);
 	server_stop();
 	journal_stop(); /* the last calls' debits and request rows */
+	billing_pg_stop();
 	db_checkpointer_stop();
 	alerts_worker_stop();
 	gw_shutdown();

@@ -44,12 +44,12 @@ static int token_ok(const tg_req_t *r, const char *token)
 
 static int64_t db_size(void)
 {
-	sqlite3_stmt *st = db_stmt("SELECT page_count * page_size FROM pragma_page_count(),"
-				   " pragma_page_size()");
+	tg_stmt *st = db_stmt("SELECT page_count * page_size FROM pragma_page_count(),"
+			      " pragma_page_size()");
 	int64_t size = -1;
 
-	if (st && sqlite3_step(st) == SQLITE_ROW)
-		size = sqlite3_column_int64(st, 0);
+	if (st && db_step(st) == DB_ROW)
+		size = db_col_int64(st, 0);
 	db_done(st);
 	return size;
 }

@@ -71,15 +71,15 @@ static int cmp_cached(const void *a, const void *b)
 /* Read every threshold; with cache_mu held. */
 static int cache_load_locked(void)
 {
-	sqlite3_stmt *st = db_stmt("SELECT org_id, coalesce(key_id, 0), kind, value"
-				   " FROM alert_thresholds");
+	tg_stmt *st = db_stmt("SELECT org_id, coalesce(key_id, 0), kind, value"
+			      " FROM alert_thresholds");
 	struct cached *v = NULL, *nv;
 	size_t n = 0, cap = 0;
 	int rc = TG_OK;
 
 	if (!st)
 		return TG_EDB;
-	while (sqlite3_step(st) == SQLITE_ROW) {
+	while (db_step(st) == DB_ROW) {
 		if (n == cap) {
 			cap = cap ? cap * 2 : 16;
 			nv = realloc(v, cap * sizeof(*v));
@@ -89,11 +89,11 @@ static int cache_load_locked(void)
 			}
 			v = nv;
 		}
-		v[n].org_id = sqlite3_column_int64(st, 0);
-		v[n].key_id = sqlite3_column_int64(st, 1);
+		v[n].org_id = db_col_int64(st, 0);
+		v[n].key_id = db_col_int64(st, 1);
 		v[n].kind = strcmp(db_col_text(st, 2), "key_share") == 0 ? ALERT_KEY_SHARE :
 									   ALERT_BALANCE_BELOW;
-		v[n].value = sqlite3_column_int64(st, 3);
+		v[n].value = db_col_int64(st, 3);
 		n++;
 	}
 	if (n > 1)
@@ -240,8 +240,8 @@ static void fire(int64_t org_id, const struct apikey *k, enum alert_kind kind, i
 
 static void job_balance(const struct webhook_job *j)
 {
-	sqlite3_stmt *st = db_stmt("UPDATE alert_thresholds SET fired_at = :at WHERE org_id = :o"
-				   " AND key_id IS NULL AND value = :v");
+	tg_stmt *st = db_stmt("UPDATE alert_thresholds SET fired_at = :at WHERE org_id = :o"
+			      " AND key_id IS NULL AND value = :v");
 
 	if (!st || db_bind_int64(st, ":at", j->at) || db_bind_int64(st, ":o", j->org_id) ||
 	    db_bind_int64(st, ":v", j->value) || db_exec_stmt(st)) {
@@ -256,22 +256,22 @@ static void job_balance(const struct webhook_job *j)
 
 static void job_key(const struct webhook_job *j)
 {
-	sqlite3_stmt *st = db_stmt("SELECT id, value, armed, fired_period FROM alert_thresholds"
-				   " WHERE org_id = :o AND key_id = :k");
+	tg_stmt *st = db_stmt("SELECT id, value, armed, fired_period FROM alert_thresholds"
+			      " WHERE org_id = :o AND key_id = :k");
 	struct alerts_share_state s;
 	int64_t id, value, start, spent, now = time_now();
 	struct apikey k;
 	int fires, old_armed;
 
 	if (!st || db_bind_int64(st, ":o", j->org_id) || db_bind_int64(st, ":k", j->key_id) ||
-	    sqlite3_step(st) != SQLITE_ROW) {
+	    db_step(st) != DB_ROW) {
 		db_done(st);
 		return;
 	}
-	id = sqlite3_column_int64(st, 0);
-	value = sqlite3_column_int64(st, 1);
-	s.armed = old_armed = (int)sqlite3_column_int64(st, 2);
-	s.period = sqlite3_column_int64(st, 3);
+	id = db_col_int64(st, 0);
+	value = db_col_int64(st, 1);
+	s.armed = old_armed = (int)db_col_int64(st, 2);
+	s.period = db_col_int64(st, 3);
 	db_done(st);
 	if (apikey_get(j->key_id, &k) != TG_OK || k.org_id != j->org_id)
 		return;
@@ -323,18 +323,18 @@ void alerts_init(const tg_secrets_t *secrets)
 
 static int org_threshold_count(int64_t org_id)
 {
-	sqlite3_stmt *st = db_stmt("SELECT count(*) FROM alert_thresholds WHERE org_id = :o");
+	tg_stmt *st = db_stmt("SELECT count(*) FROM alert_thresholds WHERE org_id = :o");
 	int n = 0;
 
-	if (st && !db_bind_int64(st, ":o", org_id) && sqlite3_step(st) == SQLITE_ROW)
-		n = (int)sqlite3_column_int64(st, 0);
+	if (st && !db_bind_int64(st, ":o", org_id) && db_step(st) == DB_ROW)
+		n = (int)db_col_int64(st, 0);
 	db_done(st);
 	return n;
 }
 
 int alerts_set_balance(int64_t org_id, int64_t value)
 {
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	int rc;
 
 	if (value <= 0)
@@ -354,8 +354,7 @@ int alerts_set_balance(int64_t org_id, int64_t value)
 
 int alerts_clear_balance(int64_t org_id)
 {
-	sqlite3_stmt *st = db_stmt(
-		"DELETE FROM alert_thresholds WHERE org_id = :o AND key_id IS NULL");
+	tg_stmt *st = db_stmt("DELETE FROM alert_thresholds WHERE org_id = :o AND key_id IS NULL");
 	int rc;
 
 	if (!st || db_bind_int64(st, ":o", org_id))
@@ -370,7 +369,7 @@ int alerts_clear_balance(int64_t org_id)
 int alerts_set_key_share(int64_t org_id, int64_t key_id, int64_t percent, const char **why)
 {
 	struct apikey k;
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	int64_t now = time_now(), start, spent;
 	int holds, rc;
 
@@ -414,8 +413,7 @@ int alerts_set_key_share(int64_t org_id, int64_t key_id, int64_t percent, const 
 
 int alerts_clear_key_share(int64_t org_id, int64_t key_id)
 {
-	sqlite3_stmt *st = db_stmt(
-		"DELETE FROM alert_thresholds WHERE org_id = :o AND key_id = :k");
+	tg_stmt *st = db_stmt("DELETE FROM alert_thresholds WHERE org_id = :o AND key_id = :k");
 	int rc;
 
 	if (!st || db_bind_int64(st, ":o", org_id) || db_bind_int64(st, ":k", key_id))

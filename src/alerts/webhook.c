@@ -347,10 +347,9 @@ static void backoff(int ms)
 static void record_attempt(int64_t org_id, const char *event_id, const char *kind, int attempt,
 			   long status, int ok, const char *err, int64_t ms)
 {
-	sqlite3_stmt *st = db_stmt(
-		"INSERT INTO alert_deliveries (org_id, event_id, kind, attempt,"
-		" status, ok, error, duration_ms, created_at) VALUES (:o, :e, :k,"
-		" :a, :s, :ok, :err, :ms, :now)");
+	tg_stmt *st = db_stmt("INSERT INTO alert_deliveries (org_id, event_id, kind, attempt,"
+			      " status, ok, error, duration_ms, created_at) VALUES (:o, :e, :k,"
+			      " :a, :s, :ok, :err, :ms, :now)");
 
 	if (!st || db_bind_int64(st, ":o", org_id) || db_bind_text(st, ":e", event_id) ||
 	    db_bind_text(st, ":k", kind) || db_bind_int64(st, ":a", attempt) ||
@@ -365,13 +364,13 @@ static void record_attempt(int64_t org_id, const char *event_id, const char *kin
 void webhook_deliver(int64_t org_id, const char *event_id, const char *kind, const char *body)
 {
 	static const int waits_ms[ALERTS_ATTEMPTS - 1] = { 1000, 3000 };
-	sqlite3_stmt *st = db_stmt("SELECT url, secret FROM alert_webhooks WHERE org_id = :o");
+	tg_stmt *st = db_stmt("SELECT url, secret FROM alert_webhooks WHERE org_id = :o");
 	char url[ALERTS_URL_MAX + 1], sig[ALERTS_SIG_LEN + 1], err[160];
 	char *sealed = NULL, *secret = NULL;
 	size_t secret_n = 0;
 	int attempt, rc = TG_EIO;
 
-	if (!st || db_bind_int64(st, ":o", org_id) || sqlite3_step(st) != SQLITE_ROW) {
+	if (!st || db_bind_int64(st, ":o", org_id) || db_step(st) != DB_ROW) {
 		db_done(st);
 		return;
 	}
@@ -506,7 +505,7 @@ static int new_secret(char out[ALERTS_SECRET_LEN + 1], char **sealed)
 int alerts_webhook_set(int64_t org_id, const char *url, char secret_out[ALERTS_SECRET_LEN + 1],
 		       int *made, const char **why)
 {
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	char *sealed = NULL;
 	int rc;
 
@@ -542,7 +541,7 @@ out:
 
 int alerts_webhook_rotate(int64_t org_id, char secret_out[ALERTS_SECRET_LEN + 1])
 {
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	char *sealed = NULL;
 	int rc;
 
@@ -567,7 +566,7 @@ out:
 
 int alerts_webhook_remove(int64_t org_id)
 {
-	sqlite3_stmt *st = db_stmt("DELETE FROM alert_webhooks WHERE org_id = :o");
+	tg_stmt *st = db_stmt("DELETE FROM alert_webhooks WHERE org_id = :o");
 	int rc;
 
 	if (!st || db_bind_int64(st, ":o", org_id))
@@ -580,13 +579,13 @@ int alerts_webhook_remove(int64_t org_id)
 
 int alerts_webhook_get(int64_t org_id, char url[ALERTS_URL_MAX + 1])
 {
-	sqlite3_stmt *st = db_stmt("SELECT url FROM alert_webhooks WHERE org_id = :o");
+	tg_stmt *st = db_stmt("SELECT url FROM alert_webhooks WHERE org_id = :o");
 	int rc = TG_ENOTFOUND;
 
 	url[0] = '\0';
 	if (!st || db_bind_int64(st, ":o", org_id))
 		return TG_EDB;
-	if (sqlite3_step(st) == SQLITE_ROW) {
+	if (db_step(st) == DB_ROW) {
 		snprintf(url, ALERTS_URL_MAX + 1, "%s", db_col_text(st, 0));
 		rc = TG_OK;
 	}

@@ -376,37 +376,37 @@ static int check_limits(const struct apikey_limits *lim, int64_t now, int64_t ke
 	" coalesce(revoked_at, 0), coalesce(last_used_at, 0), rpm, tpm, spend_limit,"             \
 	" spend_period, allowed_models, coalesce(rotated_from, 0)"
 
-static void key_from_row(sqlite3_stmt *st, struct apikey *k)
+static void key_from_row(tg_stmt *st, struct apikey *k)
 {
 	int p;
 
 	memset(k, 0, sizeof(*k));
-	k->id = sqlite3_column_int64(st, 0);
-	k->org_id = sqlite3_column_int64(st, 1);
-	k->created_by = sqlite3_column_int64(st, 2);
+	k->id = db_col_int64(st, 0);
+	k->org_id = db_col_int64(st, 1);
+	k->created_by = db_col_int64(st, 2);
 	snprintf(k->name, sizeof(k->name), "%s", db_col_text(st, 3));
 	snprintf(k->prefix, sizeof(k->prefix), "%s", db_col_text(st, 4));
-	k->created_at = sqlite3_column_int64(st, 5);
-	k->expires_at = sqlite3_column_int64(st, 6);
-	k->revoked_at = sqlite3_column_int64(st, 7);
-	k->last_used_at = sqlite3_column_int64(st, 8);
-	k->rpm = sqlite3_column_int64(st, 9);
-	k->tpm = sqlite3_column_int64(st, 10);
-	k->spend_limit = sqlite3_column_int64(st, 11);
+	k->created_at = db_col_int64(st, 5);
+	k->expires_at = db_col_int64(st, 6);
+	k->revoked_at = db_col_int64(st, 7);
+	k->last_used_at = db_col_int64(st, 8);
+	k->rpm = db_col_int64(st, 9);
+	k->tpm = db_col_int64(st, 10);
+	k->spend_limit = db_col_int64(st, 11);
 	p = apikey_period_parse(db_col_text(st, 12));
 	k->period = p < 0 ? PERIOD_NONE : (enum spend_period)p;
 	snprintf(k->allowed_models, sizeof(k->allowed_models), "%s", db_col_text(st, 13));
-	k->rotated_from = sqlite3_column_int64(st, 14);
+	k->rotated_from = db_col_int64(st, 14);
 }
 
 int apikey_get(int64_t id, struct apikey *out)
 {
-	sqlite3_stmt *st = db_stmt("SELECT " KEY_COLS " FROM api_keys WHERE id = :id");
+	tg_stmt *st = db_stmt("SELECT " KEY_COLS " FROM api_keys WHERE id = :id");
 	int rc = TG_ENOTFOUND;
 
 	if (!st || db_bind_int64(st, ":id", id))
 		return TG_EDB;
-	if (sqlite3_step(st) == SQLITE_ROW) {
+	if (db_step(st) == DB_ROW) {
 		key_from_row(st, out);
 		rc = TG_OK;
 	}
@@ -416,7 +416,7 @@ int apikey_get(int64_t id, struct apikey *out)
 
 int apikey_find_prefix(int64_t org_id, const char *prefix, struct apikey *out)
 {
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	size_t n = prefix ? strlen(prefix) : 0;
 	int rc = TG_ENOTFOUND, found = 0;
 
@@ -429,7 +429,7 @@ int apikey_find_prefix(int64_t org_id, const char *prefix, struct apikey *out)
 	if (!st || db_bind_int64(st, ":n", (int64_t)n) || db_bind_text(st, ":p", prefix) ||
 	    db_bind_int64(st, ":org", org_id))
 		return TG_EDB;
-	while (sqlite3_step(st) == SQLITE_ROW) {
+	while (db_step(st) == DB_ROW) {
 		if (found++) {
 			rc = TG_ECONFLICT;
 			break;
@@ -444,27 +444,26 @@ int apikey_find_prefix(int64_t org_id, const char *prefix, struct apikey *out)
 /* The row with this hash: TG_OK, TG_ENOTFOUND or TG_EDB. */
 static int load_by_hash(const unsigned char h[KEYS_HASH_LEN], struct apikey *out)
 {
-	sqlite3_stmt *st = db_stmt("SELECT " KEY_COLS ", key_hash,"
-				   " (SELECT o.rpm FROM orgs o WHERE o.id = api_keys.org_id),"
-				   " (SELECT o.tpm FROM orgs o WHERE o.id = api_keys.org_id)"
-				   " FROM api_keys WHERE key_hash = :h");
+	tg_stmt *st = db_stmt("SELECT " KEY_COLS ", key_hash,"
+			      " (SELECT o.rpm FROM orgs o WHERE o.id = api_keys.org_id),"
+			      " (SELECT o.tpm FROM orgs o WHERE o.id = api_keys.org_id)"
+			      " FROM api_keys WHERE key_hash = :h");
 	int rc = TG_ENOTFOUND, step;
 
 	if (!st || db_bind_blob(st, ":h", h, KEYS_HASH_LEN))
 		return TG_EDB;
-	step = sqlite3_step(st);
-	if (step == SQLITE_ROW) {
-		const void *stored = sqlite3_column_blob(st, 15);
+	step = db_step(st);
+	if (step == DB_ROW) {
+		const void *stored = db_col_blob(st, 15);
 
-		if (stored && sqlite3_column_bytes(st, 15) == KEYS_HASH_LEN &&
-		    keys_hash_equal(stored, h)) {
+		if (stored && db_col_bytes(st, 15) == KEYS_HASH_LEN && keys_hash_equal(stored, h)) {
 			key_from_row(st, out);
-			out->org_rpm = sqlite3_column_int64(st, 16);
-			out->org_tpm = sqlite3_column_int64(st, 17);
+			out->org_rpm = db_col_int64(st, 16);
+			out->org_tpm = db_col_int64(st, 17);
 			rc = TG_OK;
 		}
-	} else if (step != SQLITE_DONE) {
-		log_error("apikeys: lookup failed: %s", sqlite3_errmsg(db_get()));
+	} else if (step != DB_DONE) {
+		log_error("apikeys: lookup failed: %s", db_errmsg());
 		rc = TG_EDB;
 	}
 	db_done(st);
@@ -654,8 +653,8 @@ int apikey_authenticate(const char *token, size_t len, struct apikey *out)
 
 int apikey_mark_used(int64_t id, int64_t now)
 {
-	sqlite3_stmt *st = db_stmt("UPDATE api_keys SET last_used_at = :now"
-				   " WHERE id = :id AND coalesce(last_used_at, 0) < :now");
+	tg_stmt *st = db_stmt("UPDATE api_keys SET last_used_at = :now"
+			      " WHERE id = :id AND coalesce(last_used_at, 0) < :now");
 
 	if (!st || db_bind_int64(st, ":now", now) || db_bind_int64(st, ":id", id))
 		return TG_EDB;
@@ -664,7 +663,7 @@ int apikey_mark_used(int64_t id, int64_t now)
 
 /* ------------------------------------------------------------- changes */
 
-static int bind_settings(sqlite3_stmt *st, const struct apikey *k)
+static int bind_settings(tg_stmt *st, const struct apikey *k)
 {
 	int rc;
 
@@ -693,7 +692,7 @@ int apikey_create(int64_t org_id, int64_t created_by, const char *name,
 	char key[KEYS_LEN + 1], prefix[KEYS_PREFIX_LEN + 1];
 	unsigned char h[KEYS_HASH_LEN];
 	struct apikey k;
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	int64_t now = clock_now();
 	int rc;
 
@@ -738,7 +737,7 @@ out:
 int apikey_update_limits(int64_t id, const struct apikey_limits *lim, const char **why)
 {
 	struct apikey cur, k;
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	int64_t now = clock_now();
 	int rc;
 
@@ -766,8 +765,8 @@ int apikey_update_limits(int64_t id, const struct apikey_limits *lim, const char
 
 int apikey_revoke(int64_t id)
 {
-	sqlite3_stmt *st = db_stmt("UPDATE api_keys SET revoked_at = :now"
-				   " WHERE id = :id AND (revoked_at IS NULL OR revoked_at > :now)");
+	tg_stmt *st = db_stmt("UPDATE api_keys SET revoked_at = :now"
+			      " WHERE id = :id AND (revoked_at IS NULL OR revoked_at > :now)");
 	struct apikey k;
 	int64_t now = clock_now();
 	int rc;
@@ -784,9 +783,9 @@ int apikey_revoke(int64_t id)
 
 int apikey_revoke_user(int64_t org_id, int64_t user_id, int64_t *count)
 {
-	sqlite3_stmt *st = db_stmt("UPDATE api_keys SET revoked_at = :now"
-				   " WHERE created_by = :user AND (:org = 0 OR org_id = :org)"
-				   " AND (revoked_at IS NULL OR revoked_at > :now)");
+	tg_stmt *st = db_stmt("UPDATE api_keys SET revoked_at = :now"
+			      " WHERE created_by = :user AND (:org = 0 OR org_id = :org)"
+			      " AND (revoked_at IS NULL OR revoked_at > :now)");
 	int64_t now = clock_now();
 	int rc;
 
@@ -809,7 +808,7 @@ int apikey_rotate(int64_t id, int64_t grace_s, char key_out[KEYS_LEN + 1], int64
 	char key[KEYS_LEN + 1], prefix[KEYS_PREFIX_LEN + 1];
 	unsigned char h[KEYS_HASH_LEN];
 	struct apikey old;
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	int64_t now = clock_now(), nid = 0;
 	int rc;
 

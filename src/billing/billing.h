@@ -63,13 +63,16 @@ struct hold_ask {
 
 struct billing_ops {
 	const char *name;
-	/* Claim a client's request id for a call: TG_OK, or TG_ECONFLICT when a
-	 * call with this id was billed already or is in flight. */
+	/* Claim a client's request id for a call: TG_OK, TG_ECONFLICT when a
+	 * call with this id was billed already or is in flight, another TG_E*
+	 * when the store cannot answer. */
 	int (*claim_request)(const char *request_id);
 	/* Give a claim back (a call that ends without a recorded debit). */
 	void (*unclaim_request)(const char *request_id);
-	/* Rate-limit counters: admit a call against all its buckets at once,
-	 * then correct a bucket by delta once the actual usage is known. */
+	/* Rate-limit counters: admit a call against all its buckets at once
+	 * (1 admitted, 0 refused, a negative TG_E* when the counters cannot be
+	 * read: the caller refuses the call), then correct a bucket by delta
+	 * once the actual usage is known. */
 	int (*rl_admit)(const struct rl_ask *asks, int n, int64_t now_us, struct rl_state *out);
 	void (*rl_adjust)(enum rl_scope scope, int64_t id, int64_t limit_per_min, int64_t delta,
 			  int64_t now_us);
@@ -97,5 +100,17 @@ const struct billing_ops *billing(void);
 void billing_use(const struct billing_ops *ops);
 
 extern const struct billing_ops billing_sqlite;
+/* Several instances on one PostgreSQL database (billing_pg.c): holds, claims
+ * and rate-limit buckets in shared tables, guarded in the database. */
+extern const struct billing_ops billing_pg;
+
+/* billing_pg's background work (a thread): renew this instance's holds and
+ * claims, and, on the one instance holding the reaper's advisory lock, void
+ * expired ones. hold_ttl_s: how long a hold outlives its instance's last
+ * renewal. */
+int billing_pg_start(int64_t hold_ttl_s);
+void billing_pg_stop(void);
+/* Holds voided by this instance's reaper since start (for /metrics). */
+int64_t billing_pg_voided(void);
 
 #endif

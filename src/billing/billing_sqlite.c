@@ -31,11 +31,11 @@ void billing_use(const struct billing_ops *ops)
 /* 1 when a usage debit with this request id is already in the ledger. */
 static int request_id_billed(const char *id)
 {
-	sqlite3_stmt *st = db_stmt("SELECT 1 FROM ledger_entries WHERE request_id = :id");
+	tg_stmt *st = db_stmt("SELECT 1 FROM ledger_entries WHERE request_id = :id");
 	int found = 0;
 
 	if (st && !db_bind_text(st, ":id", id))
-		found = sqlite3_step(st) == SQLITE_ROW;
+		found = db_step(st) == DB_ROW;
 	db_done(st);
 	return found;
 }

@@ -1,5 +1,6 @@
 /* journal.c - the gateway's call journal; see journal.h for the design. */
 #include "billing/journal.h"
+#include "billing/billing.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -186,7 +187,7 @@ int journal_decode(const unsigned char *p, size_t n, struct call_record *r, size
 static int insert_request_row(const struct call_record *r, int64_t cost, const char *source,
 			      const char *err)
 {
-	sqlite3_stmt *st = db_stmt(
+	tg_stmt *st = db_stmt(
 		"INSERT INTO requests(request_id, created_at, org_id, key_id, endpoint, model,"
 		" provider_id, stream, status, prompt_tokens, cached_tokens, completion_tokens,"
 		" cost, usage_source, upstream_ms, total_ms, error, cache_write_tokens,"
@@ -215,7 +216,7 @@ static int insert_request_row(const struct call_record *r, int64_t cost, const c
 	return db_exec_stmt(st);
 }
 
-static int exec_literal(sqlite3_stmt *st)
+static int exec_literal(tg_stmt *st)
 {
 	return st ? db_exec_stmt(st) : TG_EDB;
 }
@@ -302,7 +303,7 @@ static int apply_batch(struct call_record *list, int update_seq)
 {
 	struct call_record *r;
 	uint64_t last = 0;
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	int rc;
 
 	if ((rc = db_begin()) != TG_OK)
@@ -322,8 +323,8 @@ static int apply_batch(struct call_record *list, int update_seq)
 			last = r->seq;
 	}
 	if (update_seq) {
-		st = db_stmt("UPDATE journal_state SET applied_seq = max(applied_seq, :seq)"
-			     " WHERE id = 1");
+		st = db_stmt("UPDATE journal_state SET applied_seq = CASE WHEN applied_seq > :seq"
+			     " THEN applied_seq ELSE :seq END WHERE id = 1");
 		if (!st || db_bind_int64(st, ":seq", (int64_t)last) || (rc = db_exec_stmt(st)))
 			goto fail;
 	}
@@ -345,9 +346,9 @@ static void finish_batch(struct call_record *list)
 		next = r->next;
 		if (r->debited && r->hold.serial)
 			alerts_after_debit(r->org_id, r->key_id, r->cost, r->balance_after);
-		ledger_release(&r->hold);
+		billing()->release(&r->hold);
 		if (r->inflight)
-			inflight_drop(r->request_id);
+			billing()->unclaim_request(r->request_id);
 		free(r);
 	}
 }
@@ -399,11 +400,11 @@ static int seq_cmp(const void *a, const void *b)
 
 static int read_applied_seq(uint64_t *out)
 {
-	sqlite3_stmt *st = db_stmt("SELECT applied_seq FROM journal_state WHERE id = 1");
+	tg_stmt *st = db_stmt("SELECT applied_seq FROM journal_state WHERE id = 1");
 	int rc = TG_EDB;
 
-	if (st && sqlite3_step(st) == SQLITE_ROW) {
-		*out = (uint64_t)sqlite3_column_int64(st, 0);
+	if (st && db_step(st) == DB_ROW) {
+		*out = (uint64_t)db_col_int64(st, 0);
 		rc = TG_OK;
 	}
 	db_done(st);
@@ -684,9 +685,9 @@ static void *writer_main(void *arg)
 	while (batch) {
 		struct call_record *next = batch->next;
 
-		ledger_release(&batch->hold);
+		billing()->release(&batch->hold);
 		if (batch->inflight)
-			inflight_drop(batch->request_id);
+			billing()->unclaim_request(batch->request_id);
 		free(batch);
 		batch = next;
 	}

@@ -249,12 +249,12 @@ int catalog_provider_check(const char *name, enum provider_kind kind, const char
 
 static int provider_exists(int64_t id)
 {
-	sqlite3_stmt *st = db_stmt("SELECT 1 FROM providers WHERE id = :id");
+	tg_stmt *st = db_stmt("SELECT 1 FROM providers WHERE id = :id");
 	int found;
 
 	if (!st || db_bind_int64(st, ":id", id))
 		return 0;
-	found = sqlite3_step(st) == SQLITE_ROW;
+	found = db_step(st) == DB_ROW;
 	db_done(st);
 	return found;
 }
@@ -335,7 +335,7 @@ int catalog_model_check(const struct model *m, const char **field, const char **
 /* ------------------------------------------------------------ lookups */
 
 /* Copy a column into a fixed array; 0 when it does not fit. */
-static int col_copy(sqlite3_stmt *st, int col, char *out, size_t n)
+static int col_copy(tg_stmt *st, int col, char *out, size_t n)
 {
 	const char *s = db_col_text(st, col);
 	size_t len = strlen(s);
@@ -346,52 +346,52 @@ static int col_copy(sqlite3_stmt *st, int col, char *out, size_t n)
 	return 1;
 }
 
-static int model_row(sqlite3_stmt *st, struct model *out)
+static int model_row(tg_stmt *st, struct model *out)
 {
 	struct model m;
 
 	memset(&m, 0, sizeof(m));
-	m.id = sqlite3_column_int64(st, 0);
+	m.id = db_col_int64(st, 0);
 	if (!col_copy(st, 1, m.name, sizeof(m.name)) ||
 	    !col_copy(st, 2, m.upstream_model, sizeof(m.upstream_model)))
 		return TG_ETOOBIG;
 	m.kind = strcmp(db_col_text(st, 3), "embedding") == 0 ? MODEL_EMBEDDING : MODEL_CHAT;
-	m.provider_id = sqlite3_column_int64(st, 4);
-	m.price.in = sqlite3_column_int64(st, 5);
-	m.price.cached_in = sqlite3_column_int64(st, 6);
-	m.price.out = sqlite3_column_int64(st, 7);
-	m.max_output_tokens = sqlite3_column_int64(st, 8);
-	m.context_window = sqlite3_column_int64(st, 9);
-	m.enabled = sqlite3_column_int(st, 10);
-	m.price.cache_write = sqlite3_column_int64(st, 11);
-	m.weight = sqlite3_column_int64(st, 12);
+	m.provider_id = db_col_int64(st, 4);
+	m.price.in = db_col_int64(st, 5);
+	m.price.cached_in = db_col_int64(st, 6);
+	m.price.out = db_col_int64(st, 7);
+	m.max_output_tokens = db_col_int64(st, 8);
+	m.context_window = db_col_int64(st, 9);
+	m.enabled = db_col_int(st, 10);
+	m.price.cache_write = db_col_int64(st, 11);
+	m.weight = db_col_int64(st, 12);
 	if (!col_copy(st, 13, m.fallback_model, sizeof(m.fallback_model)))
 		return TG_ETOOBIG;
 	*out = m;
 	return TG_OK;
 }
 
-static int model_fetch(sqlite3_stmt *st, struct model *out)
+static int model_fetch(tg_stmt *st, struct model *out)
 {
 	int rc;
 
 	if (!st)
 		return TG_EDB;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
+	rc = db_step(st);
+	if (rc == DB_ROW)
 		rc = model_row(st, out);
 	else
-		rc = rc == SQLITE_DONE ? TG_ENOTFOUND : TG_EDB;
+		rc = rc == DB_DONE ? TG_ENOTFOUND : TG_EDB;
 	db_done(st);
 	return rc;
 }
 
 int catalog_model_get(const char *name, struct model *out)
 {
-	sqlite3_stmt *st = db_stmt("SELECT id, name, upstream_model, kind, provider_id, price_in,"
-				   " price_cached_in, price_out, max_output_tokens, context_window,"
-				   " enabled, price_cache_write, weight, fallback_model FROM models"
-				   " WHERE name = :name");
+	tg_stmt *st = db_stmt("SELECT id, name, upstream_model, kind, provider_id, price_in,"
+			      " price_cached_in, price_out, max_output_tokens, context_window,"
+			      " enabled, price_cache_write, weight, fallback_model FROM models"
+			      " WHERE name = :name");
 
 	if (!name || !st || db_bind_text(st, ":name", name))
 		return st ? TG_ENOTFOUND : TG_EDB;
@@ -400,7 +400,7 @@ int catalog_model_get(const char *name, struct model *out)
 
 int catalog_model_get_by_id(int64_t id, struct model *out)
 {
-	sqlite3_stmt *st = db_stmt(
+	tg_stmt *st = db_stmt(
 		"SELECT id, name, upstream_model, kind, provider_id, price_in,"
 		" price_cached_in, price_out, max_output_tokens, context_window,"
 		" enabled, price_cache_write, weight, fallback_model FROM models WHERE id = :id");
@@ -410,47 +410,46 @@ int catalog_model_get_by_id(int64_t id, struct model *out)
 	return model_fetch(st, out);
 }
 
-static int provider_row(sqlite3_stmt *st, struct provider *out)
+static int provider_row(tg_stmt *st, struct provider *out)
 {
 	struct provider p;
 
 	memset(&p, 0, sizeof(p));
-	p.id = sqlite3_column_int64(st, 0);
+	p.id = db_col_int64(st, 0);
 	if (!col_copy(st, 1, p.name, sizeof(p.name)) ||
 	    !col_copy(st, 3, p.base_url, sizeof(p.base_url)))
 		return TG_ETOOBIG;
 	p.kind = catalog_provider_kind_parse(db_col_text(st, 2)) < 0 ?
 			 PROVIDER_OPENAI :
 			 (enum provider_kind)catalog_provider_kind_parse(db_col_text(st, 2));
-	p.has_api_key = sqlite3_column_int(st, 4);
-	p.timeout_s = sqlite3_column_int64(st, 5);
-	p.enabled = sqlite3_column_int(st, 6);
+	p.has_api_key = db_col_int(st, 4);
+	p.timeout_s = db_col_int64(st, 5);
+	p.enabled = db_col_int(st, 6);
 	if (!col_copy(st, 7, p.api_version, sizeof(p.api_version)))
 		return TG_ETOOBIG;
 	*out = p;
 	return TG_OK;
 }
 
-static int provider_fetch(sqlite3_stmt *st, struct provider *out)
+static int provider_fetch(tg_stmt *st, struct provider *out)
 {
 	int rc;
 
 	if (!st)
 		return TG_EDB;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
+	rc = db_step(st);
+	if (rc == DB_ROW)
 		rc = provider_row(st, out);
 	else
-		rc = rc == SQLITE_DONE ? TG_ENOTFOUND : TG_EDB;
+		rc = rc == DB_DONE ? TG_ENOTFOUND : TG_EDB;
 	db_done(st);
 	return rc;
 }
 
 int catalog_provider_get(int64_t id, struct provider *out)
 {
-	sqlite3_stmt *st = db_stmt(
-		"SELECT id, name, kind, base_url, api_key_sealed != '', timeout_s,"
-		" enabled, api_version FROM providers WHERE id = :id");
+	tg_stmt *st = db_stmt("SELECT id, name, kind, base_url, api_key_sealed != '', timeout_s,"
+			      " enabled, api_version FROM providers WHERE id = :id");
 
 	if (!st || db_bind_int64(st, ":id", id))
 		return TG_EDB;
@@ -459,9 +458,8 @@ int catalog_provider_get(int64_t id, struct provider *out)
 
 int catalog_provider_get_by_name(const char *name, struct provider *out)
 {
-	sqlite3_stmt *st = db_stmt(
-		"SELECT id, name, kind, base_url, api_key_sealed != '', timeout_s,"
-		" enabled, api_version FROM providers WHERE name = :name");
+	tg_stmt *st = db_stmt("SELECT id, name, kind, base_url, api_key_sealed != '', timeout_s,"
+			      " enabled, api_version FROM providers WHERE name = :name");
 
 	if (!name || !st || db_bind_text(st, ":name", name))
 		return st ? TG_ENOTFOUND : TG_EDB;
@@ -470,7 +468,7 @@ int catalog_provider_get_by_name(const char *name, struct provider *out)
 
 static int provider_api_key_db(int64_t id, char **key_out, size_t *len_out)
 {
-	sqlite3_stmt *st = db_stmt("SELECT api_key_sealed FROM providers WHERE id = :id");
+	tg_stmt *st = db_stmt("SELECT api_key_sealed FROM providers WHERE id = :id");
 	char *sealed = NULL, *plain = NULL;
 	size_t n = 0;
 	int rc;
@@ -479,10 +477,10 @@ static int provider_api_key_db(int64_t id, char **key_out, size_t *len_out)
 		return TG_EPERM;
 	if (!st || db_bind_int64(st, ":id", id))
 		return TG_EDB;
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW) {
+	rc = db_step(st);
+	if (rc != DB_ROW) {
 		db_done(st);
-		return rc == SQLITE_DONE ? TG_ENOTFOUND : TG_EDB;
+		return rc == DB_DONE ? TG_ENOTFOUND : TG_EDB;
 	}
 	if (*db_col_text(st, 0))
 		sealed = strdup(db_col_text(st, 0));
@@ -554,7 +552,7 @@ static void snapshot_free(struct snapshot *sn)
  * none. */
 static int deployments_load(struct snapshot *sn)
 {
-	sqlite3_stmt *st = db_stmt(
+	tg_stmt *st = db_stmt(
 		"SELECT d.id, d.model_id, d.provider_id, d.upstream_model, d.weight, d.priority,"
 		" d.price_in IS NOT NULL OR d.price_cached_in IS NOT NULL"
 		" OR d.price_cache_write IS NOT NULL OR d.price_out IS NOT NULL,"
@@ -568,7 +566,7 @@ static int deployments_load(struct snapshot *sn)
 
 	if (!st)
 		return TG_EDB;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((rc = db_step(st)) == DB_ROW) {
 		if (sn->n_deps == cap) {
 			struct deployment *g = realloc(sn->deps, (cap ? cap * 2 : 16) * sizeof(*g));
 
@@ -583,12 +581,12 @@ static int deployments_load(struct snapshot *sn)
 			sn->n_deps++;
 	}
 	db_done(st);
-	return rc == SQLITE_DONE ? TG_OK : TG_EDB;
+	return rc == DB_DONE ? TG_OK : TG_EDB;
 }
 
 static int snapshot_load(struct snapshot *sn)
 {
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	size_t cap = 0;
 	int rc;
 
@@ -598,7 +596,7 @@ static int snapshot_load(struct snapshot *sn)
 		" enabled, price_cache_write, weight, fallback_model FROM models ORDER BY name");
 	if (!st)
 		return TG_EDB;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((rc = db_step(st)) == DB_ROW) {
 		if (sn->n_models == cap) {
 			struct model *g = realloc(sn->models, (cap ? cap * 2 : 32) * sizeof(*g));
 
@@ -613,7 +611,7 @@ static int snapshot_load(struct snapshot *sn)
 			sn->n_models++;
 	}
 	db_done(st);
-	if (rc != SQLITE_DONE)
+	if (rc != DB_DONE)
 		return TG_EDB;
 
 	cap = 0;
@@ -621,7 +619,7 @@ static int snapshot_load(struct snapshot *sn)
 		     " enabled, api_version FROM providers ORDER BY id");
 	if (!st)
 		return TG_EDB;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((rc = db_step(st)) == DB_ROW) {
 		struct provider p;
 
 		if (provider_row(st, &p) != TG_OK)
@@ -643,7 +641,7 @@ static int snapshot_load(struct snapshot *sn)
 		sn->n_provs++;
 	}
 	db_done(st);
-	if (rc != SQLITE_DONE)
+	if (rc != DB_DONE)
 		return TG_EDB;
 	rc = deployments_load(sn);
 	if (rc != TG_OK)
@@ -844,7 +842,7 @@ int catalog_provider_upsert(const char *name, enum provider_kind kind, const cha
 			    const char *api_version, const char *api_key, int64_t timeout_s,
 			    int enabled, int64_t *id_out, const char **why)
 {
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	char url[CATALOG_URL_MAX + 1] = "", *sealed = NULL;
 	const char *field, *key;
 	size_t keylen;
@@ -888,14 +886,14 @@ int catalog_provider_upsert(const char *name, enum provider_kind kind, const cha
 		rc = TG_EDB;
 		goto out;
 	}
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
+	rc = db_step(st);
+	if (rc == DB_ROW) {
 		if (id_out)
-			*id_out = sqlite3_column_int64(st, 0);
+			*id_out = db_col_int64(st, 0);
 		rc = TG_OK;
 	} else {
-		log_error("catalog: saving provider failed: %s", sqlite3_errmsg(db_get()));
-		rc = (rc & 0xff) == SQLITE_CONSTRAINT ? TG_ECONFLICT : TG_EDB;
+		log_error("catalog: saving provider failed: %s", db_errmsg());
+		rc = (rc & 0xff) == DB_CONSTRAINT ? TG_ECONFLICT : TG_EDB;
 	}
 	db_done(st);
 	if (rc == TG_OK)
@@ -907,7 +905,7 @@ out:
 
 int catalog_model_upsert(const struct model *m, int64_t *id_out, const char **why)
 {
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	const char *field;
 	int rc;
 
@@ -942,17 +940,17 @@ int catalog_model_upsert(const struct model *m, int64_t *id_out, const char **wh
 	    db_bind_int64(st, ":enabled", m->enabled ? 1 : 0) ||
 	    db_bind_int64(st, ":now", time_now()))
 		return TG_EDB;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
+	rc = db_step(st);
+	if (rc == DB_ROW) {
 		if (id_out)
-			*id_out = sqlite3_column_int64(st, 0);
+			*id_out = db_col_int64(st, 0);
 		rc = TG_OK;
-	} else if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+	} else if ((rc & 0xff) == DB_CONSTRAINT) {
 		/* The provider went away between the check and the write. */
 		*why = "The provider does not exist. Add it first.";
 		rc = TG_EINVAL;
 	} else {
-		log_error("catalog: saving model failed: %s", sqlite3_errmsg(db_get()));
+		log_error("catalog: saving model failed: %s", db_errmsg());
 		rc = TG_EDB;
 	}
 	db_done(st);
@@ -984,28 +982,27 @@ void catalog_price_detail(const money_price_t *before, const money_price_t *afte
 
 int catalog_each_listed_model(int (*fn)(void *ud, const struct catalog_listed_model *lm), void *ud)
 {
-	sqlite3_stmt *st = db_stmt("SELECT m.name, m.created_at, p.name, m.kind, m.price_in,"
-				   " m.price_cached_in, m.price_out, m.max_output_tokens,"
-				   " m.context_window"
-				   " FROM models m JOIN providers p ON p.id = m.provider_id"
-				   " WHERE m.enabled = 1 AND p.enabled = 1 ORDER BY m.name");
+	tg_stmt *st = db_stmt("SELECT m.name, m.created_at, p.name, m.kind, m.price_in,"
+			      " m.price_cached_in, m.price_out, m.max_output_tokens,"
+			      " m.context_window"
+			      " FROM models m JOIN providers p ON p.id = m.provider_id"
+			      " WHERE m.enabled = 1 AND p.enabled = 1 ORDER BY m.name");
 	int rc = st ? TG_OK : TG_EDB, step;
 
-	while (st && (step = sqlite3_step(st)) == SQLITE_ROW) {
+	while (st && (step = db_step(st)) == DB_ROW) {
 		struct model m;
-		struct catalog_listed_model lm = { &m, db_col_text(st, 2),
-						   sqlite3_column_int64(st, 1) };
+		struct catalog_listed_model lm = { &m, db_col_text(st, 2), db_col_int64(st, 1) };
 
 		memset(&m, 0, sizeof(m));
 		snprintf(m.name, sizeof(m.name), "%s", db_col_text(st, 0));
 		m.kind = catalog_model_kind_parse(db_col_text(st, 3)) == MODEL_EMBEDDING ?
 				 MODEL_EMBEDDING :
 				 MODEL_CHAT;
-		m.price.in = sqlite3_column_int64(st, 4);
-		m.price.cached_in = sqlite3_column_int64(st, 5);
-		m.price.out = sqlite3_column_int64(st, 6);
-		m.max_output_tokens = sqlite3_column_int64(st, 7);
-		m.context_window = sqlite3_column_int64(st, 8);
+		m.price.in = db_col_int64(st, 4);
+		m.price.cached_in = db_col_int64(st, 5);
+		m.price.out = db_col_int64(st, 6);
+		m.max_output_tokens = db_col_int64(st, 7);
+		m.context_window = db_col_int64(st, 8);
 		m.enabled = 1;
 		if (fn(ud, &lm))
 			break;
@@ -1018,13 +1015,13 @@ int catalog_each_listed_provider(int (*fn)(void *ud, const char *name, const cha
 					   int64_t models),
 				 void *ud)
 {
-	sqlite3_stmt *st = db_stmt("SELECT p.name, p.kind, (SELECT count(*) FROM models m"
-				   " WHERE m.provider_id = p.id AND m.enabled = 1)"
-				   " FROM providers p WHERE p.enabled = 1 ORDER BY p.name");
+	tg_stmt *st = db_stmt("SELECT p.name, p.kind, (SELECT count(*) FROM models m"
+			      " WHERE m.provider_id = p.id AND m.enabled = 1)"
+			      " FROM providers p WHERE p.enabled = 1 ORDER BY p.name");
 	int rc = st ? TG_OK : TG_EDB;
 
-	while (st && sqlite3_step(st) == SQLITE_ROW)
-		if (fn(ud, db_col_text(st, 0), db_col_text(st, 1), sqlite3_column_int64(st, 2)))
+	while (st && db_step(st) == DB_ROW)
+		if (fn(ud, db_col_text(st, 0), db_col_text(st, 1), db_col_int64(st, 2)))
 			break;
 	db_done(st);
 	return rc;

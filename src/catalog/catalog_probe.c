@@ -68,14 +68,14 @@ static void put_names(buf_t *out, const char *const *names, int count)
 /* The built-in echo provider answers locally: report its catalog models. */
 static int echo_report(const struct provider *p, buf_t *msg)
 {
-	sqlite3_stmt *st = db_stmt("SELECT name FROM models WHERE provider_id = :id ORDER BY name");
+	tg_stmt *st = db_stmt("SELECT name FROM models WHERE provider_id = :id ORDER BY name");
 	const char *names[PROBE_NAMES];
 	char *held[PROBE_NAMES] = { NULL };
 	int count = 0, i, rc = TG_OK;
 
 	if (!st || db_bind_int64(st, ":id", p->id))
 		return TG_EDB;
-	while (sqlite3_step(st) == SQLITE_ROW) {
+	while (db_step(st) == DB_ROW) {
 		if (count < PROBE_NAMES && !(held[count] = strdup(db_col_text(st, 0)))) {
 			rc = TG_ENOMEM;
 			break;

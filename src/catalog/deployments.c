@@ -19,7 +19,7 @@
 	" coalesce(d.price_out, m.price_out), d.enabled"                                     \
 	" FROM deployments d JOIN models m ON m.id = d.model_id"
 
-int catalog_deployment_row(sqlite3_stmt *st, struct deployment *out)
+int catalog_deployment_row(tg_stmt *st, struct deployment *out)
 {
 	struct deployment d;
 	const char *up = db_col_text(st, 3);
@@ -27,59 +27,57 @@ int catalog_deployment_row(sqlite3_stmt *st, struct deployment *out)
 	memset(&d, 0, sizeof(d));
 	if (strlen(up) > CATALOG_NAME_MAX)
 		return TG_ETOOBIG;
-	d.id = sqlite3_column_int64(st, 0);
-	d.model_id = sqlite3_column_int64(st, 1);
-	d.provider_id = sqlite3_column_int64(st, 2);
+	d.id = db_col_int64(st, 0);
+	d.model_id = db_col_int64(st, 1);
+	d.provider_id = db_col_int64(st, 2);
 	memcpy(d.upstream_model, up, strlen(up) + 1);
-	d.weight = sqlite3_column_int64(st, 4);
-	d.priority = sqlite3_column_int64(st, 5);
-	d.own_price = sqlite3_column_int(st, 6);
-	d.price.in = sqlite3_column_int64(st, 7);
-	d.price.cached_in = sqlite3_column_int64(st, 8);
-	d.price.cache_write = sqlite3_column_int64(st, 9);
-	d.price.out = sqlite3_column_int64(st, 10);
-	d.enabled = sqlite3_column_int(st, 11);
+	d.weight = db_col_int64(st, 4);
+	d.priority = db_col_int64(st, 5);
+	d.own_price = db_col_int(st, 6);
+	d.price.in = db_col_int64(st, 7);
+	d.price.cached_in = db_col_int64(st, 8);
+	d.price.cache_write = db_col_int64(st, 9);
+	d.price.out = db_col_int64(st, 10);
+	d.enabled = db_col_int(st, 11);
 	*out = d;
 	return TG_OK;
 }
 
 int catalog_deployments_of(int64_t model_id, struct deployment *out, int max)
 {
-	sqlite3_stmt *st = db_stmt(DEPLOYMENT_COLUMNS " WHERE d.model_id = :m"
-						      " ORDER BY d.priority, d.id");
+	tg_stmt *st = db_stmt(DEPLOYMENT_COLUMNS " WHERE d.model_id = :m"
+						 " ORDER BY d.priority, d.id");
 	int n = 0, rc;
 
 	if (!st || db_bind_int64(st, ":m", model_id))
 		return TG_EDB;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < max)
+	while ((rc = db_step(st)) == DB_ROW && n < max)
 		if (catalog_deployment_row(st, &out[n]) == TG_OK)
 			n++;
 	db_done(st);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? n : TG_EDB;
+	return rc == DB_ROW || rc == DB_DONE ? n : TG_EDB;
 }
 
 int catalog_deployment_get(int64_t id, struct deployment *out)
 {
-	sqlite3_stmt *st = db_stmt(DEPLOYMENT_COLUMNS " WHERE d.id = :id");
+	tg_stmt *st = db_stmt(DEPLOYMENT_COLUMNS " WHERE d.id = :id");
 	int rc;
 
 	if (!st || db_bind_int64(st, ":id", id))
 		return TG_EDB;
-	rc = sqlite3_step(st);
-	rc = rc == SQLITE_ROW  ? catalog_deployment_row(st, out) :
-	     rc == SQLITE_DONE ? TG_ENOTFOUND :
-				 TG_EDB;
+	rc = db_step(st);
+	rc = rc == DB_ROW ? catalog_deployment_row(st, out) : rc == DB_DONE ? TG_ENOTFOUND : TG_EDB;
 	db_done(st);
 	return rc;
 }
 
 static int row_count(const char *sql_of_count, int64_t id)
 {
-	sqlite3_stmt *st = db_stmt(sql_of_count);
+	tg_stmt *st = db_stmt(sql_of_count);
 	int n = -1;
 
-	if (st && db_bind_int64(st, ":id", id) == TG_OK && sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int(st, 0);
+	if (st && db_bind_int64(st, ":id", id) == TG_OK && db_step(st) == DB_ROW)
+		n = db_col_int(st, 0);
 	db_done(st);
 	return n;
 }
@@ -136,7 +134,7 @@ int catalog_deployment_check(const struct deployment *d, const char **field, con
 	return TG_OK;
 }
 
-static int bind_price(sqlite3_stmt *st, const char *name, int own, int64_t v)
+static int bind_price(tg_stmt *st, const char *name, int own, int64_t v)
 {
 	return own ? db_bind_int64(st, name, v) : db_bind_null(st, name);
 }
@@ -144,7 +142,7 @@ static int bind_price(sqlite3_stmt *st, const char *name, int own, int64_t v)
 int catalog_deployment_upsert(const struct deployment *d, int64_t *id_out, const char **why)
 {
 	const char *field;
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	int rc, n;
 
 	if ((rc = catalog_deployment_check(d, &field, why)))
@@ -165,7 +163,7 @@ int catalog_deployment_upsert(const struct deployment *d, int64_t *id_out, const
 		rc = TG_EDB;
 		goto out;
 	}
-	if (sqlite3_step(st) != SQLITE_ROW && n >= CATALOG_DEPLOY_MAX - 1) {
+	if (db_step(st) != DB_ROW && n >= CATALOG_DEPLOY_MAX - 1) {
 		db_done(st);
 		*why = "A model has at most 7 more deployments.";
 		rc = TG_EINVAL;
@@ -195,12 +193,12 @@ int catalog_deployment_upsert(const struct deployment *d, int64_t *id_out, const
 		rc = TG_EDB;
 		goto out;
 	}
-	if (sqlite3_step(st) == SQLITE_ROW) {
+	if (db_step(st) == DB_ROW) {
 		if (id_out)
-			*id_out = sqlite3_column_int64(st, 0);
+			*id_out = db_col_int64(st, 0);
 		rc = TG_OK;
 	} else {
-		log_error("catalog: saving a deployment failed: %s", sqlite3_errmsg(db_get()));
+		log_error("catalog: saving a deployment failed: %s", db_errmsg());
 		rc = TG_EDB;
 	}
 	db_done(st);
@@ -212,7 +210,7 @@ out:
 
 int catalog_deployment_delete(int64_t id)
 {
-	sqlite3_stmt *st = db_stmt("DELETE FROM deployments WHERE id = :id");
+	tg_stmt *st = db_stmt("DELETE FROM deployments WHERE id = :id");
 	int rc;
 
 	if (!st || db_bind_int64(st, ":id", id))
@@ -220,7 +218,7 @@ int catalog_deployment_delete(int64_t id)
 	rc = db_exec_stmt(st);
 	if (rc != TG_OK)
 		return rc;
-	if (sqlite3_changes(db_get()) == 0)
+	if (db_changes() == 0)
 		return TG_ENOTFOUND;
 	catalog_changed();
 	return TG_OK;

@@ -35,6 +35,11 @@ struct opt {
 static const struct opt opts[] = {
 	S(listen, "address and port to serve on (127.0.0.1:8081)"),
 	S(data_dir, "directory for the database, secret file and lock (./data)"),
+	S(database, "postgres://... URL of a PostgreSQL database shared by several instances "
+		    "(empty: SQLite in data_dir)"),
+	S(instance, "this instance's name in a shared database (HOSTNAME-PID)"),
+	I(hold_ttl_s, 2, 86400,
+	  "shared database: seconds an instance's holds outlive its last renewal (120)"),
 	S(assets_dir, "directory holding templates/ and static/"),
 	S(log_level, "debug | info | warn | error (info)"),
 	S(synchronous, "SQLite durability: normal | full (normal)"),
@@ -99,6 +104,7 @@ void config_defaults(tg_config_t *c)
 	snprintf(c->synchronous, sizeof(c->synchronous), "normal");
 	snprintf(c->password_hashing, sizeof(c->password_hashing), "interactive");
 	c->threads = 4096;
+	c->hold_ttl_s = 120;
 	c->auth_fail_limit = 20;
 	c->auth_fail_window_s = 60;
 	c->login_fail_limit = 20;
@@ -301,6 +307,14 @@ int config_validate(const tg_config_t *c, char *err, size_t errlen)
 	    colon[1] == '\0') {
 		snprintf(err, errlen, "listen: expected ADDR:PORT such as 127.0.0.1:8081, got '%s'",
 			 c->listen);
+		return TG_EINVAL;
+	}
+	if (c->database[0] && strncmp(c->database, "postgres://", 11) != 0 &&
+	    strncmp(c->database, "postgresql://", 13) != 0) {
+		snprintf(err, errlen,
+			 "database: expected a postgres:// URL such as "
+			 "postgres://tollgate@db.internal/tollgate (or nothing for SQLite in "
+			 "data_dir)");
 		return TG_EINVAL;
 	}
 	if (log_level_parse(c->log_level) < 0) {

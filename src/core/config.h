@@ -16,6 +16,9 @@
 typedef struct tg_config {
 	char listen[CONFIG_STR_MAX];     /* ADDR:PORT */
 	char data_dir[CONFIG_STR_MAX];   /* SQLite database, secret file, lock */
+	char database[CONFIG_STR_MAX];   /* postgres://... shared by instances; empty: SQLite */
+	char instance[128];              /* this instance's name in the database */
+	int64_t hold_ttl_s;              /* a dead instance's holds are voided after this */
 	char assets_dir[CONFIG_STR_MAX]; /* templates/ and static/ live here */
 	char log_level[16];
 	char synchronous[16];            /* "normal" or "full" */

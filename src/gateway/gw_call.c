@@ -547,7 +547,15 @@ static int phase_admit(struct call *c)
 		c->stream_slot = 1;
 	}
 	if (c->r->request_id_given) {
-		if (c->store->claim_request(c->r->request_id) != TG_OK)
+		int rc = c->store->claim_request(c->r->request_id);
+
+		if (rc != TG_OK && rc != TG_ECONFLICT) {
+			resp_header(c->r, "Retry-After", "1");
+			FAIL(c, 503, "server_error", "store_unavailable",
+			     "The gateway cannot reach its database to check this X-Request-Id; "
+			     "try again.");
+		}
+		if (rc != TG_OK)
 			FAIL(c, 409, "invalid_request_error", "duplicate_request_id",
 			     "This X-Request-Id was already used for a billed request or is in "
 			     "progress; send a new one for a new call.");
@@ -585,6 +593,7 @@ static int rate_limited(struct call *c)
 static int phase_rate_limit(struct call *c)
 {
 	const struct apikey *k = c->key;
+	int rc;
 
 	c->tpm_cost = (c->body_bytes + 3) / 4 + c->max_out * c->p.n;
 	c->asks[0] = (struct rl_ask){ RL_KEY_REQUESTS, k->id, k->rpm, 1 };
@@ -592,7 +601,15 @@ static int phase_rate_limit(struct call *c)
 	c->asks[2] = (struct rl_ask){ RL_ORG_REQUESTS, k->org_id, k->org_rpm, 1 };
 	c->asks[3] = (struct rl_ask){ RL_ORG_TOKENS, k->org_id, k->org_tpm, c->tpm_cost };
 	c->nasks = 4;
-	if (!c->store->rl_admit(c->asks, c->nasks, time_mono_us(), c->rl))
+	rc = c->store->rl_admit(c->asks, c->nasks, time_mono_us(), c->rl);
+	if (rc < 0) {
+		/* Shared counters that cannot be read are not a pass: fail closed. */
+		resp_header(c->r, "Retry-After", "1");
+		FAIL(c, 503, "server_error", "store_unavailable",
+		     "The gateway cannot reach its database to check this key's rate limits; "
+		     "try again.");
+	}
+	if (!rc)
 		return rate_limited(c);
 	c->admitted = 1;
 	return NEXT;

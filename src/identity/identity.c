@@ -99,16 +99,16 @@ int identity_check_name(const char *name, const char *what, char *why, size_t wh
 
 /* ---------------------------------------------------------------- users */
 
-static void user_from_row(sqlite3_stmt *st, struct user *u)
+static void user_from_row(tg_stmt *st, struct user *u)
 {
 	memset(u, 0, sizeof(*u));
-	u->id = sqlite3_column_int64(st, 0);
+	u->id = db_col_int64(st, 0);
 	snprintf(u->email, sizeof(u->email), "%s", db_col_text(st, 1));
 	snprintf(u->name, sizeof(u->name), "%s", db_col_text(st, 2));
-	u->is_admin = sqlite3_column_int(st, 3);
-	u->disabled = sqlite3_column_type(st, 4) != SQLITE_NULL;
-	u->must_change_password = sqlite3_column_int(st, 5);
-	u->created_at = sqlite3_column_int64(st, 6);
+	u->is_admin = db_col_int(st, 3);
+	u->disabled = !db_col_is_null(st, 4);
+	u->must_change_password = db_col_int(st, 5);
+	u->created_at = db_col_int64(st, 6);
 }
 
 #define USER_COLS "id, email, name, is_admin, disabled_at, must_change_password, created_at"
@@ -118,7 +118,7 @@ int user_create(const char *email, const char *name, const char *password, int i
 {
 	char namewhy[128];
 	char hash[crypto_pwhash_STRBYTES];
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	int64_t now = time_now();
 	int rc;
 
@@ -162,12 +162,12 @@ int user_create(const char *email, const char *name, const char *password, int i
 
 int user_get(int64_t id, struct user *u)
 {
-	sqlite3_stmt *st = db_stmt("SELECT " USER_COLS " FROM users WHERE id = :id");
+	tg_stmt *st = db_stmt("SELECT " USER_COLS " FROM users WHERE id = :id");
 	int rc = TG_ENOTFOUND;
 
 	if (!st || db_bind_int64(st, ":id", id))
 		return TG_EDB;
-	if (sqlite3_step(st) == SQLITE_ROW) {
+	if (db_step(st) == DB_ROW) {
 		user_from_row(st, u);
 		rc = TG_OK;
 	}
@@ -177,12 +177,12 @@ int user_get(int64_t id, struct user *u)
 
 int user_get_by_email(const char *email, struct user *u)
 {
-	sqlite3_stmt *st = db_stmt("SELECT " USER_COLS " FROM users WHERE email = :email");
+	tg_stmt *st = db_stmt("SELECT " USER_COLS " FROM users WHERE email = :email");
 	int rc = TG_ENOTFOUND;
 
 	if (!st || db_bind_text(st, ":email", email))
 		return TG_EDB;
-	if (sqlite3_step(st) == SQLITE_ROW) {
+	if (db_step(st) == DB_ROW) {
 		user_from_row(st, u);
 		rc = TG_OK;
 	}
@@ -210,13 +210,13 @@ static void dummy_make(void)
 int user_check_password(const char *email, const char *password, struct user *u)
 {
 	char stored[crypto_pwhash_STRBYTES] = "";
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	int found = 0, rc;
 
 	st = db_stmt("SELECT " USER_COLS ", password_hash FROM users WHERE email = :email");
 	if (!st || db_bind_text(st, ":email", email))
 		return TG_EDB;
-	if (sqlite3_step(st) == SQLITE_ROW) {
+	if (db_step(st) == DB_ROW) {
 		user_from_row(st, u);
 		snprintf(stored, sizeof(stored), "%s", db_col_text(st, 7));
 		found = 1;
@@ -244,7 +244,7 @@ int user_check_password(const char *email, const char *password, struct user *u)
 int user_set_password(int64_t id, const char *password, const char **why)
 {
 	char hash[crypto_pwhash_STRBYTES];
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	int rc;
 
 	if ((rc = password_check_policy(password, why)))
@@ -270,9 +270,9 @@ int user_set_password(int64_t id, const char *password, const char **why)
 
 int user_set_disabled(int64_t id, int disabled)
 {
-	sqlite3_stmt *st = db_stmt("UPDATE users SET disabled_at = CASE WHEN :d THEN"
-				   " coalesce(disabled_at, :now) ELSE NULL END, updated_at = :now"
-				   " WHERE id = :id");
+	tg_stmt *st = db_stmt("UPDATE users SET disabled_at = CASE WHEN :d THEN"
+			      " coalesce(disabled_at, :now) ELSE NULL END, updated_at = :now"
+			      " WHERE id = :id");
 	int rc;
 
 	if (!st || db_bind_int64(st, ":d", disabled ? 1 : 0) ||
@@ -289,11 +289,11 @@ int user_set_disabled(int64_t id, int disabled)
 
 int64_t user_count(void)
 {
-	sqlite3_stmt *st = db_stmt("SELECT count(*) FROM users");
+	tg_stmt *st = db_stmt("SELECT count(*) FROM users");
 	int64_t n = -1;
 
-	if (st && sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int64(st, 0);
+	if (st && db_step(st) == DB_ROW)
+		n = db_col_int64(st, 0);
 	db_done(st);
 	return n;
 }
@@ -302,7 +302,7 @@ int64_t user_count(void)
 
 int org_create(const char *name, int64_t *id_out, char *why, size_t whylen)
 {
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	int rc;
 
 	if ((rc = identity_check_name(name, "Organization name", why, whylen)))
@@ -320,15 +320,15 @@ int org_create(const char *name, int64_t *id_out, char *why, size_t whylen)
 	return rc;
 }
 
-static int org_from_stmt(sqlite3_stmt *st, struct org *o)
+static int org_from_stmt(tg_stmt *st, struct org *o)
 {
 	int rc = TG_ENOTFOUND;
 
-	if (sqlite3_step(st) == SQLITE_ROW) {
+	if (db_step(st) == DB_ROW) {
 		memset(o, 0, sizeof(*o));
-		o->id = sqlite3_column_int64(st, 0);
+		o->id = db_col_int64(st, 0);
 		snprintf(o->name, sizeof(o->name), "%s", db_col_text(st, 1));
-		o->created_at = sqlite3_column_int64(st, 2);
+		o->created_at = db_col_int64(st, 2);
 		rc = TG_OK;
 	}
 	db_done(st);
@@ -337,7 +337,7 @@ static int org_from_stmt(sqlite3_stmt *st, struct org *o)
 
 int org_get(int64_t id, struct org *o)
 {
-	sqlite3_stmt *st = db_stmt("SELECT id, name, created_at FROM orgs WHERE id = :id");
+	tg_stmt *st = db_stmt("SELECT id, name, created_at FROM orgs WHERE id = :id");
 
 	if (!st || db_bind_int64(st, ":id", id))
 		return TG_EDB;
@@ -346,7 +346,7 @@ int org_get(int64_t id, struct org *o)
 
 int org_get_by_name(const char *name, struct org *o)
 {
-	sqlite3_stmt *st = db_stmt("SELECT id, name, created_at FROM orgs WHERE name = :name");
+	tg_stmt *st = db_stmt("SELECT id, name, created_at FROM orgs WHERE name = :name");
 
 	if (!st || db_bind_text(st, ":name", name))
 		return TG_EDB;
@@ -355,7 +355,7 @@ int org_get_by_name(const char *name, struct org *o)
 
 int org_set_limits(int64_t org_id, int64_t rpm, int64_t tpm)
 {
-	sqlite3_stmt *st = db_stmt("UPDATE orgs SET rpm = :rpm, tpm = :tpm WHERE id = :id");
+	tg_stmt *st = db_stmt("UPDATE orgs SET rpm = :rpm, tpm = :tpm WHERE id = :id");
 	int rc;
 
 	if (rpm < 0 || tpm < 0)
@@ -370,14 +370,14 @@ int org_set_limits(int64_t org_id, int64_t rpm, int64_t tpm)
 
 enum role membership_role(int64_t org_id, int64_t user_id)
 {
-	sqlite3_stmt *st = db_stmt("SELECT role FROM memberships m JOIN users u ON u.id = m.user_id"
-				   " WHERE m.org_id = :org AND m.user_id = :user"
-				   " AND u.disabled_at IS NULL");
+	tg_stmt *st = db_stmt("SELECT role FROM memberships m JOIN users u ON u.id = m.user_id"
+			      " WHERE m.org_id = :org AND m.user_id = :user"
+			      " AND u.disabled_at IS NULL");
 	enum role r = ROLE_NONE;
 
 	if (!st || db_bind_int64(st, ":org", org_id) || db_bind_int64(st, ":user", user_id))
 		return ROLE_NONE;
-	if (sqlite3_step(st) == SQLITE_ROW)
+	if (db_step(st) == DB_ROW)
 		r = role_parse(db_col_text(st, 0));
 	db_done(st);
 	return r;
@@ -385,27 +385,27 @@ enum role membership_role(int64_t org_id, int64_t user_id)
 
 static int64_t owner_count(int64_t org_id)
 {
-	sqlite3_stmt *st = db_stmt("SELECT count(*) FROM memberships WHERE org_id = :org"
-				   " AND role = 'owner'");
+	tg_stmt *st = db_stmt("SELECT count(*) FROM memberships WHERE org_id = :org"
+			      " AND role = 'owner'");
 	int64_t n = 0;
 
 	if (!st || db_bind_int64(st, ":org", org_id))
 		return -1;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int64(st, 0);
+	if (db_step(st) == DB_ROW)
+		n = db_col_int64(st, 0);
 	db_done(st);
 	return n;
 }
 
 static enum role role_raw(int64_t org_id, int64_t user_id)
 {
-	sqlite3_stmt *st = db_stmt(
+	tg_stmt *st = db_stmt(
 		"SELECT role FROM memberships WHERE org_id = :org AND user_id = :user");
 	enum role r = ROLE_NONE;
 
 	if (!st || db_bind_int64(st, ":org", org_id) || db_bind_int64(st, ":user", user_id))
 		return ROLE_NONE;
-	if (sqlite3_step(st) == SQLITE_ROW)
+	if (db_step(st) == DB_ROW)
 		r = role_parse(db_col_text(st, 0));
 	db_done(st);
 	return r;
@@ -413,7 +413,7 @@ static enum role role_raw(int64_t org_id, int64_t user_id)
 
 int membership_set(int64_t org_id, int64_t user_id, enum role role)
 {
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	int rc;
 
 	if (role == ROLE_NONE)
@@ -443,7 +443,7 @@ out:
 
 int membership_remove(int64_t org_id, int64_t user_id)
 {
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	enum role cur;
 	int rc;
 
@@ -482,14 +482,14 @@ out:
 
 int64_t membership_first_org(int64_t user_id)
 {
-	sqlite3_stmt *st = db_stmt("SELECT o.id FROM memberships m JOIN orgs o ON o.id = m.org_id"
-				   " WHERE m.user_id = :user ORDER BY o.name LIMIT 1");
+	tg_stmt *st = db_stmt("SELECT o.id FROM memberships m JOIN orgs o ON o.id = m.org_id"
+			      " WHERE m.user_id = :user ORDER BY o.name LIMIT 1");
 	int64_t id = 0;
 
 	if (!st || db_bind_int64(st, ":user", user_id))
 		return 0;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		id = sqlite3_column_int64(st, 0);
+	if (db_step(st) == DB_ROW)
+		id = db_col_int64(st, 0);
 	db_done(st);
 	return id;
 }
@@ -499,7 +499,7 @@ int64_t membership_first_org(int64_t user_id)
 int session_create(int64_t user_id, int64_t org_id, int64_t absolute_s, const char *ip,
 		   char token_out[44], struct session_row *out)
 {
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	int64_t now = time_now();
 	int rc;
 
@@ -530,7 +530,7 @@ int session_create(int64_t user_id, int64_t org_id, int64_t absolute_s, const ch
 
 int session_lookup(const char *token, int64_t idle_s, struct session_row *out)
 {
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	unsigned char h[32];
 	int64_t now = time_now();
 	int found = 0;
@@ -542,14 +542,14 @@ int session_lookup(const char *token, int64_t idle_s, struct session_row *out)
 		     " FROM sessions WHERE token_hash = :hash");
 	if (!st || db_bind_blob(st, ":hash", h, 32))
 		return TG_EDB;
-	if (sqlite3_step(st) == SQLITE_ROW) {
+	if (db_step(st) == DB_ROW) {
 		memset(out, 0, sizeof(*out));
-		out->id = sqlite3_column_int64(st, 0);
-		out->user_id = sqlite3_column_int64(st, 1);
-		out->org_id = sqlite3_column_int64(st, 2);
-		out->created_at = sqlite3_column_int64(st, 3);
-		out->last_seen_at = sqlite3_column_int64(st, 4);
-		out->expires_at = sqlite3_column_int64(st, 5);
+		out->id = db_col_int64(st, 0);
+		out->user_id = db_col_int64(st, 1);
+		out->org_id = db_col_int64(st, 2);
+		out->created_at = db_col_int64(st, 3);
+		out->last_seen_at = db_col_int64(st, 4);
+		out->expires_at = db_col_int64(st, 5);
 		memcpy(out->token_hash, h, 32);
 		found = 1;
 	}
@@ -571,7 +571,7 @@ int session_lookup(const char *token, int64_t idle_s, struct session_row *out)
 
 int session_delete(int64_t session_id)
 {
-	sqlite3_stmt *st = db_stmt("DELETE FROM sessions WHERE id = :id");
+	tg_stmt *st = db_stmt("DELETE FROM sessions WHERE id = :id");
 
 	if (!st || db_bind_int64(st, ":id", session_id))
 		return TG_EDB;
@@ -580,7 +580,7 @@ int session_delete(int64_t session_id)
 
 int session_delete_user(int64_t user_id, int64_t except_session_id)
 {
-	sqlite3_stmt *st = db_stmt("DELETE FROM sessions WHERE user_id = :user AND id != :except");
+	tg_stmt *st = db_stmt("DELETE FROM sessions WHERE user_id = :user AND id != :except");
 
 	if (!st || db_bind_int64(st, ":user", user_id) ||
 	    db_bind_int64(st, ":except", except_session_id))
@@ -590,7 +590,7 @@ int session_delete_user(int64_t user_id, int64_t except_session_id)
 
 int session_set_org(int64_t session_id, int64_t org_id)
 {
-	sqlite3_stmt *st = db_stmt("UPDATE sessions SET org_id = :org WHERE id = :id");
+	tg_stmt *st = db_stmt("UPDATE sessions SET org_id = :org WHERE id = :id");
 
 	if (!st || db_bind_int64(st, ":org", org_id) || db_bind_int64(st, ":id", session_id))
 		return TG_EDB;
@@ -606,20 +606,20 @@ int session_set_org(int64_t session_id, int64_t org_id)
 
 int64_t throttle_wait(const char *email)
 {
-	sqlite3_stmt *st = db_stmt("SELECT locked_until FROM login_throttle WHERE email = :email");
+	tg_stmt *st = db_stmt("SELECT locked_until FROM login_throttle WHERE email = :email");
 	int64_t until = 0, now = time_now();
 
 	if (!st || db_bind_text(st, ":email", email))
 		return 0;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		until = sqlite3_column_int64(st, 0);
+	if (db_step(st) == DB_ROW)
+		until = db_col_int64(st, 0);
 	db_done(st);
 	return until > now ? until - now : 0;
 }
 
 void throttle_fail(const char *email)
 {
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	int64_t now = time_now();
 
 	/* Failures older than an hour are forgotten; from the sixth failure on,
@@ -647,7 +647,7 @@ void throttle_fail(const char *email)
 
 void throttle_clear(const char *email)
 {
-	sqlite3_stmt *st = db_stmt("DELETE FROM login_throttle WHERE email = :email");
+	tg_stmt *st = db_stmt("DELETE FROM login_throttle WHERE email = :email");
 
 	if (st && !db_bind_text(st, ":email", email))
 		db_exec_stmt(st);
@@ -657,7 +657,7 @@ void throttle_clear(const char *email)
 
 int setup_token_create(char token_out[44])
 {
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	unsigned char h[32];
 	int rc;
 
@@ -674,7 +674,7 @@ int setup_token_create(char token_out[44])
 
 int setup_token_check(const char *token)
 {
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	unsigned char h[32];
 	int rc = TG_ENOTFOUND;
 
@@ -684,7 +684,7 @@ int setup_token_check(const char *token)
 	st = db_stmt("SELECT 1 FROM setup_tokens WHERE token_hash = :hash AND used_at IS NULL");
 	if (!st || db_bind_blob(st, ":hash", h, 32))
 		return TG_EDB;
-	if (sqlite3_step(st) == SQLITE_ROW)
+	if (db_step(st) == DB_ROW)
 		rc = TG_OK;
 	db_done(st);
 	return rc;
@@ -692,7 +692,7 @@ int setup_token_check(const char *token)
 
 int setup_token_consume(const char *token)
 {
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	unsigned char h[32];
 	int rc;
 
@@ -714,9 +714,9 @@ int setup_token_consume(const char *token)
 int audit_add(const struct audit_actor *a, int64_t org_id, const char *action, const char *target,
 	      const char *detail)
 {
-	sqlite3_stmt *st = db_stmt("INSERT INTO audit_log(at, actor_user_id, actor, org_id, action,"
-				   " target, detail, ip) VALUES (:at, :uid, :actor, :org, :action,"
-				   " :target, :detail, :ip)");
+	tg_stmt *st = db_stmt("INSERT INTO audit_log(at, actor_user_id, actor, org_id, action,"
+			      " target, detail, ip) VALUES (:at, :uid, :actor, :org, :action,"
+			      " :target, :detail, :ip)");
 	int rc;
 
 	if (!st || db_bind_int64(st, ":at", time_now()) ||

@@ -45,10 +45,9 @@ struct derived {
  * per-kind rules; collects each org's sum of amounts. */
 static int audit_walk(struct audit_ctx *c, struct derived **out, size_t *n_out, int64_t *entries)
 {
-	sqlite3_stmt *st = db_stmt(
-		"SELECT id, org_id, created_at, kind, amount, balance_after,"
-		" request_id, coalesce(key_id, 0), coalesce(code_id, 0), actor, memo,"
-		" chain FROM ledger_entries ORDER BY org_id, id");
+	tg_stmt *st = db_stmt("SELECT id, org_id, created_at, kind, amount, balance_after,"
+			      " request_id, coalesce(key_id, 0), coalesce(code_id, 0), actor, memo,"
+			      " chain FROM ledger_entries ORDER BY org_id, id");
 	unsigned char prev[LEDGER_CHAIN_LEN], chain[LEDGER_CHAIN_LEN];
 	struct derived *d = NULL, *cur = NULL;
 	size_t n = 0, cap = 0;
@@ -59,22 +58,22 @@ static int audit_walk(struct audit_ctx *c, struct derived **out, size_t *n_out, 
 	*entries = 0;
 	if (!st)
 		return TG_EDB;
-	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((step = db_step(st)) == DB_ROW) {
 		struct ledger_entry_fields f;
 		const char *kind;
 		int64_t expect;
-		int has_rid = sqlite3_column_type(st, 6) != SQLITE_NULL;
+		int has_rid = !db_col_is_null(st, 6);
 
 		memset(&f, 0, sizeof(f));
-		f.id = sqlite3_column_int64(st, 0);
-		f.org_id = sqlite3_column_int64(st, 1);
-		f.created_at = sqlite3_column_int64(st, 2);
+		f.id = db_col_int64(st, 0);
+		f.org_id = db_col_int64(st, 1);
+		f.created_at = db_col_int64(st, 2);
 		f.kind = kind = db_col_text(st, 3);
-		f.amount = sqlite3_column_int64(st, 4);
-		f.balance_after = sqlite3_column_int64(st, 5);
+		f.amount = db_col_int64(st, 4);
+		f.balance_after = db_col_int64(st, 5);
 		f.request_id = has_rid ? db_col_text(st, 6) : NULL;
-		f.key_id = sqlite3_column_int64(st, 7);
-		f.code_id = sqlite3_column_int64(st, 8);
+		f.key_id = db_col_int64(st, 7);
+		f.code_id = db_col_int64(st, 8);
 		f.actor = db_col_text(st, 9);
 		f.memo = db_col_text(st, 10);
 		(*entries)++;
@@ -114,15 +113,15 @@ static int audit_walk(struct audit_ctx *c, struct derived **out, size_t *n_out, 
 		prev_after = f.balance_after;
 
 		ledger_chain_hash(prev, &f, chain);
-		if (sqlite3_column_bytes(st, 11) != LEDGER_CHAIN_LEN ||
-		    sodium_memcmp(chain, sqlite3_column_blob(st, 11), LEDGER_CHAIN_LEN) != 0) {
+		if (db_col_bytes(st, 11) != LEDGER_CHAIN_LEN ||
+		    sodium_memcmp(chain, db_col_blob(st, 11), LEDGER_CHAIN_LEN) != 0) {
 			problem(c,
 				"entry %lld (org %lld): hash chain broken: this entry was altered "
 				"or an earlier entry of the org was removed",
 				(long long)f.id, (long long)f.org_id);
 		}
-		if (sqlite3_column_bytes(st, 11) == LEDGER_CHAIN_LEN)
-			memcpy(prev, sqlite3_column_blob(st, 11), LEDGER_CHAIN_LEN);
+		if (db_col_bytes(st, 11) == LEDGER_CHAIN_LEN)
+			memcpy(prev, db_col_blob(st, 11), LEDGER_CHAIN_LEN);
 		else
 			memcpy(prev, chain, LEDGER_CHAIN_LEN);
 
@@ -151,7 +150,7 @@ static int audit_walk(struct audit_ctx *c, struct derived **out, size_t *n_out, 
 				(long long)f.org_id, kind);
 		}
 	}
-	if (step != SQLITE_DONE)
+	if (step != DB_DONE)
 		rc = TG_EDB;
 out:
 	db_done(st);
@@ -168,7 +167,7 @@ out:
  * sorted by org id). */
 static int audit_balances(struct audit_ctx *c, const struct derived *d, size_t n, int64_t *orgs)
 {
-	sqlite3_stmt *st = db_stmt("SELECT id, name, balance FROM orgs ORDER BY id");
+	tg_stmt *st = db_stmt("SELECT id, name, balance FROM orgs ORDER BY id");
 	char a1[MONEY_FMT_LEN], a2[MONEY_FMT_LEN];
 	size_t j = 0;
 	int step;
@@ -176,9 +175,8 @@ static int audit_balances(struct audit_ctx *c, const struct derived *d, size_t n
 	*orgs = 0;
 	if (!st)
 		return TG_EDB;
-	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		int64_t id = sqlite3_column_int64(st, 0), bal = sqlite3_column_int64(st, 2),
-			sum = 0;
+	while ((step = db_step(st)) == DB_ROW) {
+		int64_t id = db_col_int64(st, 0), bal = db_col_int64(st, 2), sum = 0;
 		int overflow = 0;
 
 		(*orgs)++;
@@ -196,24 +194,24 @@ static int audit_balances(struct audit_ctx *c, const struct derived *d, size_t n
 		}
 	}
 	db_done(st);
-	return step == SQLITE_DONE ? TG_OK : TG_EDB;
+	return step == DB_DONE ? TG_OK : TG_EDB;
 }
 
 /* Duplicate request ids, orphans and redemption codes. */
 static int audit_links(struct audit_ctx *c)
 {
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	int step;
 
 	st = db_stmt("SELECT request_id, count(*) FROM ledger_entries WHERE request_id IS NOT NULL"
 		     " GROUP BY request_id HAVING count(*) > 1");
 	if (!st)
 		return TG_EDB;
-	while ((step = sqlite3_step(st)) == SQLITE_ROW)
+	while ((step = db_step(st)) == DB_ROW)
 		problem(c, "request id %s is settled %lld times", db_col_text(st, 0),
-			(long long)sqlite3_column_int64(st, 1));
+			(long long)db_col_int64(st, 1));
 	db_done(st);
-	if (step != SQLITE_DONE)
+	if (step != DB_DONE)
 		return TG_EDB;
 
 	st = db_stmt("SELECT e.id, e.org_id, e.key_id, e.code_id,"
@@ -226,21 +224,21 @@ static int audit_links(struct audit_ctx *c)
 		     " OR (e.code_id IS NOT NULL AND c.id IS NULL) ORDER BY e.id");
 	if (!st)
 		return TG_EDB;
-	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		long long id = (long long)sqlite3_column_int64(st, 0);
+	while ((step = db_step(st)) == DB_ROW) {
+		long long id = (long long)db_col_int64(st, 0);
 
-		if (sqlite3_column_int(st, 4))
+		if (db_col_int(st, 4))
 			problem(c, "entry %lld points at missing org %lld", id,
-				(long long)sqlite3_column_int64(st, 1));
-		if (sqlite3_column_int(st, 5))
+				(long long)db_col_int64(st, 1));
+		if (db_col_int(st, 5))
 			problem(c, "entry %lld points at missing API key %lld", id,
-				(long long)sqlite3_column_int64(st, 2));
-		if (sqlite3_column_int(st, 6))
+				(long long)db_col_int64(st, 2));
+		if (db_col_int(st, 6))
 			problem(c, "entry %lld points at missing redemption code %lld", id,
-				(long long)sqlite3_column_int64(st, 3));
+				(long long)db_col_int64(st, 3));
 	}
 	db_done(st);
-	if (step != SQLITE_DONE)
+	if (step != DB_DONE)
 		return TG_EDB;
 
 	st = db_stmt(
@@ -252,12 +250,12 @@ static int audit_links(struct audit_ctx *c)
 		" ON x.code_id = c.id ORDER BY c.id");
 	if (!st)
 		return TG_EDB;
-	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		long long id = (long long)sqlite3_column_int64(st, 0);
+	while ((step = db_step(st)) == DB_ROW) {
+		long long id = (long long)db_col_int64(st, 0);
 		const char *prefix = db_col_text(st, 1);
-		int64_t amount = sqlite3_column_int64(st, 2), org = sqlite3_column_int64(st, 4);
-		int redeemed = sqlite3_column_int(st, 3);
-		int64_t nent = sqlite3_column_int64(st, 5);
+		int64_t amount = db_col_int64(st, 2), org = db_col_int64(st, 4);
+		int redeemed = db_col_int(st, 3);
+		int64_t nent = db_col_int64(st, 5);
 
 		if (!redeemed && nent) {
 			problem(c, "code %lld (%s): not redeemed but has %lld ledger entries", id,
@@ -266,8 +264,8 @@ static int audit_links(struct audit_ctx *c)
 			problem(c,
 				"code %lld (%s): redeemed but has %lld redeem entries (expected 1)",
 				id, prefix, (long long)nent);
-		} else if (redeemed && (sqlite3_column_int64(st, 6) != org ||
-					sqlite3_column_int64(st, 8) != amount)) {
+		} else if (redeemed &&
+			   (db_col_int64(st, 6) != org || db_col_int64(st, 8) != amount)) {
 			problem(c,
 				"code %lld (%s): its redeem entry does not match the org or the "
 				"amount of the code",
@@ -275,7 +273,7 @@ static int audit_links(struct audit_ctx *c)
 		}
 	}
 	db_done(st);
-	return step == SQLITE_DONE ? TG_OK : TG_EDB;
+	return step == DB_DONE ? TG_OK : TG_EDB;
 }
 
 int ledger_audit(void *out)
@@ -284,20 +282,14 @@ int ledger_audit(void *out)
 	struct derived *d = NULL;
 	size_t n = 0;
 	int64_t entries = 0, orgs = 0;
-	sqlite3 *db = db_get();
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	int own_tx, rc;
 
-	if (!db)
-		return TG_EDB;
 	/* One read transaction, so the audit sees one consistent snapshot even
 	 * while a server keeps writing (WAL lets it). */
-	own_tx = sqlite3_get_autocommit(db);
-	if (own_tx) {
-		st = db_stmt("BEGIN DEFERRED");
-		if (!st || db_exec_stmt(st))
-			return TG_EDB;
-	}
+	own_tx = !db_in_tx();
+	if (own_tx && db_begin_read())
+		return TG_EDB;
 	rc = audit_walk(&c, &d, &n, &entries);
 	if (!rc)
 		rc = audit_balances(&c, d, n, &orgs);

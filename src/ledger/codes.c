@@ -31,7 +31,7 @@ static int insert_code(const char *batch, int64_t amount, int64_t expires_at, in
 	size_t tag = strlen(LEDGER_CODE_TAG);
 	unsigned char hash[TOKENS_HASH_LEN];
 	char prefix[LEDGER_CODE_PREFIX_LEN + 1];
-	sqlite3_stmt *st;
+	tg_stmt *st;
 
 	memcpy(code, LEDGER_CODE_TAG, tag);
 	base62_random(code + tag, LEDGER_CODE_LEN - tag);
@@ -110,7 +110,7 @@ int ledger_redeem(const char *code, int64_t org_id, const struct audit_actor *ac
 	char prefix[LEDGER_CODE_PREFIX_LEN + 1], memo[LEDGER_BATCH_MAX * 4 + 64];
 	char amt[MONEY_FMT_LEN], detail[64];
 	struct ledger_new_entry ne;
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	int64_t code_id = 0, amount = 0, expires = 0, now = time_now();
 	int rc, redeemed = 0;
 
@@ -129,7 +129,7 @@ int ledger_redeem(const char *code, int64_t org_id, const struct audit_actor *ac
 		rc = TG_EDB;
 		goto out;
 	}
-	rc = sqlite3_step(st) == SQLITE_ROW ? TG_OK : TG_EINVAL;
+	rc = db_step(st) == DB_ROW ? TG_OK : TG_EINVAL;
 	db_done(st);
 	if (rc)
 		goto out;
@@ -141,15 +141,15 @@ int ledger_redeem(const char *code, int64_t org_id, const struct audit_actor *ac
 		rc = TG_EDB;
 		goto out;
 	}
-	if (sqlite3_step(st) != SQLITE_ROW) {
+	if (db_step(st) != DB_ROW) {
 		db_done(st);
 		rc = TG_ENOTFOUND;
 		goto out;
 	}
-	code_id = sqlite3_column_int64(st, 0);
-	amount = sqlite3_column_int64(st, 1);
-	expires = sqlite3_column_int64(st, 2);
-	redeemed = sqlite3_column_int(st, 3);
+	code_id = db_col_int64(st, 0);
+	amount = db_col_int64(st, 1);
+	expires = db_col_int64(st, 2);
+	redeemed = db_col_int(st, 3);
 	snprintf(prefix, sizeof(prefix), "%s", db_col_text(st, 4));
 	snprintf(memo, sizeof(memo), "Code %s… (batch %s)", prefix, db_col_text(st, 5));
 	db_done(st);

@@ -121,17 +121,14 @@ static int hold_snapshot(int64_t org_id, int64_t key_id, int64_t since, int64_t 
 			 int64_t *max_id, int64_t *key_spent)
 {
 	struct org_snap *snap = &snaps[(uint64_t)org_id & (SNAP_SLOTS - 1)];
-	sqlite3 *db = db_get();
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	uint64_t seq = 0;
 	int rc, cacheable;
 
 	/* Inside a transaction the connection sees its own uncommitted writes,
 	 * which a rollback would take back without a commit to mark it: such a
 	 * read neither uses nor fills the cache. */
-	if (!db)
-		return TG_EDB;
-	cacheable = since < 0 && sqlite3_get_autocommit(db) && db_commit_seq(&seq) == TG_OK;
+	cacheable = since < 0 && !db_in_tx() && db_commit_seq(&seq) == TG_OK;
 
 	if (cacheable && snap->org_id == org_id && snap->seq == seq) {
 		*balance = snap->balance;
@@ -155,15 +152,15 @@ static int hold_snapshot(int64_t org_id, int64_t key_id, int64_t since, int64_t 
 	}
 	if (db_bind_int64(st, ":org", org_id))
 		return TG_EDB;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		*balance = sqlite3_column_int64(st, 0);
-		*max_id = sqlite3_column_int64(st, 1);
+	rc = db_step(st);
+	if (rc == DB_ROW) {
+		*balance = db_col_int64(st, 0);
+		*max_id = db_col_int64(st, 1);
 		if (since >= 0)
-			*key_spent = sqlite3_column_int64(st, 2);
+			*key_spent = db_col_int64(st, 2);
 		rc = TG_OK;
 	} else {
-		rc = rc == SQLITE_DONE ? TG_ENOTFOUND : TG_EDB;
+		rc = rc == DB_DONE ? TG_ENOTFOUND : TG_EDB;
 	}
 	db_done(st);
 	if (rc == TG_OK && cacheable)
@@ -346,22 +343,21 @@ int ledger_settle_at_tx(struct ledger_hold *h, const char *request_id, int64_t c
 {
 	struct ledger_new_entry ne;
 	struct hold_rec *rec;
-	sqlite3_stmt *st;
-	sqlite3 *db = db_get();
+	tg_stmt *st;
 	int64_t id = 0, after = 0;
 	int rc, found;
 
 	if (!h || !h->active || h->org_id <= 0 || !request_id || !*request_id ||
-	    strlen(request_id) > LEDGER_REQUEST_ID_MAX || cost < 0 || created_at < 0 || !db)
+	    strlen(request_id) > LEDGER_REQUEST_ID_MAX || cost < 0 || created_at < 0)
 		return TG_EINVAL;
-	if (sqlite3_get_autocommit(db)) {
+	if (!db_in_tx()) {
 		log_error("ledger: settle called outside a transaction");
 		return TG_EINVAL;
 	}
 	st = db_stmt("SELECT 1 FROM ledger_entries WHERE request_id = :rid");
 	if (!st || db_bind_text(st, ":rid", request_id))
 		return TG_EDB;
-	found = sqlite3_step(st) == SQLITE_ROW;
+	found = db_step(st) == DB_ROW;
 	db_done(st);
 	if (found)
 		return TG_ECONFLICT;
@@ -371,6 +367,18 @@ int ledger_settle_at_tx(struct ledger_hold *h, const char *request_id, int64_t c
 	st = db_stmt("SAVEPOINT ledger_settle");
 	if (!st || db_exec_stmt(st))
 		return TG_EDB;
+	/* Shared holds (PostgreSQL): the hold leaves orgs.held in the
+	 * transaction that debits its cost. Deleting its row is the one
+	 * release: if the reaper voided it first, nothing is freed twice. */
+	if (db_is_pg() && h->serial) {
+		st = db_stmt("SELECT tg_release(:id)");
+		if (!st || db_bind_int64(st, ":id", (int64_t)h->serial) || db_exec_stmt(st)) {
+			st = db_stmt("ROLLBACK TO ledger_settle");
+			if (st)
+				db_exec_stmt(st);
+			return TG_EDB;
+		}
+	}
 	memset(&ne, 0, sizeof(ne));
 	ne.org_id = h->org_id;
 	ne.kind = LEDGER_USAGE;

@@ -63,13 +63,13 @@ int64_t ledger_month_start(int64_t t)
 
 int ledger_balance(int64_t org_id, int64_t *balance)
 {
-	sqlite3_stmt *st = db_stmt("SELECT balance FROM orgs WHERE id = :id");
+	tg_stmt *st = db_stmt("SELECT balance FROM orgs WHERE id = :id");
 	int ret = TG_ENOTFOUND;
 
 	if (!st || db_bind_int64(st, ":id", org_id) != TG_OK)
 		return TG_EDB;
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		*balance = sqlite3_column_int64(st, 0);
+	if (db_step(st) == DB_ROW) {
+		*balance = db_col_int64(st, 0);
 		ret = TG_OK;
 	}
 	db_done(st);
@@ -79,14 +79,14 @@ int ledger_balance(int64_t org_id, int64_t *balance)
 /* One int64 from a statement with :id and :since bound (0 on any error). */
 static int64_t sum_since(const char *sql, int64_t id, int64_t since)
 {
-	sqlite3_stmt *st = db_stmt(sql);
+	tg_stmt *st = db_stmt(sql);
 	int64_t v = 0;
 
 	if (!st || db_bind_int64(st, ":id", id) != TG_OK ||
 	    db_bind_int64(st, ":since", since) != TG_OK)
 		return 0;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int64(st, 0);
+	if (db_step(st) == DB_ROW)
+		v = db_col_int64(st, 0);
 	db_done(st);
 	return v;
 }
@@ -150,9 +150,34 @@ void ledger_chain_hash(const unsigned char prev[LEDGER_CHAIN_LEN],
 
 /* ------------------------------------------------------------- appending */
 
-int ledger_bind_id_or_null(sqlite3_stmt *st, const char *name, int64_t v)
+int ledger_bind_id_or_null(tg_stmt *st, const char *name, int64_t v)
 {
 	return v > 0 ? db_bind_int64(st, name, v) : db_bind_null(st, name);
+}
+
+/* The org's balance before an entry, and on PostgreSQL what calls of every
+ * instance hold (orgs.held), with the org's row locked until the commit so
+ * no hold is taken against the balance this entry is about to change. */
+static int balance_for_append(int64_t org_id, int64_t *balance, int64_t *held)
+{
+	tg_stmt *st;
+	int rc;
+
+	*held = 0;
+	if (!db_is_pg())
+		return ledger_balance(org_id, balance);
+	st = db_stmt("SELECT balance, held FROM orgs WHERE id = :id FOR UPDATE");
+	if (!st || db_bind_int64(st, ":id", org_id)) {
+		db_done(st);
+		return TG_EDB;
+	}
+	rc = db_step(st);
+	if (rc == DB_ROW) {
+		*balance = db_col_int64(st, 0);
+		*held = db_col_int64(st, 1);
+	}
+	db_done(st);
+	return rc == DB_ROW ? TG_OK : rc == DB_DONE ? TG_ENOTFOUND : TG_EDB;
 }
 
 /* Append one entry and move orgs.balance, inside the caller's transaction.
@@ -164,15 +189,15 @@ int ledger_append_entry(const struct ledger_new_entry *ne, int64_t *entry_id,
 	const struct audit_actor *a = ne->actor ? ne->actor : &ledger_system_actor;
 	unsigned char prev[LEDGER_CHAIN_LEN], chain[LEDGER_CHAIN_LEN];
 	struct ledger_entry_fields f;
-	sqlite3_stmt *st;
-	int64_t balance = 0, after = 0, id = 0;
+	tg_stmt *st;
+	int64_t balance = 0, after = 0, id = 0, held = 0;
 	int rc;
 
-	if ((rc = ledger_balance(ne->org_id, &balance)))
+	if ((rc = balance_for_append(ne->org_id, &balance, &held)))
 		return rc;
 	if ((rc = money_add(balance, ne->amount, &after)))
 		return rc;
-	if (ne->no_negative && (after < 0 || after < ne->reserved))
+	if (ne->no_negative && (after < 0 || after < ne->reserved || after < held))
 		return TG_EFUNDS;
 
 	memset(prev, 0, sizeof(prev));
@@ -180,16 +205,16 @@ int ledger_append_entry(const struct ledger_new_entry *ne, int64_t *entry_id,
 		"SELECT chain FROM ledger_entries WHERE org_id = :org ORDER BY id DESC LIMIT 1");
 	if (!st || db_bind_int64(st, ":org", ne->org_id))
 		return TG_EDB;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		if (sqlite3_column_bytes(st, 0) != LEDGER_CHAIN_LEN) {
+	rc = db_step(st);
+	if (rc == DB_ROW) {
+		if (db_col_bytes(st, 0) != LEDGER_CHAIN_LEN) {
 			db_done(st);
 			log_error("ledger: the last entry of org %lld has a malformed chain",
 				  (long long)ne->org_id);
 			return TG_EDB;
 		}
-		memcpy(prev, sqlite3_column_blob(st, 0), LEDGER_CHAIN_LEN);
-	} else if (rc != SQLITE_DONE) {
+		memcpy(prev, db_col_blob(st, 0), LEDGER_CHAIN_LEN);
+	} else if (rc != DB_DONE) {
 		db_done(st);
 		return TG_EDB;
 	}
@@ -198,8 +223,8 @@ int ledger_append_entry(const struct ledger_new_entry *ne, int64_t *entry_id,
 	st = db_stmt("SELECT coalesce(max(id), 0) + 1 FROM ledger_entries");
 	if (!st)
 		return TG_EDB;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		id = sqlite3_column_int64(st, 0);
+	if (db_step(st) == DB_ROW)
+		id = db_col_int64(st, 0);
 	db_done(st);
 	if (id <= 0)
 		return TG_EDB;

@@ -51,7 +51,7 @@ int ledger_append_entry(const struct ledger_new_entry *ne, int64_t *entry_id,
 			int64_t *balance_after);
 
 /* Bind v to name, or NULL when v <= 0 (no such row). */
-int ledger_bind_id_or_null(sqlite3_stmt *st, const char *name, int64_t v);
+int ledger_bind_id_or_null(tg_stmt *st, const char *name, int64_t v);
 
 /* 1 when s is 1..max_chars characters of UTF-8 text, not only spaces, with
  * no control characters; else 0. */

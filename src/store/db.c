@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "core/pool.h"
 #include "core/timeutil.h"
+#include "store/db_internal.h"
 
 #define DB_CHECKPOINT_BYTES (16 << 20) /* restart the WAL once it passes this */
 #define DB_CHECKPOINT_FRAMES 1000      /* checkpoint (passively) past this, as SQLite would */
@@ -69,6 +70,30 @@ static uint64_t commit_base;
 static int commits_counted;
 
 static int wal_wanted(void);
+
+/* PostgreSQL instead of SQLite (db_configure_pg): every public function
+ * below hands over to db_pg.c first. */
+static int use_pg;
+#define LITE(st) ((sqlite3_stmt *)(st))
+
+int db_configure_pg(const char *url, const char *instance, int connect_timeout_s)
+{
+	int rc = pg_configure(url, instance, connect_timeout_s);
+
+	if (rc == TG_OK)
+		use_pg = 1;
+	return rc;
+}
+
+int db_is_pg(void)
+{
+	return use_pg;
+}
+
+const char *db_instance(void)
+{
+	return use_pg ? pg_instance_name() : "";
+}
 
 static void db_thread_free(void *p)
 {
@@ -144,6 +169,8 @@ static int wal_committed(void *ud, sqlite3 *db, const char *name, int frames)
 
 int db_commit_seq(uint64_t *seq)
 {
+	if (use_pg)
+		return TG_EIO; /* other instances commit too: no count to trust */
 	if (!commit_counter || !__atomic_load_n(&commits_counted, __ATOMIC_ACQUIRE))
 		return TG_EIO;
 	*seq = commit_base + __atomic_load_n(commit_counter, __ATOMIC_ACQUIRE);
@@ -215,7 +242,7 @@ fail:
 
 sqlite3 *db_get(void)
 {
-	struct db_thread *t = db_thread();
+	struct db_thread *t = use_pg ? NULL : db_thread();
 
 	return t ? t->db : NULL;
 }
@@ -249,7 +276,14 @@ static sqlite3_stmt *stmt_loose(struct db_thread *t, const char *sql)
 	return st;
 }
 
-sqlite3_stmt *db_stmt(const char *sql)
+int db_connect(void)
+{
+	if (use_pg)
+		return pg_connect();
+	return db_thread() ? TG_OK : TG_EDB;
+}
+
+static sqlite3_stmt *lite_stmt(const char *sql)
 {
 	struct db_thread *t = db_thread();
 	struct stmt_slot *s;
@@ -300,6 +334,75 @@ sqlite3_stmt *db_stmt(const char *sql)
 	return st;
 }
 
+tg_stmt *db_stmt(const char *sql)
+{
+	if (use_pg)
+		return pg_stmt(sql);
+	return (tg_stmt *)lite_stmt(sql);
+}
+
+int db_step(tg_stmt *st)
+{
+	if (use_pg)
+		return pg_step(st);
+	return sqlite3_step(LITE(st));
+}
+
+int64_t db_col_int64(tg_stmt *st, int col)
+{
+	if (use_pg)
+		return pg_col_int64(st, col);
+	return sqlite3_column_int64(LITE(st), col);
+}
+
+int db_col_int(tg_stmt *st, int col)
+{
+	if (use_pg)
+		return (int)pg_col_int64(st, col);
+	return sqlite3_column_int(LITE(st), col);
+}
+
+const void *db_col_blob(tg_stmt *st, int col)
+{
+	if (use_pg)
+		return pg_col_blob(st, col);
+	return sqlite3_column_blob(LITE(st), col);
+}
+
+int db_col_bytes(tg_stmt *st, int col)
+{
+	if (use_pg)
+		return pg_col_bytes(st, col);
+	return sqlite3_column_bytes(LITE(st), col);
+}
+
+int db_col_is_null(tg_stmt *st, int col)
+{
+	if (use_pg)
+		return pg_col_is_null(st, col);
+	return sqlite3_column_type(LITE(st), col) == SQLITE_NULL;
+}
+
+const char *db_errmsg(void)
+{
+	sqlite3 *db;
+
+	if (use_pg)
+		return pg_errmsg();
+	db = db_get();
+	return db ? sqlite3_errmsg(db) : "no database";
+}
+
+int db_in_tx(void)
+{
+	struct db_thread *t;
+
+	if (use_pg)
+		return pg_in_tx();
+	t = db_thread();
+	return t && !sqlite3_get_autocommit(t->db);
+}
+
 /* The caller is done with st: a cached statement is reset and may be
  * evicted again, a loose one is finalized. */
 static void stmt_give_back(sqlite3_stmt *st)
@@ -345,9 +448,14 @@ static int bind_index(sqlite3_stmt *st, const char *name)
 	return idx;
 }
 
-int db_bind_text(sqlite3_stmt *st, const char *name, const char *text)
+int db_bind_text(tg_stmt *stmt, const char *name, const char *text)
 {
-	int idx = bind_index(st, name);
+	sqlite3_stmt *st = LITE(stmt);
+	int idx;
+
+	if (use_pg)
+		return pg_bind_text(stmt, name, text);
+	idx = bind_index(st, name);
 
 	if (!idx)
 		return TG_EINVAL;
@@ -356,37 +464,61 @@ int db_bind_text(sqlite3_stmt *st, const char *name, const char *text)
 	return sqlite3_bind_text(st, idx, text, -1, SQLITE_TRANSIENT) == SQLITE_OK ? TG_OK : TG_EDB;
 }
 
-int db_bind_int64(sqlite3_stmt *st, const char *name, int64_t v)
+int db_bind_int64(tg_stmt *stmt, const char *name, int64_t v)
 {
-	int idx = bind_index(st, name);
+	sqlite3_stmt *st = LITE(stmt);
+	int idx;
+
+	if (use_pg)
+		return pg_bind_int64(stmt, name, v);
+	idx = bind_index(st, name);
 
 	if (!idx)
 		return TG_EINVAL;
 	return sqlite3_bind_int64(st, idx, v) == SQLITE_OK ? TG_OK : TG_EDB;
 }
 
-int db_bind_null(sqlite3_stmt *st, const char *name)
+int db_bind_null(tg_stmt *stmt, const char *name)
 {
-	int idx = bind_index(st, name);
+	sqlite3_stmt *st = LITE(stmt);
+	int idx;
+
+	if (use_pg)
+		return pg_bind_null(stmt, name);
+	idx = bind_index(st, name);
 
 	if (!idx)
 		return TG_EINVAL;
 	return sqlite3_bind_null(st, idx) == SQLITE_OK ? TG_OK : TG_EDB;
 }
 
-int db_bind_blob(sqlite3_stmt *st, const char *name, const void *p, int n)
+int db_bind_blob(tg_stmt *stmt, const char *name, const void *p, int n)
 {
-	int idx = bind_index(st, name);
+	sqlite3_stmt *st = LITE(stmt);
+	int idx;
+
+	if (use_pg)
+		return pg_bind_blob(stmt, name, p, n);
+	idx = bind_index(st, name);
 
 	if (!idx)
 		return TG_EINVAL;
 	return sqlite3_bind_blob(st, idx, p, n, SQLITE_TRANSIENT) == SQLITE_OK ? TG_OK : TG_EDB;
 }
 
-int db_exec_stmt(sqlite3_stmt *st)
+int db_exec_stmt(tg_stmt *stmt)
 {
-	int rc = sqlite3_step(st);
-	int ret = TG_OK;
+	sqlite3_stmt *st = LITE(stmt);
+	int rc, ret = TG_OK;
+
+	if (use_pg) {
+		rc = pg_step(stmt);
+		pg_done(stmt);
+		return rc == DB_DONE || rc == DB_ROW ? TG_OK :
+		       rc == DB_CONSTRAINT           ? TG_ECONFLICT :
+						       TG_EDB;
+	}
+	rc = sqlite3_step(st);
 
 	if (rc == SQLITE_DONE || rc == SQLITE_ROW) {
 		ret = TG_OK;
@@ -401,17 +533,22 @@ int db_exec_stmt(sqlite3_stmt *st)
 	return ret;
 }
 
-void db_done(sqlite3_stmt *st)
+void db_done(tg_stmt *st)
 {
-	if (st)
-		stmt_give_back(st);
+	if (use_pg)
+		pg_done(st);
+	else if (st)
+		stmt_give_back(LITE(st));
 }
 
 int db_exec(const char *sql)
 {
-	sqlite3 *db = db_get();
+	sqlite3 *db;
 	char *msg = NULL;
 
+	if (use_pg)
+		return pg_exec(sql);
+	db = db_get();
 	if (!db)
 		return TG_EDB;
 	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
@@ -440,6 +577,8 @@ uint64_t *db_shared_counter(const char *suffix)
 	void *p;
 	int fd;
 
+	if (use_pg)
+		return pg_shared_counter(suffix);
 	if (!db_path[0] ||
 	    snprintf(path, sizeof(path), "%s-%s", db_path, suffix) >= (int)sizeof(path))
 		return NULL;
@@ -459,8 +598,13 @@ uint64_t *db_shared_counter(const char *suffix)
 
 void db_changed(uint64_t *counter)
 {
-	struct db_thread *t = db_thread();
+	struct db_thread *t;
 
+	if (use_pg) {
+		pg_changed(counter);
+		return;
+	}
+	t = db_thread();
 	if (!counter)
 		return;
 	__atomic_add_fetch(counter, 1, __ATOMIC_ACQ_REL);
@@ -479,9 +623,12 @@ void db_changed(uint64_t *counter)
 
 int db_begin(void)
 {
-	struct db_thread *t = db_thread();
-	sqlite3_stmt *st;
+	struct db_thread *t;
+	tg_stmt *st;
 
+	if (use_pg)
+		return pg_begin(0);
+	t = db_thread();
 	if (!t)
 		return TG_EDB;
 	if (t->in_tx) {
@@ -500,10 +647,25 @@ int db_begin(void)
 	return TG_OK;
 }
 
+int db_begin_read(void)
+{
+	tg_stmt *st;
+
+	if (use_pg)
+		return pg_begin(1);
+	st = db_stmt("BEGIN DEFERRED");
+	return st ? db_exec_stmt(st) : TG_EDB;
+}
+
 int db_try_commit(void)
 {
-	struct db_thread *t = db_thread();
-	sqlite3_stmt *st = db_stmt("COMMIT");
+	struct db_thread *t;
+	tg_stmt *st;
+
+	if (use_pg)
+		return pg_commit();
+	t = db_thread();
+	st = db_stmt("COMMIT");
 
 	if (!t || !st || db_exec_stmt(st) != TG_OK)
 		return TG_EDB; /* still "in" the transaction: the caller rolls back */
@@ -517,10 +679,14 @@ int db_try_commit(void)
 
 int db_commit(void)
 {
-	struct db_thread *t = db_thread();
-	sqlite3_stmt *st = db_stmt("COMMIT");
+	struct db_thread *t;
+	tg_stmt *st;
 	int rc;
 
+	if (use_pg)
+		return pg_commit();
+	t = db_thread();
+	st = db_stmt("COMMIT");
 	if (!t || !st)
 		return TG_EDB;
 	rc = db_exec_stmt(st);
@@ -538,8 +704,13 @@ int db_commit(void)
 
 void db_rollback(void)
 {
-	struct db_thread *t = db_thread();
+	struct db_thread *t;
 
+	if (use_pg) {
+		pg_rollback();
+		return;
+	}
+	t = db_thread();
 	if (!t)
 		return;
 	if (!sqlite3_get_autocommit(t->db))
@@ -551,24 +722,31 @@ void db_rollback(void)
 	bump_after(t);
 }
 
-const char *db_col_text(sqlite3_stmt *st, int col)
+const char *db_col_text(tg_stmt *st, int col)
 {
-	const unsigned char *s = sqlite3_column_text(st, col);
+	const unsigned char *s = use_pg ? (const unsigned char *)pg_col_text(st, col) :
+					  sqlite3_column_text(LITE(st), col);
 
 	return s ? (const char *)s : "";
 }
 
 int64_t db_changes(void)
 {
-	sqlite3 *db = db_get();
+	sqlite3 *db;
 
+	if (use_pg)
+		return pg_changes();
+	db = db_get();
 	return db ? sqlite3_changes64(db) : 0;
 }
 
 int64_t db_last_id(void)
 {
-	sqlite3 *db = db_get();
+	sqlite3 *db;
 
+	if (use_pg)
+		return pg_last_id();
+	db = db_get();
 	return db ? sqlite3_last_insert_rowid(db) : 0;
 }
 
@@ -576,6 +754,10 @@ void db_release(void)
 {
 	struct db_thread *t;
 
+	if (use_pg) {
+		pg_release();
+		return;
+	}
 	pthread_once(&db_key_once, db_key_make);
 	t = pthread_getspecific(db_key);
 	/* None, or still in use: it stays with this thread. So does a private
@@ -589,6 +771,7 @@ void db_release(void)
 
 void db_close_idle(void)
 {
+	pg_close_idle();
 	pool_drain(&db_idle, db_thread_free_any);
 }
 
@@ -596,6 +779,10 @@ void db_close_thread(void)
 {
 	struct db_thread *t;
 
+	if (use_pg) {
+		pg_close_thread();
+		return;
+	}
 	pthread_once(&db_key_once, db_key_make);
 	t = pthread_getspecific(db_key);
 	if (t) {
@@ -606,9 +793,12 @@ void db_close_thread(void)
 
 int db_checkpoint(void)
 {
-	sqlite3 *db = db_get();
+	sqlite3 *db;
 	int log = 0, done = 0, rc;
 
+	if (use_pg)
+		return TG_OK; /* the server checkpoints itself */
+	db = db_get();
 	if (!db)
 		return TG_EDB;
 	/* RESTART waits for readers of the old log and lets writers start the log
@@ -680,6 +870,8 @@ static void *checkpointer(void *arg)
 
 int db_checkpointer_start(void)
 {
+	if (use_pg)
+		return TG_OK;
 	pthread_mutex_lock(&ckpt_mu);
 	ckpt_running = 1;
 	pthread_mutex_unlock(&ckpt_mu);
@@ -705,12 +897,12 @@ void db_checkpointer_stop(void)
 
 int db_healthy(void)
 {
-	sqlite3_stmt *st = db_stmt("SELECT count(*) FROM schema_migrations");
+	tg_stmt *st = db_stmt("SELECT count(*) FROM schema_migrations");
 	int ok;
 
 	if (!st)
 		return 0;
-	ok = sqlite3_step(st) == SQLITE_ROW;
+	ok = db_step(st) == DB_ROW;
 	db_done(st);
 	return ok;
 }

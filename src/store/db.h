@@ -1,6 +1,8 @@
-/* db.h - SQLite access: one connection per thread, a per-thread cache of
+/* db.h - database access: one connection per thread, a per-thread cache of
  * prepared statements, named parameters that fail loudly, and transaction
- * helpers.
+ * helpers. Two backends behind one API: SQLite (the embedded default, a
+ * file) and PostgreSQL (db_configure_pg, shared by several instances; see
+ * db_pg.c). Statements are written once in SQL both accept.
  *
  * db_stmt(SQL) takes a string LITERAL (the cache is keyed by its address) and
  * returns a reset statement with cleared bindings; the connection owns it, so
@@ -19,27 +21,65 @@
 
 #include "core/common.h"
 
+/* A prepared statement of either backend (opaque). */
+typedef struct tg_stmt tg_stmt;
+
+/* db_step results (SQLite's codes, which PostgreSQL results map to). */
+#define DB_ROW 100
+#define DB_DONE 101
+#define DB_CONSTRAINT 19 /* a UNIQUE, CHECK or foreign key constraint refused it */
+
 /* Set the database file and pragmas used by every connection opened later. */
 int db_configure(const char *path, int synchronous_full, int busy_timeout_ms);
-/* This thread's connection, opened on first use; NULL (logged) on failure. */
+/* Use PostgreSQL at a libpq connection URI (postgres://...) instead; every
+ * connection opened later goes there. instance names this process in the
+ * database (holds, claims); connect_timeout_s bounds a connection attempt. */
+int db_configure_pg(const char *url, const char *instance, int connect_timeout_s);
+/* 1 when the database is PostgreSQL. */
+int db_is_pg(void);
+/* This instance's name in a shared database ("" on SQLite). */
+const char *db_instance(void);
+/* Open this thread's connection now: TG_OK, or TG_EDB (logged). */
+int db_connect(void);
+/* This thread's SQLite connection, opened on first use; NULL (logged) on
+ * failure, and always NULL on PostgreSQL. */
 sqlite3 *db_get(void);
 /* A cached prepared statement for a string literal; NULL (logged) on failure. */
-sqlite3_stmt *db_stmt(const char *sql);
+tg_stmt *db_stmt(const char *sql);
+/* Step: DB_ROW (a row to read), DB_DONE, DB_CONSTRAINT or another value on
+ * an error (logged; db_errmsg() says what). */
+int db_step(tg_stmt *st);
+/* Columns of the current row (0-based). NULL reads as 0 / "" / NULL blob. */
+int64_t db_col_int64(tg_stmt *st, int col);
+int db_col_int(tg_stmt *st, int col);
+const void *db_col_blob(tg_stmt *st, int col);
+int db_col_bytes(tg_stmt *st, int col);
+int db_col_is_null(tg_stmt *st, int col);
+/* The last error of this thread's connection. */
+const char *db_errmsg(void);
+/* 1 while this thread has a transaction open. */
+int db_in_tx(void);
 /* Bind by name (":name"). A name missing from the statement is a programming
  * error: it is logged and returns TG_EINVAL. text may be NULL (binds NULL). */
-int db_bind_text(sqlite3_stmt *st, const char *name, const char *text);
-int db_bind_int64(sqlite3_stmt *st, const char *name, int64_t v);
-int db_bind_null(sqlite3_stmt *st, const char *name);
-int db_bind_blob(sqlite3_stmt *st, const char *name, const void *p, int n);
+int db_bind_text(tg_stmt *st, const char *name, const char *text);
+int db_bind_int64(tg_stmt *st, const char *name, int64_t v);
+int db_bind_null(tg_stmt *st, const char *name);
+int db_bind_blob(tg_stmt *st, const char *name, const void *p, int n);
 /* Step a statement that returns no rows and give it back (see above). TG_OK,
  * TG_ECONFLICT on a constraint violation, TG_EDB otherwise. */
-int db_exec_stmt(sqlite3_stmt *st);
+int db_exec_stmt(tg_stmt *st);
 /* Give a statement back after reading: reset (or, if uncached, finalized). */
-void db_done(sqlite3_stmt *st);
+void db_done(tg_stmt *st);
 /* Run SQL text with no parameters (schema, pragmas). */
 int db_exec(const char *sql);
-/* BEGIN IMMEDIATE / COMMIT / ROLLBACK on this thread's connection. */
+/* BEGIN IMMEDIATE / COMMIT / ROLLBACK on this thread's connection. On
+ * PostgreSQL, db_begin takes a transaction-scoped advisory lock that every
+ * db_begin of every instance shares, so write transactions are serialized
+ * as SQLite's are (statements outside one, such as the guarded updates of
+ * holds and rate limits, are not held up by it beyond their rows' locks). */
 int db_begin(void);
+/* A read-only transaction over one snapshot (COMMIT ends it). */
+int db_begin_read(void);
 int db_commit(void);
 /* COMMIT that, when it fails, leaves the rest to the caller: the writer lock
  * stays held (and SQLite's transaction open unless it ended it itself) until
@@ -48,7 +88,7 @@ int db_commit(void);
 int db_try_commit(void);
 void db_rollback(void);
 /* Column helpers that map NULL text to "". */
-const char *db_col_text(sqlite3_stmt *st, int col);
+const char *db_col_text(tg_stmt *st, int col);
 int64_t db_changes(void);
 int64_t db_last_id(void);
 /* Close this thread's connection and its statements (also done at thread exit). */

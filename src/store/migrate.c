@@ -13,6 +13,19 @@
 
 extern const struct embedded_file tg_migrations[];
 extern const size_t tg_migrations_count;
+extern const struct embedded_file tg_pg_migrations[];
+extern const size_t tg_pg_migrations_count;
+
+/* The series of the database in use: SQLite's, or PostgreSQL's own. */
+static const struct embedded_file *series(size_t *n)
+{
+	if (db_is_pg()) {
+		*n = tg_pg_migrations_count;
+		return tg_pg_migrations;
+	}
+	*n = tg_migrations_count;
+	return tg_migrations;
+}
 
 /* "0007_name.sql" -> 7; -1 if the name does not start with 4 digits and '_'. */
 static int migration_version(const char *name)
@@ -30,10 +43,11 @@ static int migration_version(const char *name)
 int migrate_latest(void)
 {
 	int v, best = 0;
-	size_t i;
+	size_t i, n;
+	const struct embedded_file *ms = series(&n);
 
-	for (i = 0; i < tg_migrations_count; i++) {
-		v = migration_version(tg_migrations[i].name);
+	for (i = 0; i < n; i++) {
+		v = migration_version(ms[i].name);
 		if (v > best)
 			best = v;
 	}
@@ -42,18 +56,25 @@ int migrate_latest(void)
 
 int migrate_current(void)
 {
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	int v = -1;
 
-	if (db_exec("CREATE TABLE IF NOT EXISTS schema_migrations ("
-		    " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER "
-		    "NOT NULL)"))
+	/* In a write transaction: instances starting together on PostgreSQL
+	 * take turns. */
+	if (db_begin())
 		return -1;
+	if (db_exec("CREATE TABLE IF NOT EXISTS schema_migrations ("
+		    " version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT "
+		    "NOT NULL)") ||
+	    db_commit()) {
+		db_rollback();
+		return -1;
+	}
 	st = db_stmt("SELECT coalesce(max(version), 0) FROM schema_migrations");
 	if (!st)
 		return -1;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int(st, 0);
+	if (db_step(st) == DB_ROW)
+		v = db_col_int(st, 0);
 	db_done(st);
 	return v;
 }
@@ -64,23 +85,24 @@ int migrate_current(void)
  * points at a parent that is not there. */
 static int fk_violations(const char *name, char *err, size_t errlen)
 {
-	sqlite3_stmt *st = db_stmt("PRAGMA foreign_key_check");
+	tg_stmt *st = db_stmt("PRAGMA foreign_key_check");
 	int rc;
 
 	if (!st)
 		return TG_EDB;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
+	rc = db_step(st);
+	if (rc == DB_ROW)
 		snprintf(err, errlen, "migration %s: a row of %s breaks a foreign key", name,
 			 db_col_text(st, 0));
 	db_done(st);
-	return rc == SQLITE_DONE ? TG_OK : TG_EDB;
+	return rc == DB_DONE ? TG_OK : TG_EDB;
 }
 
 int migrate_run(int *applied, char *err, size_t errlen)
 {
 	int cur, latest = migrate_latest(), prev = 0, v, fk_off = 0, rc = TG_OK;
-	size_t i;
+	size_t i, n;
+	const struct embedded_file *ms = series(&n);
 
 	*applied = 0;
 	if (errlen)
@@ -97,9 +119,10 @@ int migrate_run(int *applied, char *err, size_t errlen)
 			 cur, latest);
 		return TG_ECONFLICT;
 	}
-	for (i = 0; i < tg_migrations_count; i++) {
-		const struct embedded_file *m = &tg_migrations[i];
-		sqlite3_stmt *st;
+	for (i = 0; i < n; i++) {
+		const struct embedded_file *m = &ms[i];
+		tg_stmt *st;
+		int done = 0;
 
 		v = migration_version(m->name);
 		if (v <= prev) {
@@ -123,10 +146,19 @@ int migrate_run(int *applied, char *err, size_t errlen)
 			rc = TG_EDB;
 			goto fail;
 		}
+		/* Another instance may have applied it since cur was read. */
+		st = db_stmt("SELECT 1 FROM schema_migrations WHERE version = :v");
+		if (st && db_bind_int64(st, ":v", v) == TG_OK)
+			done = db_step(st) == DB_ROW;
+		db_done(st);
+		if (done) {
+			db_rollback();
+			continue;
+		}
 		if (db_exec(m->data) || (fk_off && fk_violations(m->name, err, errlen))) {
 			if (!err[0])
 				snprintf(err, errlen, "migration %s failed: %s", m->name,
-					 sqlite3_errmsg(db_get()));
+					 db_errmsg());
 			db_rollback();
 			rc = TG_EDB;
 			goto fail;

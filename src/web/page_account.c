@@ -9,12 +9,11 @@
 int page_account(tg_req_t *r)
 {
 	cJSON *d = cJSON_CreateObject();
-	sqlite3_stmt *st = db_stmt("SELECT count(*) FROM sessions WHERE user_id = :user");
+	tg_stmt *st = db_stmt("SELECT count(*) FROM sessions WHERE user_id = :user");
 	int64_t n = 1;
 
-	if (st && !db_bind_int64(st, ":user", r->session->user.id) &&
-	    sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int64(st, 0);
+	if (st && !db_bind_int64(st, ":user", r->session->user.id) && db_step(st) == DB_ROW)
+		n = db_col_int64(st, 0);
 	db_done(st);
 	cJSON_AddNumberToObject(d, "session_count", (double)n);
 	return web_render(r, 200, "account", d);

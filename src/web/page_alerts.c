@@ -76,9 +76,9 @@ struct alerts_form {
 
 static void add_thresholds(cJSON *d, int64_t org_id, const struct alerts_form *f, int64_t balance)
 {
-	sqlite3_stmt *st = db_stmt("SELECT coalesce(t.key_id, 0), t.value, t.fired_at"
-				   " FROM alert_thresholds t WHERE t.org_id = :o"
-				   " ORDER BY t.key_id IS NOT NULL, t.id LIMIT 64");
+	tg_stmt *st = db_stmt("SELECT coalesce(t.key_id, 0), t.value, t.fired_at"
+			      " FROM alert_thresholds t WHERE t.org_id = :o"
+			      " ORDER BY t.key_id IS NOT NULL, t.id LIMIT 64");
 	struct row {
 		int64_t key_id, value, fired_at;
 	} rows[ALERTS_MAX_PER_ORG];
@@ -87,10 +87,10 @@ static void add_thresholds(cJSON *d, int64_t org_id, const struct alerts_form *f
 	cJSON *list = cJSON_AddArrayToObject(d, "key_alerts");
 
 	if (st && !db_bind_int64(st, ":o", org_id)) {
-		while (n < ALERTS_MAX_PER_ORG && sqlite3_step(st) == SQLITE_ROW) {
-			rows[n].key_id = sqlite3_column_int64(st, 0);
-			rows[n].value = sqlite3_column_int64(st, 1);
-			rows[n].fired_at = sqlite3_column_int64(st, 2);
+		while (n < ALERTS_MAX_PER_ORG && db_step(st) == DB_ROW) {
+			rows[n].key_id = db_col_int64(st, 0);
+			rows[n].value = db_col_int64(st, 1);
+			rows[n].fired_at = db_col_int64(st, 2);
 			n++;
 		}
 	}
@@ -139,22 +139,21 @@ static void add_thresholds(cJSON *d, int64_t org_id, const struct alerts_form *f
 /* Active keys of the org with a spend limit, for the key select. */
 static void add_key_choices(cJSON *d, int64_t org_id, int64_t selected)
 {
-	sqlite3_stmt *st = db_stmt(
-		"SELECT id, prefix, name, spend_limit, spend_period FROM api_keys"
-		" WHERE org_id = :o AND spend_limit > 0"
-		" AND (revoked_at IS NULL OR revoked_at > :now)"
-		" AND (expires_at IS NULL OR expires_at > :now)"
-		" ORDER BY name, id LIMIT 500");
+	tg_stmt *st = db_stmt("SELECT id, prefix, name, spend_limit, spend_period FROM api_keys"
+			      " WHERE org_id = :o AND spend_limit > 0"
+			      " AND (revoked_at IS NULL OR revoked_at > :now)"
+			      " AND (expires_at IS NULL OR expires_at > :now)"
+			      " ORDER BY name, id LIMIT 500");
 	cJSON *a = cJSON_AddArrayToObject(d, "key_choices");
 
 	if (st && !db_bind_int64(st, ":o", org_id) && !db_bind_int64(st, ":now", time_now())) {
-		while (sqlite3_step(st) == SQLITE_ROW) {
+		while (db_step(st) == DB_ROW) {
 			char label[600], lim[MONEY_FMT_LEN];
-			int64_t id = sqlite3_column_int64(st, 0);
+			int64_t id = db_col_int64(st, 0);
 			int p = apikey_period_parse(db_col_text(st, 4));
 			cJSON *o = cJSON_CreateObject();
 
-			money_format_short(sqlite3_column_int64(st, 3), lim);
+			money_format_short(db_col_int64(st, 3), lim);
 			snprintf(label, sizeof(label), "%s… %s (limit %s %s)", db_col_text(st, 1),
 				 db_col_text(st, 2), lim, limit_words(p < 0 ? PERIOD_NONE : p));
 			cJSON_AddNumberToObject(o, "id", (double)id);
@@ -169,29 +168,29 @@ static void add_key_choices(cJSON *d, int64_t org_id, int64_t selected)
 
 static void add_deliveries(cJSON *d, int64_t org_id)
 {
-	sqlite3_stmt *st = db_stmt("SELECT created_at, event_id, kind, attempt, status, ok, error,"
-				   " duration_ms FROM alert_deliveries WHERE org_id = :o"
-				   " ORDER BY id DESC LIMIT :n");
+	tg_stmt *st = db_stmt("SELECT created_at, event_id, kind, attempt, status, ok, error,"
+			      " duration_ms FROM alert_deliveries WHERE org_id = :o"
+			      " ORDER BY id DESC LIMIT :n");
 	cJSON *a = cJSON_AddArrayToObject(d, "deliveries");
 
 	if (st && !db_bind_int64(st, ":o", org_id) && !db_bind_int64(st, ":n", DELIVERIES_SHOWN)) {
-		while (sqlite3_step(st) == SQLITE_ROW) {
+		while (db_step(st) == DB_ROW) {
 			cJSON *o = cJSON_CreateObject();
 			char status[16];
-			int64_t code = sqlite3_column_int64(st, 4);
+			int64_t code = db_col_int64(st, 4);
 
-			web_add_time(o, "time", sqlite3_column_int64(st, 0));
+			web_add_time(o, "time", db_col_int64(st, 0));
 			cJSON_AddStringToObject(o, "event", db_col_text(st, 1));
 			cJSON_AddStringToObject(o, "kind",
 						strcmp(db_col_text(st, 2), "key_share") == 0 ?
 							"Key spend" :
 							"Balance");
-			cJSON_AddNumberToObject(o, "attempt", (double)sqlite3_column_int64(st, 3));
+			cJSON_AddNumberToObject(o, "attempt", (double)db_col_int64(st, 3));
 			snprintf(status, sizeof(status), "%lld", (long long)code);
 			cJSON_AddStringToObject(o, "status", code ? status : "—");
-			cJSON_AddBoolToObject(o, "ok", sqlite3_column_int64(st, 5) != 0);
+			cJSON_AddBoolToObject(o, "ok", db_col_int64(st, 5) != 0);
 			cJSON_AddStringToObject(o, "error", db_col_text(st, 6));
-			cJSON_AddNumberToObject(o, "ms", (double)sqlite3_column_int64(st, 7));
+			cJSON_AddNumberToObject(o, "ms", (double)db_col_int64(st, 7));
 			cJSON_AddItemToArray(a, o);
 		}
 	}

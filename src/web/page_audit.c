@@ -11,7 +11,7 @@ int page_audit(tg_req_t *r)
 	char *before_s = req_query(r, "before");
 	int64_t before = web_parse_id(before_s), last = 0;
 	cJSON *d, *list;
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	int n = 0, all = s->user.is_admin;
 
 	free(before_s);
@@ -29,14 +29,14 @@ int page_audit(tg_req_t *r)
 	if (st && !db_bind_int64(st, ":all", all) && !db_bind_int64(st, ":org", s->org.id) &&
 	    !db_bind_int64(st, ":before", before) &&
 	    !db_bind_int64(st, ":limit", WEB_PAGE_SIZE + 1)) {
-		while (sqlite3_step(st) == SQLITE_ROW) {
+		while (db_step(st) == DB_ROW) {
 			cJSON *e;
 
 			if (++n > WEB_PAGE_SIZE)
 				break;
 			e = cJSON_CreateObject();
-			last = sqlite3_column_int64(st, 0);
-			web_add_time(e, "at", sqlite3_column_int64(st, 1));
+			last = db_col_int64(st, 0);
+			web_add_time(e, "at", db_col_int64(st, 1));
 			cJSON_AddStringToObject(e, "actor", db_col_text(st, 2));
 			cJSON_AddStringToObject(e, "org", db_col_text(st, 3));
 			cJSON_AddStringToObject(e, "action", db_col_text(st, 4));

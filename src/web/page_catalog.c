@@ -173,7 +173,7 @@ struct provider_form {
 static void providers_list(cJSON *d, const struct web_health_src *hs)
 {
 	cJSON *list = cJSON_AddArrayToObject(d, "providers");
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	struct provider_health ph = { NULL, 0, 1024 };
 
 	ph.h = calloc((size_t)ph.cap, sizeof(*ph.h));
@@ -183,9 +183,9 @@ static void providers_list(cJSON *d, const struct web_health_src *hs)
 		     " p.timeout_s, p.enabled,"
 		     " (SELECT count(*) FROM models m WHERE m.provider_id = p.id), p.api_version"
 		     " FROM providers p ORDER BY p.name LIMIT 1000");
-	while (st && sqlite3_step(st) == SQLITE_ROW) {
+	while (st && db_step(st) == DB_ROW) {
 		cJSON *p = cJSON_CreateObject();
-		int64_t id = sqlite3_column_int64(st, 0);
+		int64_t id = db_col_int64(st, 0);
 		size_t k = kind_index(db_col_text(st, 2));
 		struct web_health h = { .provider_id = id };
 		int echo = kinds[k].kind == PROVIDER_ECHO, i;
@@ -201,10 +201,10 @@ static void providers_list(cJSON *d, const struct web_health_src *hs)
 			cJSON_AddStringToObject(p, "default_url", kinds[k].default_url);
 		cJSON_AddStringToObject(p, "api_version", db_col_text(st, 8));
 		cJSON_AddBoolToObject(p, "echo", echo);
-		cJSON_AddBoolToObject(p, "has_key", sqlite3_column_int(st, 4));
-		web_add_int(p, "timeout_s", sqlite3_column_int64(st, 5));
-		cJSON_AddBoolToObject(p, "enabled", sqlite3_column_int(st, 6));
-		web_add_count(p, "models", sqlite3_column_int64(st, 7));
+		cJSON_AddBoolToObject(p, "has_key", db_col_int(st, 4));
+		web_add_int(p, "timeout_s", db_col_int64(st, 5));
+		cJSON_AddBoolToObject(p, "enabled", db_col_int(st, 6));
+		web_add_count(p, "models", db_col_int64(st, 7));
 		add_health(p, &h, 1);
 		cJSON_AddItemToArray(list, p);
 	}
@@ -428,7 +428,7 @@ static void add_example(cJSON *obj, const char *key, const money_price_t *p)
 static void models_list(cJSON *d, int admin)
 {
 	cJSON *list = cJSON_AddArrayToObject(d, "models");
-	sqlite3_stmt *st = db_stmt(
+	tg_stmt *st = db_stmt(
 		"SELECT m.id, m.name, p.name, m.upstream_model, m.kind, m.price_in,"
 		" m.price_cached_in, m.price_out, m.max_output_tokens,"
 		" m.context_window, m.enabled AND p.enabled, m.enabled, m.price_cache_write,"
@@ -437,16 +437,16 @@ static void models_list(cJSON *d, int admin)
 		" ORDER BY m.name LIMIT 5000");
 	int have_example = 0;
 
-	while (st && sqlite3_step(st) == SQLITE_ROW) {
+	while (st && db_step(st) == DB_ROW) {
 		cJSON *m = cJSON_CreateObject();
-		money_price_t price = { .in = sqlite3_column_int64(st, 5),
-					.cached_in = sqlite3_column_int64(st, 6),
-					.out = sqlite3_column_int64(st, 7),
-					.cache_write = sqlite3_column_int64(st, 12) };
-		int usable = sqlite3_column_int(st, 10);
-		int64_t deps = sqlite3_column_int64(st, 14);
+		money_price_t price = { .in = db_col_int64(st, 5),
+					.cached_in = db_col_int64(st, 6),
+					.out = db_col_int64(st, 7),
+					.cache_write = db_col_int64(st, 12) };
+		int usable = db_col_int(st, 10);
+		int64_t deps = db_col_int64(st, 14);
 
-		cJSON_AddNumberToObject(m, "id", (double)sqlite3_column_int64(st, 0));
+		cJSON_AddNumberToObject(m, "id", (double)db_col_int64(st, 0));
 		cJSON_AddStringToObject(m, "name", db_col_text(st, 1));
 		cJSON_AddStringToObject(m, "provider", db_col_text(st, 2));
 		cJSON_AddStringToObject(m, "upstream_model", db_col_text(st, 3));
@@ -455,14 +455,14 @@ static void models_list(cJSON *d, int admin)
 		web_add_money(m, "cached", price.cached_in);
 		web_add_money(m, "out", price.out);
 		web_add_money(m, "cache_write", price.cache_write);
-		web_add_count(m, "max_output", sqlite3_column_int64(st, 8));
-		web_add_count(m, "context", sqlite3_column_int64(st, 9));
+		web_add_count(m, "max_output", db_col_int64(st, 8));
+		web_add_count(m, "context", db_col_int64(st, 9));
 		cJSON_AddStringToObject(m, "fallback", db_col_text(st, 13));
 		web_add_count(m, "deployments", deps + 1);
 		cJSON_AddBoolToObject(m, "several", deps > 0);
 		cJSON_AddBoolToObject(m, "enabled", usable);
 		/* Enabled itself but its provider is off: say why it is unavailable. */
-		cJSON_AddBoolToObject(m, "provider_off", sqlite3_column_int(st, 11) && !usable);
+		cJSON_AddBoolToObject(m, "provider_off", db_col_int(st, 11) && !usable);
 		cJSON_AddBoolToObject(m, "admin", admin);
 		cJSON_AddItemToArray(list, m);
 		if (!have_example && usable && strcmp(db_col_text(st, 4), "chat") == 0) {
@@ -483,13 +483,13 @@ static void provider_choices(cJSON *obj, const char *key, const char *unset_key,
 			     const char *selected)
 {
 	cJSON *list = cJSON_AddArrayToObject(obj, key);
-	sqlite3_stmt *st = db_stmt("SELECT id, name, kind FROM providers ORDER BY name LIMIT 1000");
+	tg_stmt *st = db_stmt("SELECT id, name, kind FROM providers ORDER BY name LIMIT 1000");
 	int64_t sel = web_parse_id(selected);
 	int found = 0;
 
-	while (st && sqlite3_step(st) == SQLITE_ROW) {
+	while (st && db_step(st) == DB_ROW) {
 		cJSON *p = cJSON_CreateObject();
-		int64_t id = sqlite3_column_int64(st, 0);
+		int64_t id = db_col_int64(st, 0);
 
 		cJSON_AddNumberToObject(p, "id", (double)id);
 		cJSON_AddStringToObject(p, "name", db_col_text(st, 1));
@@ -511,7 +511,7 @@ static void fallback_choices(cJSON *d, const struct model *editing, const char *
 	size_t k;
 
 	for (k = 0; k < TG_ARRAY_LEN(kind_names); k++) {
-		sqlite3_stmt *st;
+		tg_stmt *st;
 		cJSON *g, *list;
 
 		if (editing && strcmp(catalog_model_kind_name(editing->kind), kind_names[k]) != 0)
@@ -523,7 +523,7 @@ static void fallback_choices(cJSON *d, const struct model *editing, const char *
 			     " ORDER BY name LIMIT 5000");
 		if (st && !db_bind_text(st, ":kind", kind_names[k]) &&
 		    !db_bind_text(st, ":self", editing ? editing->name : "")) {
-			while (sqlite3_step(st) == SQLITE_ROW) {
+			while (db_step(st) == DB_ROW) {
 				cJSON *m = cJSON_CreateObject();
 
 				cJSON_AddStringToObject(m, "name", db_col_text(st, 0));

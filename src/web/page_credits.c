@@ -110,7 +110,7 @@ static void filter_parse(tg_req_t *r, struct ledger_filter *f)
 	free(after);
 }
 
-static int bind_filter(sqlite3_stmt *st, int64_t org, const struct ledger_filter *f)
+static int bind_filter(tg_stmt *st, int64_t org, const struct ledger_filter *f)
 {
 	return !st || db_bind_int64(st, ":org", org) || db_bind_text(st, ":kind", f->kind) ||
 	       db_bind_int64(st, ":from", f->from_t) || db_bind_int64(st, ":to", f->to_t);
@@ -124,14 +124,14 @@ struct grant_form {
 	const char *memo;
 };
 
-static cJSON *entry_json(sqlite3_stmt *st)
+static cJSON *entry_json(tg_stmt *st)
 {
 	cJSON *e = cJSON_CreateObject();
 	const char *kind = db_col_text(st, 2);
-	int64_t amount = sqlite3_column_int64(st, 3);
+	int64_t amount = db_col_int64(st, 3);
 
-	cJSON_AddNumberToObject(e, "id", (double)sqlite3_column_int64(st, 0));
-	add_time_full(e, "time", sqlite3_column_int64(st, 1));
+	cJSON_AddNumberToObject(e, "id", (double)db_col_int64(st, 0));
+	add_time_full(e, "time", db_col_int64(st, 1));
 	cJSON_AddStringToObject(e, "kind", kind);
 	cJSON_AddStringToObject(e, "badge",
 				strcmp(kind, "usage") == 0  ? "badge-muted" :
@@ -139,13 +139,13 @@ static cJSON *entry_json(sqlite3_stmt *st)
 							      "badge-ok");
 	add_money(e, "amount", amount, 1);
 	cJSON_AddBoolToObject(e, "debit", amount < 0);
-	add_money(e, "balance_after", sqlite3_column_int64(st, 4), 0);
+	add_money(e, "balance_after", db_col_int64(st, 4), 0);
 	cJSON_AddStringToObject(e, "memo", db_col_text(st, 5));
 	cJSON_AddStringToObject(e, "actor", db_col_text(st, 6));
 	cJSON_AddStringToObject(e, "request_id", db_col_text(st, 7));
 	cJSON_AddStringToObject(e, "key_prefix", db_col_text(st, 8));
 	cJSON_AddStringToObject(e, "key_name", db_col_text(st, 9));
-	cJSON_AddNumberToObject(e, "key_id", (double)sqlite3_column_int64(st, 10));
+	cJSON_AddNumberToObject(e, "key_id", (double)db_col_int64(st, 10));
 	return e;
 }
 
@@ -153,7 +153,7 @@ static cJSON *entry_json(sqlite3_stmt *st)
 static void add_entries(cJSON *d, int64_t org, const struct ledger_filter *f)
 {
 	cJSON *list = cJSON_AddArrayToObject(d, "entries"), *tmp = cJSON_CreateArray();
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	int64_t lo = 0, hi = 0;
 	int n = 0, asc = f->after > 0;
 
@@ -179,8 +179,8 @@ static void add_entries(cJSON *d, int64_t org, const struct ledger_filter *f)
 			   f->before ? f->before :
 				       INT64_MAX) &&
 	    !db_bind_int64(st, ":limit", WEB_PAGE_SIZE)) {
-		while (sqlite3_step(st) == SQLITE_ROW) {
-			int64_t id = sqlite3_column_int64(st, 0);
+		while (db_step(st) == DB_ROW) {
+			int64_t id = db_col_int64(st, 0);
 
 			if (!n++ || id < lo)
 				lo = id;
@@ -208,26 +208,25 @@ static void add_entries(cJSON *d, int64_t org, const struct ledger_filter *f)
 		" AND (:kind = '' OR kind = :kind) AND created_at >= :from AND created_at < :to"
 		" AND id < :lo)");
 	if (!bind_filter(st, org, f) && !db_bind_int64(st, ":hi", hi) &&
-	    !db_bind_int64(st, ":lo", lo) && sqlite3_step(st) == SQLITE_ROW) {
-		if (sqlite3_column_int(st, 0))
+	    !db_bind_int64(st, ":lo", lo) && db_step(st) == DB_ROW) {
+		if (db_col_int(st, 0))
 			cJSON_AddNumberToObject(d, "newer", (double)hi);
-		if (sqlite3_column_int(st, 1))
+		if (db_col_int(st, 1))
 			cJSON_AddNumberToObject(d, "older", (double)lo);
-		cJSON_AddBoolToObject(d, "pager",
-				      sqlite3_column_int(st, 0) || sqlite3_column_int(st, 1));
+		cJSON_AddBoolToObject(d, "pager", db_col_int(st, 0) || db_col_int(st, 1));
 	}
 	db_done(st);
 }
 
 static int64_t added_since(int64_t org, int64_t since)
 {
-	sqlite3_stmt *st = db_stmt("SELECT coalesce(sum(amount), 0) FROM ledger_entries"
-				   " WHERE org_id = :org AND created_at >= :since AND amount > 0");
+	tg_stmt *st = db_stmt("SELECT coalesce(sum(amount), 0) FROM ledger_entries"
+			      " WHERE org_id = :org AND created_at >= :since AND amount > 0");
 	int64_t v = 0;
 
 	if (st && !db_bind_int64(st, ":org", org) && !db_bind_int64(st, ":since", since) &&
-	    sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int64(st, 0);
+	    db_step(st) == DB_ROW)
+		v = db_col_int64(st, 0);
 	db_done(st);
 	return v;
 }
@@ -307,7 +306,7 @@ int page_credits_csv(tg_req_t *r)
 	struct web_session *s = r->session;
 	struct ledger_filter f;
 	char name[96], day[11], amt[MONEY_FMT_LEN], after[MONEY_FMT_LEN], at[20];
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	buf_t b;
 	int rc;
 
@@ -333,14 +332,14 @@ int page_credits_csv(tg_req_t *r)
 	}
 	web_csv_init(&b);
 	buf_puts(&b, "id,created_at,kind,amount,balance_after,request_id,key_id,memo\r\n");
-	while (rc == TG_OK && sqlite3_step(st) == SQLITE_ROW) {
-		int64_t key = sqlite3_column_int64(st, 6);
+	while (rc == TG_OK && db_step(st) == DB_ROW) {
+		int64_t key = db_col_int64(st, 6);
 
-		time_format(sqlite3_column_int64(st, 1), at);
+		time_format(db_col_int64(st, 1), at);
 		at[10] = 'T'; /* ISO 8601, UTC */
-		money_format(sqlite3_column_int64(st, 3), amt);
-		money_format(sqlite3_column_int64(st, 4), after);
-		buf_appendf(&b, "%lld,%sZ,%s,%s,%s,", (long long)sqlite3_column_int64(st, 0), at,
+		money_format(db_col_int64(st, 3), amt);
+		money_format(db_col_int64(st, 4), after);
+		buf_appendf(&b, "%lld,%sZ,%s,%s,%s,", (long long)db_col_int64(st, 0), at,
 			    db_col_text(st, 2), amt, after);
 		web_csv_field(&b, db_col_text(st, 5), 1);
 		if (key)
@@ -501,7 +500,7 @@ struct codes_form {
 static void add_batches(cJSON *d)
 {
 	cJSON *list = cJSON_AddArrayToObject(d, "batches");
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	int64_t now = time_now();
 
 	st = db_stmt("SELECT batch, created_at, amount, coalesce(expires_at, 0), count(*),"
@@ -509,14 +508,14 @@ static void add_batches(cJSON *d)
 		     " FROM redemption_codes GROUP BY batch, created_at, amount, expires_at"
 		     " ORDER BY min(id) DESC LIMIT 100");
 	if (st) {
-		while (sqlite3_step(st) == SQLITE_ROW) {
+		while (db_step(st) == DB_ROW) {
 			cJSON *b = cJSON_CreateObject();
-			int64_t exp = sqlite3_column_int64(st, 3), n = sqlite3_column_int64(st, 4);
-			int64_t used = sqlite3_column_int64(st, 5);
+			int64_t exp = db_col_int64(st, 3), n = db_col_int64(st, 4);
+			int64_t used = db_col_int64(st, 5);
 
 			cJSON_AddStringToObject(b, "batch", db_col_text(st, 0));
-			web_add_time(b, "created", sqlite3_column_int64(st, 1));
-			add_money(b, "amount", sqlite3_column_int64(st, 2), 0);
+			web_add_time(b, "created", db_col_int64(st, 1));
+			add_money(b, "amount", db_col_int64(st, 2), 0);
 			add_through(b, "expires", exp);
 			cJSON_AddNumberToObject(b, "count", (double)n);
 			cJSON_AddNumberToObject(b, "redeemed", (double)used);
@@ -531,7 +530,7 @@ static void add_batches(cJSON *d)
 static void add_codes(cJSON *d, int64_t before)
 {
 	cJSON *list = cJSON_AddArrayToObject(d, "codes");
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	int64_t now = time_now(), last = 0;
 	int n = 0;
 
@@ -541,18 +540,17 @@ static void add_codes(cJSON *d, int64_t before)
 		     " WHERE c.id < :before ORDER BY c.id DESC LIMIT :limit");
 	if (st && !db_bind_int64(st, ":before", before ? before : INT64_MAX) &&
 	    !db_bind_int64(st, ":limit", WEB_PAGE_SIZE + 1)) {
-		while (sqlite3_step(st) == SQLITE_ROW) {
+		while (db_step(st) == DB_ROW) {
 			cJSON *c;
-			int64_t exp = sqlite3_column_int64(st, 4),
-				used = sqlite3_column_int64(st, 5);
+			int64_t exp = db_col_int64(st, 4), used = db_col_int64(st, 5);
 
 			if (++n > WEB_PAGE_SIZE)
 				break;
 			c = cJSON_CreateObject();
-			last = sqlite3_column_int64(st, 0);
+			last = db_col_int64(st, 0);
 			cJSON_AddStringToObject(c, "prefix", db_col_text(st, 1));
 			cJSON_AddStringToObject(c, "batch", db_col_text(st, 2));
-			add_money(c, "amount", sqlite3_column_int64(st, 3), 0);
+			add_money(c, "amount", db_col_int64(st, 3), 0);
 			add_through(c, "expires", exp);
 			web_add_time(c, "redeemed_at", used);
 			cJSON_AddStringToObject(c, "redeemed_by", db_col_text(st, 6));
@@ -578,7 +576,7 @@ static void add_codes(cJSON *d, int64_t before)
 static void add_summary(cJSON *d)
 {
 	cJSON *sum = cJSON_AddObjectToObject(d, "summary");
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	int64_t v[5] = { 0, 0, 0, 0, 0 };
 	int i;
 
@@ -590,9 +588,9 @@ static void add_summary(cJSON *d)
 		" coalesce(sum(CASE WHEN redeemed_at IS NOT NULL THEN amount ELSE 0 END), 0),"
 		" coalesce(sum(redeemed_at IS NULL AND expires_at <= :now), 0)"
 		" FROM redemption_codes");
-	if (st && !db_bind_int64(st, ":now", time_now()) && sqlite3_step(st) == SQLITE_ROW)
+	if (st && !db_bind_int64(st, ":now", time_now()) && db_step(st) == DB_ROW)
 		for (i = 0; i < 5; i++)
-			v[i] = sqlite3_column_int64(st, i);
+			v[i] = db_col_int64(st, i);
 	db_done(st);
 	cJSON_AddNumberToObject(sum, "available", (double)v[0]);
 	add_money(sum, "outstanding", v[1], 0);

@@ -295,12 +295,11 @@ static int in_list(const char *list, const char *name)
 static void add_model_choices(cJSON *form, const char *allowed)
 {
 	cJSON *list = cJSON_AddArrayToObject(form, "model_choices"), *it;
-	sqlite3_stmt *st = db_stmt(
-		"SELECT name FROM models WHERE enabled = 1 ORDER BY name LIMIT 500");
+	tg_stmt *st = db_stmt("SELECT name FROM models WHERE enabled = 1 ORDER BY name LIMIT 500");
 	const char *p = allowed ? allowed : "";
 	buf_t other;
 
-	while (st && sqlite3_step(st) == SQLITE_ROW) {
+	while (st && db_step(st) == DB_ROW) {
 		cJSON *m = cJSON_CreateObject();
 
 		cJSON_AddStringToObject(m, "name", db_col_text(st, 0));
@@ -390,7 +389,7 @@ int page_keys(tg_req_t *r)
 	int all = is_org_admin(r), n = 0, i;
 	enum list_filter filter = FILTER_ALL;
 	cJSON *d = cJSON_CreateObject(), *list, *tabs;
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	size_t f;
 
 	/* Keys live in an org: without one there is nothing to list. */
@@ -441,7 +440,7 @@ int page_keys(tg_req_t *r)
 	    !db_bind_int64(st, ":all", all) && !db_bind_int64(st, ":user", s->user.id) &&
 	    !db_bind_int64(st, ":after", after) && !db_bind_int64(st, ":f", filter) &&
 	    !db_bind_int64(st, ":now", now) && !db_bind_int64(st, ":limit", WEB_PAGE_SIZE + 1)) {
-		while (sqlite3_step(st) == SQLITE_ROW) {
+		while (db_step(st) == DB_ROW) {
 			struct apikey *k;
 			cJSON *o;
 			int p;
@@ -451,10 +450,10 @@ int page_keys(tg_req_t *r)
 				break;
 			}
 			k = &rows[n].k;
-			k->id = last = sqlite3_column_int64(st, 0);
-			k->expires_at = sqlite3_column_int64(st, 6);
-			k->revoked_at = sqlite3_column_int64(st, 7);
-			k->spend_limit = sqlite3_column_int64(st, 8);
+			k->id = last = db_col_int64(st, 0);
+			k->expires_at = db_col_int64(st, 6);
+			k->revoked_at = db_col_int64(st, 7);
+			k->spend_limit = db_col_int64(st, 8);
 			p = apikey_period_parse(db_col_text(st, 9));
 			k->period = p < 0 ? PERIOD_NONE : (enum spend_period)p;
 			o = rows[n++].item = cJSON_CreateObject();
@@ -464,8 +463,8 @@ int page_keys(tg_req_t *r)
 			cJSON_AddStringToObject(o, "owner",
 						*db_col_text(st, 3) ? db_col_text(st, 3) :
 								      "command line");
-			add_date(o, "created", sqlite3_column_int64(st, 4));
-			web_add_time(o, "last_used", sqlite3_column_int64(st, 5));
+			add_date(o, "created", db_col_int64(st, 4));
+			web_add_time(o, "last_used", db_col_int64(st, 5));
 			add_status(o, k, now);
 			cJSON_AddItemToArray(list, o);
 		}
@@ -592,7 +591,7 @@ static int detail_render(tg_req_t *r, int status, const struct apikey *k, const 
 	struct apikey other;
 	struct user u;
 	char n[32], when[20];
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	size_t i;
 
 	o = cJSON_AddObjectToObject(d, "key");
@@ -627,10 +626,10 @@ static int detail_render(tg_req_t *r, int status, const struct apikey *k, const 
 	}
 	st = db_stmt(
 		"SELECT id, prefix FROM api_keys WHERE rotated_from = :id ORDER BY id LIMIT 1");
-	if (st && !db_bind_int64(st, ":id", k->id) && sqlite3_step(st) == SQLITE_ROW) {
+	if (st && !db_bind_int64(st, ":id", k->id) && db_step(st) == DB_ROW) {
 		cJSON *x = cJSON_AddObjectToObject(o, "replaced_by");
 
-		cJSON_AddNumberToObject(x, "id", (double)sqlite3_column_int64(st, 0));
+		cJSON_AddNumberToObject(x, "id", (double)db_col_int64(st, 0));
 		cJSON_AddStringToObject(x, "prefix", db_col_text(st, 1));
 	}
 	db_done(st);

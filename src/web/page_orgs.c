@@ -12,7 +12,7 @@ static int orgs_render(tg_req_t *r, int status, const char *form_name, const cha
 {
 	struct web_session *s = r->session;
 	cJSON *d = cJSON_CreateObject(), *list = cJSON_AddArrayToObject(d, "orgs");
-	sqlite3_stmt *st;
+	tg_stmt *st;
 
 	/* Instance admins see every org; everyone else only their own. */
 	st = db_stmt("SELECT o.id, o.name, o.created_at, coalesce(m.role, ''),"
@@ -21,14 +21,14 @@ static int orgs_render(tg_req_t *r, int status, const char *form_name, const cha
 		     " WHERE :admin OR m.user_id IS NOT NULL ORDER BY o.name LIMIT 1000");
 	if (st && !db_bind_int64(st, ":user", s->user.id) &&
 	    !db_bind_int64(st, ":admin", s->user.is_admin)) {
-		while (sqlite3_step(st) == SQLITE_ROW) {
+		while (db_step(st) == DB_ROW) {
 			cJSON *o = cJSON_CreateObject();
 
-			cJSON_AddNumberToObject(o, "id", (double)sqlite3_column_int64(st, 0));
+			cJSON_AddNumberToObject(o, "id", (double)db_col_int64(st, 0));
 			cJSON_AddStringToObject(o, "name", db_col_text(st, 1));
-			web_add_time(o, "created", sqlite3_column_int64(st, 2));
+			web_add_time(o, "created", db_col_int64(st, 2));
 			cJSON_AddStringToObject(o, "role", db_col_text(st, 3));
-			cJSON_AddNumberToObject(o, "members", (double)sqlite3_column_int64(st, 4));
+			cJSON_AddNumberToObject(o, "members", (double)db_col_int64(st, 4));
 			cJSON_AddItemToArray(list, o);
 		}
 	}
@@ -73,7 +73,7 @@ static int org_render(tg_req_t *r, int status, const struct org *o, enum role my
 {
 	struct web_session *s = r->session;
 	cJSON *d = cJSON_CreateObject(), *jo, *members, *form;
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	int can_manage = my >= ROLE_ADMIN;
 
 	jo = cJSON_AddObjectToObject(d, "org");
@@ -94,19 +94,19 @@ static int org_render(tg_req_t *r, int status, const struct org *o, enum role my
 		"u.email"
 		" LIMIT 1000");
 	if (st && !db_bind_int64(st, ":org", o->id)) {
-		while (sqlite3_step(st) == SQLITE_ROW) {
+		while (db_step(st) == DB_ROW) {
 			cJSON *m = cJSON_CreateObject(), *roles;
 			const char *role = db_col_text(st, 3);
 			static const char *const all[] = { "member", "admin", "owner" };
 			size_t i;
 
-			cJSON_AddNumberToObject(m, "user_id", (double)sqlite3_column_int64(st, 0));
+			cJSON_AddNumberToObject(m, "user_id", (double)db_col_int64(st, 0));
 			cJSON_AddStringToObject(m, "name",
 						*db_col_text(st, 1) ? db_col_text(st, 1) : "—");
 			cJSON_AddStringToObject(m, "email", db_col_text(st, 2));
 			cJSON_AddStringToObject(m, "role", role);
 			cJSON_AddBoolToObject(m, "is_owner", strcmp(role, "owner") == 0);
-			cJSON_AddBoolToObject(m, "disabled", sqlite3_column_int(st, 4));
+			cJSON_AddBoolToObject(m, "disabled", db_col_int(st, 4));
 			roles = cJSON_AddArrayToObject(m, "roles");
 			for (i = 0; i < 3; i++) {
 				cJSON *x;

@@ -21,19 +21,19 @@
 /* Requests, tokens and spend since `since` in the scope. */
 static void add_totals(cJSON *o, const char *prefix, int64_t org, int64_t user, int64_t since)
 {
-	sqlite3_stmt *st = db_stmt("SELECT coalesce(sum(requests), 0), coalesce(sum(prompt_tokens"
-				   " + completion_tokens), 0), coalesce(sum(cost), 0)"
-				   " FROM usage_daily WHERE org_id = :org AND day >= :since"
-				   " AND (:user = 0 OR key_id IN (SELECT id FROM api_keys"
-				   " WHERE org_id = :org AND created_by = :user))");
+	tg_stmt *st = db_stmt("SELECT coalesce(sum(requests), 0), coalesce(sum(prompt_tokens"
+			      " + completion_tokens), 0), coalesce(sum(cost), 0)"
+			      " FROM usage_daily WHERE org_id = :org AND day >= :since"
+			      " AND (:user = 0 OR key_id IN (SELECT id FROM api_keys"
+			      " WHERE org_id = :org AND created_by = :user))");
 	int64_t v[3] = { 0, 0, 0 };
 	char k[32];
 	int i;
 
 	if (st && !db_bind_int64(st, ":org", org) && !db_bind_int64(st, ":user", user) &&
-	    !db_bind_int64(st, ":since", since) && sqlite3_step(st) == SQLITE_ROW)
+	    !db_bind_int64(st, ":since", since) && db_step(st) == DB_ROW)
 		for (i = 0; i < 3; i++)
-			v[i] = sqlite3_column_int64(st, i);
+			v[i] = db_col_int64(st, i);
 	db_done(st);
 	snprintf(k, sizeof(k), "%s_requests", prefix);
 	web_add_count(o, k, v[0]);
@@ -48,7 +48,7 @@ static void add_top(cJSON *d, const char *name, int by_key, int64_t org, int64_t
 		    int64_t since)
 {
 	cJSON *list = cJSON_AddArrayToObject(d, name);
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	char has[48];
 
 	if (by_key)
@@ -71,15 +71,15 @@ static void add_top(cJSON *d, const char *name, int by_key, int64_t org, int64_t
 			" GROUP BY model ORDER BY sum(cost) DESC, sum(requests) DESC LIMIT :limit");
 	if (st && !db_bind_int64(st, ":org", org) && !db_bind_int64(st, ":user", user) &&
 	    !db_bind_int64(st, ":since", since) && !db_bind_int64(st, ":limit", TOP_N)) {
-		while (sqlite3_step(st) == SQLITE_ROW) {
+		while (db_step(st) == DB_ROW) {
 			cJSON *o = cJSON_CreateObject();
 
-			cJSON_AddNumberToObject(o, "key_id", (double)sqlite3_column_int64(st, 0));
+			cJSON_AddNumberToObject(o, "key_id", (double)db_col_int64(st, 0));
 			cJSON_AddStringToObject(o, "label", db_col_text(st, 1));
 			cJSON_AddStringToObject(o, "name", db_col_text(st, 2));
-			web_add_count(o, "requests", sqlite3_column_int64(st, 3));
-			web_add_count(o, "tokens", sqlite3_column_int64(st, 4));
-			web_add_money(o, "spend", sqlite3_column_int64(st, 5));
+			web_add_count(o, "requests", db_col_int64(st, 3));
+			web_add_count(o, "tokens", db_col_int64(st, 4));
+			web_add_money(o, "spend", db_col_int64(st, 5));
 			cJSON_AddItemToArray(list, o);
 		}
 	}

@@ -99,40 +99,40 @@ static void add_ms(cJSON *o, const char *key, int64_t ms)
 	" r.model, r.status, r.prompt_tokens, r.completion_tokens, r.cost, r.usage_source,"        \
 	" r.total_ms, r.stream, r.endpoint, r.failed_over, r.attempt"
 
-static cJSON *web_request_row(sqlite3_stmt *st)
+static cJSON *web_request_row(tg_stmt *st)
 {
 	cJSON *o = cJSON_CreateObject();
-	int64_t status = sqlite3_column_int64(st, 6);
+	int64_t status = db_col_int64(st, 6);
 
-	cJSON_AddNumberToObject(o, "id", (double)sqlite3_column_int64(st, 0));
-	web_add_time(o, "time", sqlite3_column_int64(st, 1));
+	cJSON_AddNumberToObject(o, "id", (double)db_col_int64(st, 0));
+	web_add_time(o, "time", db_col_int64(st, 1));
 	cJSON_AddStringToObject(o, "key_prefix", db_col_text(st, 2));
 	cJSON_AddStringToObject(o, "key_name", db_col_text(st, 3));
-	cJSON_AddNumberToObject(o, "key_id", (double)sqlite3_column_int64(st, 4));
+	cJSON_AddNumberToObject(o, "key_id", (double)db_col_int64(st, 4));
 	cJSON_AddStringToObject(o, "model", db_col_text(st, 5));
 	web_add_int(o, "status", status);
 	cJSON_AddStringToObject(o, "badge", status_badge(status));
 	cJSON_AddBoolToObject(o, "failed", status >= 400);
-	web_add_count(o, "prompt", sqlite3_column_int64(st, 7));
-	web_add_count(o, "completion", sqlite3_column_int64(st, 8));
-	web_add_count(o, "tokens", sqlite3_column_int64(st, 7) + sqlite3_column_int64(st, 8));
-	web_add_money(o, "cost", sqlite3_column_int64(st, 9));
+	web_add_count(o, "prompt", db_col_int64(st, 7));
+	web_add_count(o, "completion", db_col_int64(st, 8));
+	web_add_count(o, "tokens", db_col_int64(st, 7) + db_col_int64(st, 8));
+	web_add_money(o, "cost", db_col_int64(st, 9));
 	cJSON_AddStringToObject(o, "source", db_col_text(st, 10));
 	cJSON_AddBoolToObject(o, "estimated", strcmp(db_col_text(st, 10), "estimated") == 0);
-	add_ms(o, "latency", sqlite3_column_int64(st, 11));
-	cJSON_AddBoolToObject(o, "stream", sqlite3_column_int(st, 12));
+	add_ms(o, "latency", db_col_int64(st, 11));
+	cJSON_AddBoolToObject(o, "stream", db_col_int(st, 12));
 	cJSON_AddStringToObject(o, "endpoint", db_col_text(st, 13));
 	/* An attempt that failed over to another deployment: not a call of
 	 * the client's (the call's answer has a row of its own). */
-	cJSON_AddBoolToObject(o, "failed_over", sqlite3_column_int(st, 14));
-	web_add_int(o, "attempt", sqlite3_column_int64(st, 15));
+	cJSON_AddBoolToObject(o, "failed_over", db_col_int(st, 14));
+	web_add_int(o, "attempt", db_col_int64(st, 15));
 	return o;
 }
 
 int web_recent_requests(cJSON *list, int64_t org_id, int64_t user_id, int limit)
 {
 	/* The unary + keeps the planner on (org_id, id), newest first. */
-	sqlite3_stmt *st = db_stmt(
+	tg_stmt *st = db_stmt(
 		"SELECT " LOG_COLUMNS " FROM requests r"
 		" LEFT JOIN api_keys k ON k.id = r.key_id"
 		" WHERE r.org_id = :org AND (:user = 0 OR +r.key_id IN"
@@ -145,7 +145,7 @@ int web_recent_requests(cJSON *list, int64_t org_id, int64_t user_id, int limit)
 		db_done(st);
 		return TG_EDB;
 	}
-	while (sqlite3_step(st) == SQLITE_ROW && n++ < limit)
+	while (db_step(st) == DB_ROW && n++ < limit)
 		cJSON_AddItemToArray(list, web_request_row(st));
 	db_done(st);
 	return n;
@@ -156,7 +156,7 @@ int page_requests(tg_req_t *r)
 	struct log_filter f;
 	struct web_usage_scope sc = { 0, 0 };
 	cJSON *d, *jf, *list;
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	int64_t last = 0;
 	int n = 0, status = 200;
 
@@ -216,10 +216,10 @@ int page_requests(tg_req_t *r)
 	    !db_bind_int64(st, ":from", f.from_t) && !db_bind_int64(st, ":to", f.to_t) &&
 	    !db_bind_int64(st, ":user", sc.user) &&
 	    !db_bind_int64(st, ":limit", WEB_PAGE_SIZE + 1)) {
-		while (sqlite3_step(st) == SQLITE_ROW) {
+		while (db_step(st) == DB_ROW) {
 			if (++n > WEB_PAGE_SIZE)
 				break;
-			last = sqlite3_column_int64(st, 0);
+			last = db_col_int64(st, 0);
 			cJSON_AddItemToArray(list, web_request_row(st));
 		}
 	}
@@ -237,7 +237,7 @@ int page_requests(tg_req_t *r)
 static void request_attempts(cJSON *d, const char *rid, int64_t id,
 			     const struct web_usage_scope *sc)
 {
-	sqlite3_stmt *st = db_stmt(
+	tg_stmt *st = db_stmt(
 		"SELECT r.id, r.attempt, coalesce(p.name, ''), r.status, r.error, r.failed_over,"
 		" r.upstream_ms FROM requests r LEFT JOIN providers p ON p.id = r.provider_id"
 		" WHERE r.request_id = :rid AND r.org_id = :org AND (:user = 0 OR r.key_id IN"
@@ -247,20 +247,20 @@ static void request_attempts(cJSON *d, const char *rid, int64_t id,
 
 	if (st && !db_bind_text(st, ":rid", rid) && !db_bind_int64(st, ":org", sc->org) &&
 	    !db_bind_int64(st, ":user", sc->user)) {
-		while (sqlite3_step(st) == SQLITE_ROW) {
+		while (db_step(st) == DB_ROW) {
 			cJSON *o = cJSON_CreateObject();
-			int64_t status = sqlite3_column_int64(st, 3);
+			int64_t status = db_col_int64(st, 3);
 
-			cJSON_AddNumberToObject(o, "id", (double)sqlite3_column_int64(st, 0));
-			web_add_int(o, "attempt", sqlite3_column_int64(st, 1));
+			cJSON_AddNumberToObject(o, "id", (double)db_col_int64(st, 0));
+			web_add_int(o, "attempt", db_col_int64(st, 1));
 			cJSON_AddStringToObject(o, "provider", db_col_text(st, 2));
 			web_add_int(o, "status", status);
 			cJSON_AddStringToObject(o, "badge", status_badge(status));
 			cJSON_AddBoolToObject(o, "ok", status < 400);
 			cJSON_AddStringToObject(o, "error", db_col_text(st, 4));
-			cJSON_AddBoolToObject(o, "failed_over", sqlite3_column_int(st, 5));
-			add_ms(o, "upstream", sqlite3_column_int64(st, 6));
-			cJSON_AddBoolToObject(o, "current", sqlite3_column_int64(st, 0) == id);
+			cJSON_AddBoolToObject(o, "failed_over", db_col_int(st, 5));
+			add_ms(o, "upstream", db_col_int64(st, 6));
+			cJSON_AddBoolToObject(o, "current", db_col_int64(st, 0) == id);
 			cJSON_AddItemToArray(list, o);
 		}
 	}
@@ -277,7 +277,7 @@ int page_request(tg_req_t *r)
 {
 	struct web_usage_scope sc = { 0, 0 };
 	int64_t id = web_param_id(r, 0);
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	cJSON *d = NULL, *o;
 	char rid[REQ_ID_MAX + 1] = "";
 	int64_t pt, ct, cpt;
@@ -292,29 +292,29 @@ int page_request(tg_req_t *r)
 		     " WHERE r.id = :id AND r.org_id = :org AND (:user = 0 OR r.key_id IN"
 		     " (SELECT id FROM api_keys WHERE org_id = :org AND created_by = :user))");
 	if (st && !db_bind_int64(st, ":id", id) && !db_bind_int64(st, ":org", sc.org) &&
-	    !db_bind_int64(st, ":user", sc.user) && sqlite3_step(st) == SQLITE_ROW) {
+	    !db_bind_int64(st, ":user", sc.user) && db_step(st) == DB_ROW) {
 		d = cJSON_CreateObject();
 		o = web_request_row(st);
 		{
 			char t[20];
 
-			time_format(sqlite3_column_int64(st, 1), t);
+			time_format(db_col_int64(st, 1), t);
 			cJSON_ReplaceItemInObject(o, "time", cJSON_CreateString(t));
 		}
 		snprintf(rid, sizeof(rid), "%s", db_col_text(st, 16));
 		cJSON_AddStringToObject(o, "request_id", rid);
 		cJSON_AddStringToObject(o, "provider", db_col_text(st, 17));
-		pt = sqlite3_column_int64(st, 7);
-		cpt = sqlite3_column_int64(st, 8);
-		ct = sqlite3_column_int64(st, 18);
+		pt = db_col_int64(st, 7);
+		cpt = db_col_int64(st, 8);
+		ct = db_col_int64(st, 18);
 		web_add_count(o, "cached", ct);
 		web_add_count(o, "total_tokens", pt + cpt);
-		add_ms(o, "upstream", sqlite3_column_int64(st, 19));
+		add_ms(o, "upstream", db_col_int64(st, 19));
 		cJSON_AddStringToObject(o, "error", db_col_text(st, 20));
-		web_add_count(o, "cache_write", sqlite3_column_int64(st, 21));
-		web_add_count(o, "reasoning", sqlite3_column_int64(st, 22));
+		web_add_count(o, "cache_write", db_col_int64(st, 21));
+		web_add_count(o, "reasoning", db_col_int64(st, 22));
 		cJSON_AddStringToObject(o, "client", db_col_text(st, 23));
-		failed_over = sqlite3_column_int(st, 14);
+		failed_over = db_col_int(st, 14);
 		cJSON_AddItemToObject(d, "req", o);
 	}
 	db_done(st);
@@ -326,12 +326,12 @@ int page_request(tg_req_t *r)
 	st = db_stmt("SELECT id, amount, balance_after FROM ledger_entries"
 		     " WHERE request_id = :rid AND org_id = :org");
 	if (!failed_over && st && !db_bind_text(st, ":rid", rid) &&
-	    !db_bind_int64(st, ":org", sc.org) && sqlite3_step(st) == SQLITE_ROW) {
+	    !db_bind_int64(st, ":org", sc.org) && db_step(st) == DB_ROW) {
 		cJSON *e = cJSON_AddObjectToObject(d, "ledger");
 
-		cJSON_AddNumberToObject(e, "id", (double)sqlite3_column_int64(st, 0));
-		web_add_money(e, "amount", sqlite3_column_int64(st, 1));
-		web_add_money(e, "balance_after", sqlite3_column_int64(st, 2));
+		cJSON_AddNumberToObject(e, "id", (double)db_col_int64(st, 0));
+		web_add_money(e, "amount", db_col_int64(st, 1));
+		web_add_money(e, "balance_after", db_col_int64(st, 2));
 	}
 	db_done(st);
 	return web_render(r, 200, "requests_detail", d);

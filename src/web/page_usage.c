@@ -79,14 +79,14 @@ void web_qs_add_common(buf_t *qs, int64_t key, const char *model, const char *fr
 /* "tg_abcd1234 name" for a key id in the org, or a placeholder. */
 static void key_label(int64_t org, int64_t key, char *out, size_t n)
 {
-	sqlite3_stmt *st;
+	tg_stmt *st;
 
 	snprintf(out, n, key ? "key #%lld" : "(no key)", (long long)key);
 	if (!key)
 		return;
 	st = db_stmt("SELECT prefix, name FROM api_keys WHERE id = :id AND org_id = :org");
 	if (st && !db_bind_int64(st, ":id", key) && !db_bind_int64(st, ":org", org) &&
-	    sqlite3_step(st) == SQLITE_ROW)
+	    db_step(st) == DB_ROW)
 		snprintf(out, n, "%s %s", db_col_text(st, 0), db_col_text(st, 1));
 	db_done(st);
 }
@@ -230,9 +230,9 @@ static void usage_free(struct usage *u)
 	memset(u, 0, sizeof(*u));
 }
 
-static sqlite3_stmt *usage_stmt(const struct web_usage_scope *sc, const struct usage_filter *f)
+static tg_stmt *usage_stmt(const struct web_usage_scope *sc, const struct usage_filter *f)
 {
-	sqlite3_stmt *st;
+	tg_stmt *st;
 
 	if (f->hourly)
 		st = db_stmt(
@@ -301,25 +301,25 @@ static void series_add(struct series *s, const struct usage_row *r)
 static int usage_load(const struct web_usage_scope *sc, const struct usage_filter *f,
 		      struct usage *u)
 {
-	sqlite3_stmt *st = usage_stmt(sc, f);
+	tg_stmt *st = usage_stmt(sc, f);
 	int rc = TG_OK, step;
 
 	memset(u, 0, sizeof(*u));
 	if (!st)
 		return TG_EDB;
-	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((step = db_step(st)) == DB_ROW) {
 		struct usage_row row;
-		int64_t b = sqlite3_column_int64(st, 0);
+		int64_t b = db_col_int64(st, 0);
 
 		if (b < 0 || (size_t)b >= f->n)
 			continue;
 		row.bucket = (size_t)b;
 		row.series = series_find(u, db_col_text(st, 1));
-		row.requests = sqlite3_column_int64(st, 2);
-		row.errors = sqlite3_column_int64(st, 3);
-		row.prompt = sqlite3_column_int64(st, 4);
-		row.completion = sqlite3_column_int64(st, 5);
-		row.cost = sqlite3_column_int64(st, 6);
+		row.requests = db_col_int64(st, 2);
+		row.errors = db_col_int64(st, 3);
+		row.prompt = db_col_int64(st, 4);
+		row.completion = db_col_int64(st, 5);
+		row.cost = db_col_int64(st, 6);
 		if (row.series == (size_t)-1) {
 			rc = TG_ENOMEM;
 			break;
@@ -339,7 +339,7 @@ static int usage_load(const struct web_usage_scope *sc, const struct usage_filte
 		series_add(&u->series[row.series], &row);
 		series_add(&u->total, &row);
 	}
-	if (rc == TG_OK && step != SQLITE_DONE)
+	if (rc == TG_OK && step != DB_DONE)
 		rc = TG_EDB;
 	db_done(st);
 	return rc;
@@ -517,7 +517,7 @@ void web_usage_filter_choices(cJSON *jf, const struct web_usage_scope *sc, int64
 {
 	cJSON *keys = cJSON_AddArrayToObject(jf, "keys"),
 	      *models = cJSON_AddArrayToObject(jf, "models");
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	int seen = 0;
 
 	st = db_stmt(
@@ -525,22 +525,22 @@ void web_usage_filter_choices(cJSON *jf, const struct web_usage_scope *sc, int64
 		" AND (:user = 0 OR created_by = :user) ORDER BY revoked_at IS NOT NULL, name, id"
 		" LIMIT 500");
 	if (st && !db_bind_int64(st, ":org", sc->org) && !db_bind_int64(st, ":user", sc->user)) {
-		while (sqlite3_step(st) == SQLITE_ROW) {
+		while (db_step(st) == DB_ROW) {
 			cJSON *k = cJSON_CreateObject();
 			char label[200];
 
 			snprintf(label, sizeof(label), "%s %s", db_col_text(st, 1),
 				 db_col_text(st, 2));
-			cJSON_AddNumberToObject(k, "id", (double)sqlite3_column_int64(st, 0));
+			cJSON_AddNumberToObject(k, "id", (double)db_col_int64(st, 0));
 			cJSON_AddStringToObject(k, "label", label);
-			cJSON_AddBoolToObject(k, "selected", sqlite3_column_int64(st, 0) == key);
+			cJSON_AddBoolToObject(k, "selected", db_col_int64(st, 0) == key);
 			cJSON_AddItemToArray(keys, k);
 		}
 	}
 	db_done(st);
 	st = db_stmt("SELECT name FROM models ORDER BY name LIMIT 500");
 	if (st) {
-		while (sqlite3_step(st) == SQLITE_ROW) {
+		while (db_step(st) == DB_ROW) {
 			cJSON *m = cJSON_CreateObject();
 			int sel = strcmp(db_col_text(st, 0), model) == 0;
 
@@ -690,7 +690,7 @@ int page_usage_csv(tg_req_t *r)
 	struct usage_filter f;
 	struct web_usage_scope sc = { 0, 0 };
 	char name[96], day[11], amt[MONEY_FMT_LEN], label[200], full[24], tick[12];
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	buf_t b;
 	int rc;
 
@@ -712,8 +712,8 @@ int page_usage_csv(tg_req_t *r)
 	buf_puts(&b, f.hourly ? "hour" : "day");
 	buf_puts(&b, f.split == SPLIT_MODEL ? ",model" : f.split == SPLIT_KEY ? ",key_id,key" : "");
 	buf_puts(&b, ",requests,errors,prompt_tokens,completion_tokens,spend\r\n");
-	while (rc == TG_OK && sqlite3_step(st) == SQLITE_ROW) {
-		int64_t bucket = sqlite3_column_int64(st, 0);
+	while (rc == TG_OK && db_step(st) == DB_ROW) {
+		int64_t bucket = db_col_int64(st, 0);
 
 		if (bucket < 0 || (size_t)bucket >= f.n)
 			continue;
@@ -729,12 +729,10 @@ int page_usage_csv(tg_req_t *r)
 			buf_appendf(&b, ",%lld,", (long long)key);
 			web_csv_field(&b, label, 1);
 		}
-		money_format(sqlite3_column_int64(st, 6), amt);
-		buf_appendf(&b, ",%lld,%lld,%lld,%lld,%s\r\n",
-			    (long long)sqlite3_column_int64(st, 2),
-			    (long long)sqlite3_column_int64(st, 3),
-			    (long long)sqlite3_column_int64(st, 4),
-			    (long long)sqlite3_column_int64(st, 5), amt);
+		money_format(db_col_int64(st, 6), amt);
+		buf_appendf(&b, ",%lld,%lld,%lld,%lld,%s\r\n", (long long)db_col_int64(st, 2),
+			    (long long)db_col_int64(st, 3), (long long)db_col_int64(st, 4),
+			    (long long)db_col_int64(st, 5), amt);
 		rc = web_csv_flush(r, &b);
 	}
 	db_done(st);

@@ -12,21 +12,21 @@ static int users_render(tg_req_t *r, int status, const char *email, const char *
 			const char *error)
 {
 	cJSON *d = cJSON_CreateObject(), *list = cJSON_AddArrayToObject(d, "users"), *form;
-	sqlite3_stmt *st = db_stmt(
+	tg_stmt *st = db_stmt(
 		"SELECT id, name, email, is_admin, disabled_at IS NOT NULL, created_at"
 		" FROM users ORDER BY email LIMIT 5000");
 
-	while (st && sqlite3_step(st) == SQLITE_ROW) {
+	while (st && db_step(st) == DB_ROW) {
 		cJSON *u = cJSON_CreateObject();
-		int64_t id = sqlite3_column_int64(st, 0);
+		int64_t id = db_col_int64(st, 0);
 
 		cJSON_AddNumberToObject(u, "id", (double)id);
 		cJSON_AddStringToObject(u, "name", *db_col_text(st, 1) ? db_col_text(st, 1) : "—");
 		cJSON_AddStringToObject(u, "email", db_col_text(st, 2));
-		cJSON_AddBoolToObject(u, "is_admin", sqlite3_column_int(st, 3));
-		cJSON_AddBoolToObject(u, "disabled", sqlite3_column_int(st, 4));
+		cJSON_AddBoolToObject(u, "is_admin", db_col_int(st, 3));
+		cJSON_AddBoolToObject(u, "disabled", db_col_int(st, 4));
 		cJSON_AddBoolToObject(u, "self", id == r->session->user.id);
-		web_add_time(u, "created", sqlite3_column_int64(st, 5));
+		web_add_time(u, "created", db_col_int64(st, 5));
 		cJSON_AddItemToArray(list, u);
 	}
 	db_done(st);

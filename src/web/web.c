@@ -295,10 +295,10 @@ static void pick_org(tg_req_t *r, struct web_session *s)
 	}
 	id = membership_first_org(s->user.id);
 	if (!id && s->user.is_admin) {
-		sqlite3_stmt *st = db_stmt("SELECT id FROM orgs ORDER BY name LIMIT 1");
+		tg_stmt *st = db_stmt("SELECT id FROM orgs ORDER BY name LIMIT 1");
 
-		if (st && sqlite3_step(st) == SQLITE_ROW)
-			id = sqlite3_column_int64(st, 0);
+		if (st && db_step(st) == DB_ROW)
+			id = db_col_int64(st, 0);
 		db_done(st);
 	}
 	if (id && org_get(id, &s->org) == TG_OK) {
@@ -580,14 +580,14 @@ static void add_layout(tg_req_t *r, cJSON *data)
 	/* The org switcher lists the orgs the user belongs to. */
 	orgs = cJSON_CreateArray();
 	{
-		sqlite3_stmt *st = db_stmt("SELECT o.id, o.name FROM memberships m JOIN orgs o"
-					   " ON o.id = m.org_id WHERE m.user_id = :user"
-					   " ORDER BY o.name LIMIT 200");
+		tg_stmt *st = db_stmt("SELECT o.id, o.name FROM memberships m JOIN orgs o"
+				      " ON o.id = m.org_id WHERE m.user_id = :user"
+				      " ORDER BY o.name LIMIT 200");
 
 		if (st && !db_bind_int64(st, ":user", s->user.id)) {
-			while (sqlite3_step(st) == SQLITE_ROW) {
+			while (db_step(st) == DB_ROW) {
 				cJSON *o = cJSON_CreateObject();
-				int64_t id = sqlite3_column_int64(st, 0);
+				int64_t id = db_col_int64(st, 0);
 
 				cJSON_AddNumberToObject(o, "id", (double)id);
 				cJSON_AddStringToObject(o, "name", db_col_text(st, 1));

@@ -469,12 +469,12 @@ static void test_settings_and_conditions(void **state)
 		assert_int_equal(alerts_webhook_remove(org), TG_ENOTFOUND);
 		/* The secret is stored sealed, never in clear text. */
 		{
-			sqlite3_stmt *st = db_stmt(
+			tg_stmt *st = db_stmt(
 				"SELECT count(*) FROM alert_webhooks WHERE secret LIKE 'whsec_%'");
 
 			assert_non_null(st);
-			assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-			assert_int_equal(sqlite3_column_int64(st, 0), 0);
+			assert_int_equal(db_step(st), DB_ROW);
+			assert_int_equal(db_col_int64(st, 0), 0);
 			db_done(st);
 		}
 	}

@@ -110,7 +110,7 @@ static void test_create_authenticate_round_trip(void **state)
 	char key[KEYS_LEN + 1], prefix[KEYS_PREFIX_LEN + 1];
 	unsigned char h[KEYS_HASH_LEN];
 	struct apikey a, b, g;
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	int64_t id;
 
 	(void)state;
@@ -144,9 +144,9 @@ static void test_create_authenticate_round_trip(void **state)
 	st = db_stmt("SELECT key_hash, prefix FROM api_keys WHERE id = :id");
 	assert_non_null(st);
 	assert_int_equal(db_bind_int64(st, ":id", id), TG_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_bytes(st, 0), KEYS_HASH_LEN);
-	assert_memory_equal(sqlite3_column_blob(st, 0), h, KEYS_HASH_LEN);
+	assert_int_equal(db_step(st), DB_ROW);
+	assert_int_equal(db_col_bytes(st, 0), KEYS_HASH_LEN);
+	assert_memory_equal(db_col_blob(st, 0), h, KEYS_HASH_LEN);
 	assert_string_equal(db_col_text(st, 1), prefix);
 	db_done(st);
 
@@ -216,7 +216,7 @@ static void test_other_process_change_seen_within_ttl(void **state)
 {
 	char key[KEYS_LEN + 1];
 	struct apikey k;
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	int64_t id;
 
 	(void)state;
@@ -286,7 +286,7 @@ static void test_rotate_with_grace(void **state)
 	char oldkey[KEYS_LEN + 1], newkey[KEYS_LEN + 1], third[KEYS_LEN + 1];
 	const char *why = NULL;
 	struct apikey o, n;
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	int64_t old_id, new_id = 0, id3 = 0, now = time_now();
 
 	(void)state;
@@ -602,7 +602,7 @@ static void test_find_prefix_and_mark_used(void **state)
 {
 	char key[KEYS_LEN + 1], key2[KEYS_LEN + 1], prefix[KEYS_PREFIX_LEN + 1], part[8];
 	struct apikey k;
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	int64_t id, id2;
 
 	(void)state;

@@ -70,11 +70,11 @@ static int teardown(void **state)
 
 static int64_t count(const char *sql_literal)
 {
-	sqlite3_stmt *st = db_stmt(sql_literal);
+	tg_stmt *st = db_stmt(sql_literal);
 	int64_t n = -1;
 
-	if (st && sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int64(st, 0);
+	if (st && db_step(st) == DB_ROW)
+		n = db_col_int64(st, 0);
 	db_done(st);
 	return n;
 }
@@ -132,7 +132,7 @@ static void test_provider_upsert(void **state)
 	struct provider p;
 	const char *why = NULL;
 	int64_t id = 0, id2 = 0;
-	sqlite3_stmt *st;
+	tg_stmt *st;
 
 	(void)state;
 	assert_int_equal(catalog_provider_upsert("p1", PROVIDER_OPENAI, "http://127.0.0.1:9000/v1/",
@@ -164,8 +164,8 @@ static void test_provider_upsert(void **state)
 	assert_false(p.enabled);
 	st = db_stmt("SELECT updated_at FROM providers WHERE id = :id");
 	assert_int_equal(db_bind_int64(st, ":id", id), TG_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_true(sqlite3_column_int64(st, 0) >= time_now() - 5);
+	assert_int_equal(db_step(st), DB_ROW);
+	assert_true(db_col_int64(st, 0) >= time_now() - 5);
 	db_done(st);
 
 	/* echo needs no base URL */
@@ -287,7 +287,7 @@ static void test_api_key_sealed(void **state)
 {
 	static const char key[] = "sk-unit-test-0123456789abcdefSECRET";
 	struct provider p;
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	const char *why;
 	char *plain = NULL;
 	size_t n = 0;
@@ -308,7 +308,7 @@ static void test_api_key_sealed(void **state)
 	/* At rest: sealed, not the key, and not containing it. */
 	st = db_stmt("SELECT api_key_sealed FROM providers WHERE id = :id");
 	assert_int_equal(db_bind_int64(st, ":id", id), TG_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(db_step(st), DB_ROW);
 	assert_string_not_equal(db_col_text(st, 0), key);
 	assert_null(strstr(db_col_text(st, 0), "SECRET"));
 	assert_memory_equal(db_col_text(st, 0), "v1:", 3);

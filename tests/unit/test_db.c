@@ -60,7 +60,7 @@ static void read_pragmas(struct pragmas *p)
 static void *thread_pragmas(void *arg)
 {
 	struct pragmas *p = arg;
-	sqlite3_stmt *st;
+	tg_stmt *st;
 
 	/* Each worker opens its own connection, as a server thread does; a
 	 * write proves it is a working connection, not just an open handle. */
@@ -238,12 +238,12 @@ static void free_sql(char **v, int n)
 	free(v);
 }
 
-static int connection_has(sqlite3_stmt *st)
+static int connection_has(tg_stmt *st)
 {
 	sqlite3_stmt *p = NULL;
 
 	while ((p = sqlite3_next_stmt(db_get(), p)))
-		if (p == st)
+		if ((tg_stmt *)p == st)
 			return 1;
 	return 0;
 }
@@ -261,14 +261,14 @@ static int connection_stmts(void)
 /* Each of sql[0..n) once, given back at once. */
 static void churn(char **sql, int n)
 {
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	int i;
 
 	for (i = 0; i < n; i++) {
 		st = db_stmt(sql[i]);
 		assert_non_null(st);
-		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-		assert_int_equal(sqlite3_column_int(st, 0), i);
+		assert_int_equal(db_step(st), DB_ROW);
+		assert_int_equal(db_col_int(st, 0), i);
 		db_done(st);
 	}
 }
@@ -278,27 +278,27 @@ static void churn(char **sql, int n)
 static void test_stmt_in_use_not_evicted(void **state)
 {
 	char **sql = distinct_sql(CHURN);
-	sqlite3_stmt *first;
+	tg_stmt *first;
 
 	open_plain(*state);
 	first = db_stmt("SELECT v FROM t ORDER BY v");
 	assert_non_null(first);
-	assert_int_equal(sqlite3_step(first), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(first, 0), 1);
+	assert_int_equal(db_step(first), DB_ROW);
+	assert_int_equal(db_col_int(first, 0), 1);
 
 	churn(sql, CHURN);
 
 	assert_true(connection_has(first));
-	assert_int_equal(sqlite3_step(first), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(first, 0), 2);
-	assert_int_equal(sqlite3_step(first), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(first, 0), 3);
-	assert_int_equal(sqlite3_step(first), SQLITE_DONE);
+	assert_int_equal(db_step(first), DB_ROW);
+	assert_int_equal(db_col_int(first, 0), 2);
+	assert_int_equal(db_step(first), DB_ROW);
+	assert_int_equal(db_col_int(first, 0), 3);
+	assert_int_equal(db_step(first), DB_DONE);
 	db_done(first);
 	/* given back, it is cached again: the same statement, reset */
 	assert_ptr_equal(db_stmt("SELECT v FROM t ORDER BY v"), first);
-	assert_int_equal(sqlite3_step(first), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(first, 0), 1);
+	assert_int_equal(db_step(first), DB_ROW);
+	assert_int_equal(db_col_int(first, 0), 1);
 	db_done(first);
 	db_close_thread();
 	free_sql(sql, CHURN);
@@ -312,20 +312,20 @@ static void test_stmt_in_use_not_evicted(void **state)
 static void test_stmt_many_in_use(void **state)
 {
 	char **held = distinct_sql(HELD), **sql = distinct_sql(CHURN);
-	sqlite3_stmt *st[HELD];
+	tg_stmt *st[HELD];
 	int i;
 
 	open_plain(*state);
 	for (i = 0; i < HELD; i++) {
 		st[i] = db_stmt(held[i]);
 		assert_non_null(st[i]);
-		assert_int_equal(sqlite3_step(st[i]), SQLITE_ROW);
+		assert_int_equal(db_step(st[i]), DB_ROW);
 	}
 	churn(sql, CHURN);
 	for (i = 0; i < HELD; i++) {
 		assert_true(connection_has(st[i]));
-		assert_int_equal(sqlite3_column_int(st[i], 0), i);
-		assert_int_equal(sqlite3_step(st[i]), SQLITE_DONE);
+		assert_int_equal(db_col_int(st[i], 0), i);
+		assert_int_equal(db_step(st[i]), DB_DONE);
 	}
 	for (i = 0; i < HELD; i++)
 		db_done(st[i]);

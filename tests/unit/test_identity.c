@@ -62,14 +62,14 @@ static void test_migrations_idempotent_and_refuse_newer(void **state)
 	assert_int_equal(applied, 0);
 	/* Pragmas are in force on the connection. */
 	{
-		sqlite3_stmt *st = db_stmt("PRAGMA foreign_keys");
+		tg_stmt *st = db_stmt("PRAGMA foreign_keys");
 
-		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-		assert_int_equal(sqlite3_column_int(st, 0), 1);
+		assert_int_equal(db_step(st), DB_ROW);
+		assert_int_equal(db_col_int(st, 0), 1);
 		db_done(st);
 		st = db_stmt("PRAGMA journal_mode");
-		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-		assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
+		assert_int_equal(db_step(st), DB_ROW);
+		assert_string_equal(db_col_text(st, 0), "wal");
 		db_done(st);
 	}
 	exec_sql("INSERT INTO schema_migrations(version, name, applied_at) VALUES (999, "
@@ -81,20 +81,20 @@ static void test_migrations_idempotent_and_refuse_newer(void **state)
 static void test_statement_cache_and_named_binds(void **state)
 {
 	static const char sql[] = "SELECT :a + :b";
-	sqlite3_stmt *s1, *s2;
+	tg_stmt *s1, *s2;
 
 	(void)state;
 	s1 = db_stmt(sql);
 	assert_non_null(s1);
 	assert_int_equal(db_bind_int64(s1, ":a", 2), TG_OK);
 	assert_int_equal(db_bind_int64(s1, ":b", 3), TG_OK);
-	assert_int_equal(sqlite3_step(s1), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(s1, 0), 5);
+	assert_int_equal(db_step(s1), DB_ROW);
+	assert_int_equal(db_col_int(s1, 0), 5);
 	db_done(s1);
 	s2 = db_stmt(sql);
 	assert_ptr_equal(s1, s2); /* cached, and handed back reset with bindings cleared */
-	assert_int_equal(sqlite3_step(s2), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_type(s2, 0), SQLITE_NULL);
+	assert_int_equal(db_step(s2), DB_ROW);
+	assert_true(db_col_is_null(s2, 0));
 	db_done(s2);
 	/* A misspelt parameter is an error, never a silent NULL. */
 	assert_int_equal(db_bind_int64(s2, ":c", 1), TG_EINVAL);
@@ -149,10 +149,10 @@ static void test_users_and_passwords(void **state)
 			 TG_EPERM);
 	/* The hash at rest is Argon2id, never the password. */
 	{
-		sqlite3_stmt *st = db_stmt("SELECT password_hash FROM users WHERE id = :id");
+		tg_stmt *st = db_stmt("SELECT password_hash FROM users WHERE id = :id");
 
 		db_bind_int64(st, ":id", id);
-		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+		assert_int_equal(db_step(st), DB_ROW);
 		assert_non_null(strstr(db_col_text(st, 0), "$argon2id$"));
 		assert_null(strstr(db_col_text(st, 0), "correct horse"));
 		db_done(st);
@@ -182,11 +182,11 @@ static void test_sessions_expire_and_are_hashed(void **state)
 	assert_int_equal(got.id, row.id);
 	/* Only the hash is stored. */
 	{
-		sqlite3_stmt *st = db_stmt("SELECT count(*) FROM sessions WHERE token_hash = :h");
+		tg_stmt *st = db_stmt("SELECT count(*) FROM sessions WHERE token_hash = :h");
 
 		db_bind_text(st, ":h", token);
-		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-		assert_int_equal(sqlite3_column_int(st, 0), 0);
+		assert_int_equal(db_step(st), DB_ROW);
+		assert_int_equal(db_col_int(st, 0), 0);
 		db_done(st);
 	}
 	assert_int_equal(session_lookup("x", 600, &got), TG_ENOTFOUND);
@@ -295,16 +295,16 @@ static void test_setup_token_works_once(void **state)
 static void test_audit_entries(void **state)
 {
 	struct audit_actor a = { 0, "cli", "" };
-	sqlite3_stmt *st;
+	tg_stmt *st;
 
 	(void)state;
 	assert_int_equal(audit_add(&a, 0, "org.create", "Acme", "detail"), TG_OK);
 	st = db_stmt("SELECT actor, action, target, org_id IS NULL FROM audit_log");
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(db_step(st), DB_ROW);
 	assert_string_equal(db_col_text(st, 0), "cli");
 	assert_string_equal(db_col_text(st, 1), "org.create");
 	assert_string_equal(db_col_text(st, 2), "Acme");
-	assert_int_equal(sqlite3_column_int(st, 3), 1);
+	assert_int_equal(db_col_int(st, 3), 1);
 	db_done(st);
 }
 

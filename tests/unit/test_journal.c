@@ -47,7 +47,7 @@ static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	char err[256], why[160];
-	sqlite3_stmt *st;
+	tg_stmt *st;
 	int applied = 0;
 
 	if (!f || crypto_init())
@@ -121,12 +121,12 @@ static struct call_record *record(const struct fixture *f, uint64_t seq, const c
 
 static int64_t count_of(const char *sql_literal)
 {
-	sqlite3_stmt *st = db_stmt(sql_literal);
+	tg_stmt *st = db_stmt(sql_literal);
 	int64_t n = -1;
 
 	assert_non_null(st);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int64(st, 0);
+	if (db_step(st) == DB_ROW)
+		n = db_col_int64(st, 0);
 	db_done(st);
 	return n;
 }

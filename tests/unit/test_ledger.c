@@ -90,9 +90,8 @@ static int64_t make_org(const char *name)
 /* A bare api_keys row, so usage entries can point at a key. */
 static int64_t make_key(int64_t org_id)
 {
-	sqlite3_stmt *st = db_stmt(
-		"INSERT INTO api_keys(org_id, name, prefix, key_hash, created_at)"
-		" VALUES (:org, 'test', 'tg_test', randomblob(32), 0)");
+	tg_stmt *st = db_stmt("INSERT INTO api_keys(org_id, name, prefix, key_hash, created_at)"
+			      " VALUES (:org, 'test', 'tg_test', randomblob(32), 0)");
 
 	assert_non_null(st);
 	assert_int_equal(db_bind_int64(st, ":org", org_id), TG_OK);
@@ -110,12 +109,12 @@ static int64_t balance_of(int64_t org)
 
 static int64_t count_of(const char *sql_literal)
 {
-	sqlite3_stmt *st = db_stmt(sql_literal);
+	tg_stmt *st = db_stmt(sql_literal);
 	int64_t n = -1;
 
 	assert_non_null(st);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int64(st, 0);
+	if (db_step(st) == DB_ROW)
+		n = db_col_int64(st, 0);
 	db_done(st);
 	return n;
 }

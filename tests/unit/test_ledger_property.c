@@ -272,7 +272,7 @@ static void test_random_sequences(void **state)
 	char dir[4096], path[4200], err[4300], why[160];
 	FILE *devnull = fopen("/dev/null", "w");
 	int applied = 0, op, i;
-	sqlite3_stmt *st;
+	tg_stmt *st;
 
 	(void)state;
 	assert_non_null(devnull);

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "billing/billing.h"
 #include "billing/journal.h"
 #include "catalog/catalog.h"
 #include "gateway/routing.h"
@@ -42,10 +43,27 @@ static int token_ok(const tg_req_t *r, const char *token)
 	return sodium_memcmp(want, got, sizeof(want)) == 0;
 }
 
+/* Held by calls in flight: this process's table on SQLite, every
+ * instance's holds on PostgreSQL (-1: unknown). */
+static int64_t held_now(void)
+{
+	tg_stmt *st;
+	int64_t held = -1;
+
+	if (!db_is_pg())
+		return ledger_held_total();
+	st = db_stmt("SELECT coalesce(sum(amount), 0) FROM holds");
+	if (st && db_step(st) == DB_ROW)
+		held = db_col_int64(st, 0);
+	db_done(st);
+	return held;
+}
+
 static int64_t db_size(void)
 {
-	tg_stmt *st = db_stmt("SELECT page_count * page_size FROM pragma_page_count(),"
-			      " pragma_page_size()");
+	tg_stmt *st = db_is_pg() ? db_stmt("SELECT pg_database_size(current_database())")
+				 : db_stmt("SELECT page_count * page_size FROM pragma_page_count(),"
+					   " pragma_page_size()");
 	int64_t size = -1;
 
 	if (st && db_step(st) == DB_ROW)
@@ -123,7 +141,8 @@ int page_metrics(tg_req_t *r)
 	}
 	p.db_up = db_healthy();
 	p.db_size_bytes = p.db_up ? db_size() : -1;
-	p.held_micro = ledger_held_total();
+	p.held_micro = p.db_up ? held_now() : -1;
+	p.holds_voided = billing_pg_voided();
 	journal_stats(&p.journal_records, &p.journal_batches, &p.journal_queued);
 	server_connection_stats(&p.connections_open, &p.connections_refused);
 	edge_get_stats(&es);

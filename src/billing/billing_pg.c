@@ -2,9 +2,10 @@
  * database. See billing.h for the contract; the SQL functions named here are
  * in migrations/pg/0001_schema.sql.
  *
- * - Holds are rows of `holds`, their sum in orgs.held. tg_hold takes one in
- *   a guarded update (balance - held >= amount), so the holds of all
- *   instances together never exceed an org's balance. A hold expires at a
+ * - Holds are rows of `holds`; an org's held credit is their sum. tg_hold
+ *   takes one when balance - held covers it, the org's holds taking turns on
+ *   an advisory lock, so the holds of all instances together never exceed an
+ *   org's balance. A hold expires at a
  *   time the database's clock sets; its instance renews its holds every
  *   ttl/4 while it lives, and the instance holding the reaper's advisory
  *   lock voids the expired ones (tg_release(0): a row is deleted once, so

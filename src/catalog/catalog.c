@@ -873,7 +873,7 @@ int catalog_provider_upsert(const char *name, enum provider_kind kind, const cha
 		" ON CONFLICT(name) DO UPDATE SET kind = excluded.kind,"
 		" api_version = excluded.api_version,"
 		" base_url = excluded.base_url, api_key_sealed = CASE WHEN :sealed IS NULL"
-		" THEN api_key_sealed ELSE excluded.api_key_sealed END,"
+		" THEN providers.api_key_sealed ELSE excluded.api_key_sealed END,"
 		" timeout_s = excluded.timeout_s, enabled = excluded.enabled,"
 		" updated_at = excluded.updated_at RETURNING id");
 	if (!st || db_bind_text(st, ":name", name) ||

@@ -628,8 +628,8 @@ void throttle_fail(const char *email)
 		"INSERT INTO login_throttle(email, failures, last_failure_at, locked_until)"
 		" VALUES (:email, 1, :now, 0)"
 		" ON CONFLICT(email) DO UPDATE SET"
-		"  failures = CASE WHEN last_failure_at < :now - :forget THEN 1 ELSE failures + "
-		"1 END,"
+		"  failures = CASE WHEN login_throttle.last_failure_at < :now - :forget THEN 1"
+		" ELSE login_throttle.failures + 1 END,"
 		"  last_failure_at = :now");
 	if (!st || db_bind_text(st, ":email", email) || db_bind_int64(st, ":now", now) ||
 	    db_bind_int64(st, ":forget", THROTTLE_FORGET_S) || db_exec_stmt(st))

@@ -276,6 +276,49 @@ static int audit_links(struct audit_ctx *c)
 	return step == DB_DONE ? TG_OK : TG_EDB;
 }
 
+/* Shared holds (PostgreSQL): per org, available + held + spent = credits
+ * with available >= 0, where held is the sum of its hold rows, credits what
+ * the org was given (every entry but usage), spent its usage and available
+ * = balance - held. */
+static int audit_holds(struct audit_ctx *c)
+{
+	tg_stmt *st;
+	int rc;
+
+	if (!db_is_pg())
+		return TG_OK;
+	st = db_stmt("SELECT o.id, o.name, o.balance,"
+		     " (SELECT coalesce(sum(h.amount), 0) FROM holds h WHERE h.org_id = o.id),"
+		     " (SELECT coalesce(sum(e.amount), 0) FROM ledger_entries e"
+		     "  WHERE e.org_id = o.id AND e.kind <> 'usage'),"
+		     " (SELECT coalesce(sum(-e.amount), 0) FROM ledger_entries e"
+		     "  WHERE e.org_id = o.id AND e.kind = 'usage')"
+		     " FROM orgs o ORDER BY o.id");
+	if (!st)
+		return TG_EDB;
+	while ((rc = db_step(st)) == DB_ROW) {
+		int64_t id = db_col_int64(st, 0), balance = db_col_int64(st, 2);
+		int64_t held = db_col_int64(st, 3);
+		int64_t credits = db_col_int64(st, 4), spent = db_col_int64(st, 5);
+		__int128 available = (__int128)balance - held;
+		char a1[MONEY_FMT_LEN];
+
+		if (held < 0)
+			problem(c, "org %lld (%s): a hold of a negative amount", (long long)id,
+				db_col_text(st, 1));
+		if (available < 0) {
+			money_format((int64_t)-available, a1);
+			problem(c, "org %lld (%s): available credit is negative (-%s)", (long long)id,
+				db_col_text(st, 1), a1);
+		}
+		if (available + held + spent != (__int128)credits)
+			problem(c, "org %lld (%s): available + held + spent is not its credits",
+				(long long)id, db_col_text(st, 1));
+	}
+	db_done(st);
+	return rc == DB_DONE ? TG_OK : TG_EDB;
+}
+
 int ledger_audit(void *out)
 {
 	struct audit_ctx c = { out, 0 };
@@ -295,6 +338,8 @@ int ledger_audit(void *out)
 		rc = audit_balances(&c, d, n, &orgs);
 	if (!rc)
 		rc = audit_links(&c);
+	if (!rc)
+		rc = audit_holds(&c);
 	if (own_tx) {
 		st = db_stmt("COMMIT");
 		if (st)

@@ -367,8 +367,8 @@ int ledger_settle_at_tx(struct ledger_hold *h, const char *request_id, int64_t c
 	st = db_stmt("SAVEPOINT ledger_settle");
 	if (!st || db_exec_stmt(st))
 		return TG_EDB;
-	/* Shared holds (PostgreSQL): the hold leaves orgs.held in the
-	 * transaction that debits its cost. Deleting its row is the one
+	/* Shared holds (PostgreSQL): the hold is deleted in the transaction
+	 * that debits its cost. Deleting its row is the one
 	 * release: if the reaper voided it first, nothing is freed twice. */
 	if (db_is_pg() && h->serial) {
 		st = db_stmt("SELECT tg_release(:id)");

@@ -155,18 +155,24 @@ int ledger_bind_id_or_null(tg_stmt *st, const char *name, int64_t v)
 	return v > 0 ? db_bind_int64(st, name, v) : db_bind_null(st, name);
 }
 
-/* The org's balance before an entry, and on PostgreSQL what calls of every
- * instance hold (orgs.held), with the org's row locked until the commit so
- * no hold is taken against the balance this entry is about to change. */
-static int balance_for_append(int64_t org_id, int64_t *balance, int64_t *held)
+/* The org's balance before an entry, and for a deduction on PostgreSQL what
+ * calls of every instance hold, with the org's hold lock (see tg_hold) taken
+ * until the commit, so no hold is admitted against the balance this entry is
+ * about to lower. (Other writers of the balance take turns on db_begin's
+ * lock.) */
+static int balance_for_append(int64_t org_id, int deduction, int64_t *balance, int64_t *held)
 {
 	tg_stmt *st;
 	int rc;
 
 	*held = 0;
-	if (!db_is_pg())
+	if (!db_is_pg() || !deduction)
 		return ledger_balance(org_id, balance);
-	st = db_stmt("SELECT balance, held FROM orgs WHERE id = :id FOR UPDATE");
+	st = db_stmt("SELECT pg_advisory_xact_lock(71062, CAST(:id AS INT))");
+	if (!st || db_bind_int64(st, ":id", org_id) || db_exec_stmt(st))
+		return TG_EDB;
+	st = db_stmt("SELECT balance, (SELECT coalesce(sum(amount), 0) FROM holds"
+		     " WHERE org_id = :id) FROM orgs WHERE id = :id");
 	if (!st || db_bind_int64(st, ":id", org_id)) {
 		db_done(st);
 		return TG_EDB;
@@ -193,7 +199,7 @@ int ledger_append_entry(const struct ledger_new_entry *ne, int64_t *entry_id,
 	int64_t balance = 0, after = 0, id = 0, held = 0;
 	int rc;
 
-	if ((rc = balance_for_append(ne->org_id, &balance, &held)))
+	if ((rc = balance_for_append(ne->org_id, ne->no_negative, &balance, &held)))
 		return rc;
 	if ((rc = money_add(balance, ne->amount, &after)))
 		return rc;

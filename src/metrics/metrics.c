@@ -586,10 +586,10 @@ int metrics_render(buf_t *out, const struct metrics_process *p)
 			{ "tollgate_gateway_active_streams", "gauge",
 			  "Streams relaying to clients now.",
 			  (long long)atomic_load(&active_streams) },
-			{ "tollgate_ledger_held_micro", "gauge",
-			  "Credits reserved by calls in flight, or owed by finished calls "
-			  "whose debit is not committed yet, in micro-credits.",
-			  (long long)p->held_micro },
+			{ "tollgate_holds_voided_total", "counter",
+			  "Expired holds of stopped instances this instance voided (shared "
+			  "database only).",
+			  (long long)p->holds_voided },
 			{ "tollgate_journal_records_total", "counter",
 			  "Finished calls written to the call journal.",
 			  (long long)p->journal_records },
@@ -647,8 +647,16 @@ int metrics_render(buf_t *out, const struct metrics_process *p)
 	    (rc = render_scalar(out, "tollgate_db_up", "gauge",
 				"1 when the database answers a simple query.", p->db_up ? 1 : 0)))
 		goto out;
+	if ((rc = family(out, "tollgate_ledger_held_micro", "gauge",
+			 "Credits reserved by calls in flight (on a shared database: of every "
+			 "instance), or owed by finished calls whose debit is not committed yet, "
+			 "in micro-credits.")))
+		goto out;
+	if (p->held_micro >= 0 &&
+	    (rc = buf_appendf(out, "tollgate_ledger_held_micro %lld\n", (long long)p->held_micro)))
+		goto out;
 	if ((rc = family(out, "tollgate_db_size_bytes", "gauge",
-			 "Size of the database file (page_count * page_size).")))
+			 "Size of the database (SQLite: its file).")))
 		goto out;
 	if (p->db_size_bytes >= 0 &&
 	    (rc = buf_appendf(out, "tollgate_db_size_bytes %lld\n", (long long)p->db_size_bytes)))

@@ -61,8 +61,8 @@ static int64_t held_now(void)
 
 static int64_t db_size(void)
 {
-	tg_stmt *st = db_is_pg() ? db_stmt("SELECT pg_database_size(current_database())")
-				 : db_stmt("SELECT page_count * page_size FROM pragma_page_count(),"
+	tg_stmt *st = db_is_pg() ? db_stmt("SELECT pg_database_size(current_database())") :
+				   db_stmt("SELECT page_count * page_size FROM pragma_page_count(),"
 					   " pragma_page_size()");
 	int64_t size = -1;
 

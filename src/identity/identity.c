@@ -624,13 +624,12 @@ void throttle_fail(const char *email)
 
 	/* Failures older than an hour are forgotten; from the sixth failure on,
 	 * each one locks the address for twice as long as the last (30 s .. 15 min). */
-	st = db_stmt(
-		"INSERT INTO login_throttle(email, failures, last_failure_at, locked_until)"
-		" VALUES (:email, 1, :now, 0)"
-		" ON CONFLICT(email) DO UPDATE SET"
-		"  failures = CASE WHEN login_throttle.last_failure_at < :now - :forget THEN 1"
-		" ELSE login_throttle.failures + 1 END,"
-		"  last_failure_at = :now");
+	st = db_stmt("INSERT INTO login_throttle(email, failures, last_failure_at, locked_until)"
+		     " VALUES (:email, 1, :now, 0)"
+		     " ON CONFLICT(email) DO UPDATE SET"
+		     "  failures = CASE WHEN login_throttle.last_failure_at < :now - :forget THEN 1"
+		     " ELSE login_throttle.failures + 1 END,"
+		     "  last_failure_at = :now");
 	if (!st || db_bind_text(st, ":email", email) || db_bind_int64(st, ":now", now) ||
 	    db_bind_int64(st, ":forget", THROTTLE_FORGET_S) || db_exec_stmt(st))
 		return;

@@ -308,7 +308,7 @@ static int audit_holds(struct audit_ctx *c)
 				db_col_text(st, 1));
 		if (available < 0) {
 			money_format((int64_t)-available, a1);
-			problem(c, "org %lld (%s): available credit is negative (-%s)", (long long)id,
+			problem(c, "org %lld (%s): available credit is -%s", (long long)id,
 				db_col_text(st, 1), a1);
 		}
 		if (available + held + spent != (__int128)credits)

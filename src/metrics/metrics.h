@@ -48,8 +48,8 @@ void metrics_http_request(const char *method, const char *route, int status);
 struct metrics_process {
 	int db_up;
 	int64_t db_size_bytes; /* < 0: unknown, the sample is left out */
-	int64_t held_micro;   /* < 0: unknown, the sample is left out */
-	int64_t holds_voided; /* expired holds this instance's reaper voided */
+	int64_t held_micro;    /* < 0: unknown, the sample is left out */
+	int64_t holds_voided;  /* expired holds this instance's reaper voided */
 	/* the call journal */
 	uint64_t journal_records, journal_batches, journal_queued;
 	/* limits: connection slots, streams, authentication throttles */

@@ -172,6 +172,11 @@ int cmd_backup(struct cli_args *a)
 	}
 	if (cli_open_store(a))
 		return 1;
+	if (db_is_pg()) {
+		fprintf(stderr, "tollgate: backup copies a SQLite database; back up a PostgreSQL "
+				"database with pg_dump\n");
+		return 1;
+	}
 	fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		fprintf(stderr, "tollgate: cannot create %s: %s\n", file, strerror(errno));

@@ -346,6 +346,9 @@ static void finish_batch(struct call_record *list)
 		next = r->next;
 		if (r->debited && r->hold.serial)
 			alerts_after_debit(r->org_id, r->key_id, r->cost, r->balance_after);
+		/* A shared hold went with its debit's transaction (ledger_settle_at_tx). */
+		if (r->debited && db_is_pg())
+			r->hold.active = 0;
 		billing()->release(&r->hold);
 		if (r->inflight)
 			billing()->unclaim_request(r->request_id);

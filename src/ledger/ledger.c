@@ -155,35 +155,68 @@ int ledger_bind_id_or_null(tg_stmt *st, const char *name, int64_t v)
 	return v > 0 ? db_bind_int64(st, name, v) : db_bind_null(st, name);
 }
 
-/* The org's balance before an entry, and for a deduction on PostgreSQL what
- * calls of every instance hold, with the org's hold lock (see tg_hold) taken
- * until the commit, so no hold is admitted against the balance this entry is
- * about to lower. (Other writers of the balance take turns on db_begin's
- * lock.) */
-static int balance_for_append(int64_t org_id, int deduction, int64_t *balance, int64_t *held)
+/* For a deduction on PostgreSQL: what calls of every instance hold, with
+ * the org's hold lock (see tg_hold) taken until the commit, so no hold is
+ * admitted against the balance this entry is about to lower. (Other writers
+ * of the balance take turns on db_begin's lock.) 0 elsewhere. */
+static int held_for_deduction(int64_t org_id, int deduction, int64_t *held)
 {
 	tg_stmt *st;
 	int rc;
 
 	*held = 0;
 	if (!db_is_pg() || !deduction)
-		return ledger_balance(org_id, balance);
+		return TG_OK;
 	st = db_stmt("SELECT pg_advisory_xact_lock(71062, CAST(:id AS INT))");
 	if (!st || db_bind_int64(st, ":id", org_id) || db_exec_stmt(st))
 		return TG_EDB;
-	st = db_stmt("SELECT balance, (SELECT coalesce(sum(amount), 0) FROM holds"
-		     " WHERE org_id = :id) FROM orgs WHERE id = :id");
+	st = db_stmt("SELECT coalesce(sum(amount), 0) FROM holds WHERE org_id = :id");
 	if (!st || db_bind_int64(st, ":id", org_id)) {
 		db_done(st);
 		return TG_EDB;
 	}
 	rc = db_step(st);
-	if (rc == DB_ROW) {
-		*balance = db_col_int64(st, 0);
-		*held = db_col_int64(st, 1);
+	if (rc == DB_ROW)
+		*held = db_col_int64(st, 0);
+	db_done(st);
+	return rc == DB_ROW ? TG_OK : TG_EDB;
+}
+
+/* What an entry of org_id starts from, in one statement (a batch of debits
+ * appends many): the balance, the chain of the org's last entry (zeros for
+ * its first) and the next entry id. */
+static int append_start(int64_t org_id, int64_t *balance, unsigned char prev[LEDGER_CHAIN_LEN],
+			int64_t *id)
+{
+	tg_stmt *st = db_stmt(
+		"SELECT o.balance, (SELECT e.chain FROM ledger_entries e WHERE e.org_id = o.id"
+		" ORDER BY e.id DESC LIMIT 1), (SELECT coalesce(max(id), 0) + 1 FROM ledger_entries)"
+		" FROM orgs o WHERE o.id = :org");
+	int rc;
+
+	memset(prev, 0, LEDGER_CHAIN_LEN);
+	if (!st || db_bind_int64(st, ":org", org_id)) {
+		db_done(st);
+		return TG_EDB;
+	}
+	rc = db_step(st);
+	if (rc != DB_ROW) {
+		db_done(st);
+		return rc == DB_DONE ? TG_ENOTFOUND : TG_EDB;
+	}
+	*balance = db_col_int64(st, 0);
+	*id = db_col_int64(st, 2);
+	if (!db_col_is_null(st, 1)) {
+		if (db_col_bytes(st, 1) != LEDGER_CHAIN_LEN) {
+			db_done(st);
+			log_error("ledger: the last entry of org %lld has a malformed chain",
+				  (long long)org_id);
+			return TG_EDB;
+		}
+		memcpy(prev, db_col_blob(st, 1), LEDGER_CHAIN_LEN);
 	}
 	db_done(st);
-	return rc == DB_ROW ? TG_OK : rc == DB_DONE ? TG_ENOTFOUND : TG_EDB;
+	return *id > 0 ? TG_OK : TG_EDB;
 }
 
 /* Append one entry and move orgs.balance, inside the caller's transaction.
@@ -199,41 +232,13 @@ int ledger_append_entry(const struct ledger_new_entry *ne, int64_t *entry_id,
 	int64_t balance = 0, after = 0, id = 0, held = 0;
 	int rc;
 
-	if ((rc = balance_for_append(ne->org_id, ne->no_negative, &balance, &held)))
+	if ((rc = held_for_deduction(ne->org_id, ne->no_negative, &held)) ||
+	    (rc = append_start(ne->org_id, &balance, prev, &id)))
 		return rc;
 	if ((rc = money_add(balance, ne->amount, &after)))
 		return rc;
 	if (ne->no_negative && (after < 0 || after < ne->reserved || after < held))
 		return TG_EFUNDS;
-
-	memset(prev, 0, sizeof(prev));
-	st = db_stmt(
-		"SELECT chain FROM ledger_entries WHERE org_id = :org ORDER BY id DESC LIMIT 1");
-	if (!st || db_bind_int64(st, ":org", ne->org_id))
-		return TG_EDB;
-	rc = db_step(st);
-	if (rc == DB_ROW) {
-		if (db_col_bytes(st, 0) != LEDGER_CHAIN_LEN) {
-			db_done(st);
-			log_error("ledger: the last entry of org %lld has a malformed chain",
-				  (long long)ne->org_id);
-			return TG_EDB;
-		}
-		memcpy(prev, db_col_blob(st, 0), LEDGER_CHAIN_LEN);
-	} else if (rc != DB_DONE) {
-		db_done(st);
-		return TG_EDB;
-	}
-	db_done(st);
-
-	st = db_stmt("SELECT coalesce(max(id), 0) + 1 FROM ledger_entries");
-	if (!st)
-		return TG_EDB;
-	if (db_step(st) == DB_ROW)
-		id = db_col_int64(st, 0);
-	db_done(st);
-	if (id <= 0)
-		return TG_EDB;
 
 	memset(&f, 0, sizeof(f));
 	f.id = id;

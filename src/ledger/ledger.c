@@ -190,7 +190,8 @@ static int append_start(int64_t org_id, int64_t *balance, unsigned char prev[LED
 {
 	tg_stmt *st = db_stmt(
 		"SELECT o.balance, (SELECT e.chain FROM ledger_entries e WHERE e.org_id = o.id"
-		" ORDER BY e.id DESC LIMIT 1), (SELECT coalesce(max(id), 0) + 1 FROM ledger_entries)"
+		" ORDER BY e.id DESC LIMIT 1),"
+		" (SELECT coalesce(max(id), 0) + 1 FROM ledger_entries)"
 		" FROM orgs o WHERE o.id = :org");
 	int rc;
 

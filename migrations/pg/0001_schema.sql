@@ -510,7 +510,9 @@ BEGIN
 END
 $$;
 
--- Give holds back: the one named, or (p_id = 0) every one expired. Deleting
+-- Give holds back: the one named (p_id > 0), every one expired (0), or every
+-- one expired for more than -p_id seconds (< 0: what any instance voids, in
+-- case the reaper's leader itself stalls while holding its lock). Deleting
 -- the row is the release, so each is released once however many instances
 -- try. Returns how many were released.
 CREATE FUNCTION tg_release(p_id BIGINT) RETURNS BIGINT LANGUAGE plpgsql AS $$
@@ -520,7 +522,7 @@ BEGIN
 	IF p_id > 0 THEN
 		DELETE FROM holds WHERE id = p_id;
 	ELSE
-		DELETE FROM holds WHERE expires_at < tg_now();
+		DELETE FROM holds WHERE expires_at < tg_now() + p_id;
 	END IF;
 	GET DIAGNOSTICS n = ROW_COUNT;
 	RETURN n;

@@ -58,6 +58,7 @@ static pthread_rwlock_t cache_lock = PTHREAD_RWLOCK_INITIALIZER;
 #endif
 static uint64_t local_gen;                /* the counter when there is no shared file */
 static uint64_t *change_gen = &local_gen; /* atomic; shared with other processes when mapped */
+static int change_gen_mapped;             /* change_gen is an mmap of the shared file */
 static uint64_t cache_ticks;              /* atomic use counter */
 static unsigned char pepper[KEYS_PEPPER_LEN];
 static int have_pepper;
@@ -423,9 +424,10 @@ int apikey_find_prefix(int64_t org_id, const char *prefix, struct apikey *out)
 	if (n <= KEYS_TAG_LEN || n > KEYS_PREFIX_LEN || memcmp(prefix, KEYS_TAG, KEYS_TAG_LEN) != 0)
 		return TG_EINVAL;
 	/* substr, not LIKE: the prefix is compared as plain text. */
-	st = db_stmt("SELECT " KEY_COLS " FROM api_keys"
-		     " WHERE substr(prefix, 1, :n) = :p AND (:org = 0 OR org_id = :org)"
-		     " ORDER BY id LIMIT 2");
+	st = db_stmt(
+		"SELECT " KEY_COLS " FROM api_keys"
+		" WHERE substr(prefix, 1, CAST(:n AS INTEGER)) = :p AND (:org = 0 OR org_id = :org)"
+		" ORDER BY id LIMIT 2");
 	if (!st || db_bind_int64(st, ":n", (int64_t)n) || db_bind_text(st, ":p", prefix) ||
 	    db_bind_int64(st, ":org", org_id))
 		return TG_EDB;
@@ -571,6 +573,10 @@ void apikey_cache_invalidate(int64_t id)
 		}
 	}
 	pthread_rwlock_unlock(&cache_lock);
+	/* Other instances on a shared database learn of it from the table of
+	 * change counters (within its poll interval). */
+	if (db_is_pg() && change_gen != &local_gen)
+		db_changed(change_gen);
 }
 
 /* Forget what the cache knows about one hash (a key that now exists). */
@@ -595,9 +601,11 @@ static void shared_gen_open(void)
 
 	pthread_rwlock_wrlock(&cache_lock);
 	if (change_gen != &local_gen) {
-		munmap(change_gen, sizeof(uint64_t));
+		if (change_gen_mapped)
+			munmap(change_gen, sizeof(uint64_t));
 		change_gen = &local_gen;
 	}
+	change_gen_mapped = !db_is_pg(); /* on PostgreSQL: db.c's counter, not a mapping */
 	pthread_rwlock_unlock(&cache_lock);
 	p = db_shared_counter("keys");
 	if (!p) {

@@ -324,7 +324,7 @@ static int lead(int leading)
 
 /* In a write transaction, so it takes its turn with the journals' batches
  * (which lock several orgs' rows) instead of deadlocking with one. */
-static int reap(void)
+static int reap(int64_t grace_s)
 {
 	tg_stmt *st;
 	int64_t n = 0;
@@ -332,8 +332,8 @@ static int reap(void)
 
 	if (db_begin())
 		return TG_EDB;
-	st = db_stmt("SELECT tg_release(0)");
-	rc = st ? db_step(st) : TG_EDB;
+	st = db_stmt("SELECT tg_release(:arg)");
+	rc = st && !db_bind_int64(st, ":arg", -grace_s) ? db_step(st) : TG_EDB;
 	if (rc == DB_ROW)
 		n = db_col_int64(st, 0);
 	db_done(st);
@@ -353,7 +353,7 @@ static int reap(void)
 
 static void *background(void *arg)
 {
-	int64_t every_ms = hold_ttl * 1000 / 4, last_renew = 0;
+	int64_t every_ms = hold_ttl * 1000 / 4, last_renew = 0, last_sweep = 0;
 	int leading = 0;
 	struct timespec until;
 
@@ -370,9 +370,15 @@ static void *background(void *arg)
 			last_renew = now;
 		}
 		leading = lead(leading);
-		if (leading && reap() != TG_OK) {
+		if (leading && reap(0) != TG_OK) {
 			leading = 0; /* the connection may have gone, and the lock with it */
 			db_close_thread();
+		}
+		/* A leader can stall too (SIGSTOP, a long pause) and keep its lock:
+		 * past another ttl, any instance voids what it would have. */
+		if (!leading && now - last_sweep >= every_ms * 4) {
+			reap(hold_ttl);
+			last_sweep = now;
 		}
 		if (!leading)
 			db_release(); /* keep the connection (and its lock) only as leader */

@@ -107,8 +107,10 @@ int gw_authenticate(tg_req_t *r)
 					       "This API key has expired." :
 					       "This API key has been revoked.");
 	default:
-		resp_error(r, 503, "server_error", "unavailable",
-			   "The key could not be checked right now; try again.");
+		resp_header(r, "Retry-After", "1");
+		resp_error(r, 503, "server_error", "store_unavailable",
+			   "The key could not be checked right now: the gateway cannot reach its "
+			   "database. Try again.");
 		return TG_EDB;
 	}
 }

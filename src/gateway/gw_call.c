@@ -665,9 +665,12 @@ static int phase_hold(struct call *c)
 	rc = c->store->hold(&ask, &c->hold, &available);
 	if (rc == TG_EFUNDS)
 		return insufficient(c, available);
-	if (rc != TG_OK)
-		FAIL(c, 503, "server_error", "unavailable",
-		     "Credits could not be reserved right now; try again.");
+	if (rc != TG_OK) {
+		resp_header(c->r, "Retry-After", "1");
+		FAIL(c, 503, "server_error", "store_unavailable",
+		     "Credits could not be reserved right now: the gateway cannot reach its "
+		     "database. Try again.");
+	}
 	return NEXT;
 }
 

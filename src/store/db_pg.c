@@ -159,8 +159,21 @@ static PGconn *pg_open(void)
 	snprintf(timeout, sizeof(timeout), "%d", pg_timeout_s);
 	c = PQconnectdbParams(keys, vals, 1);
 	if (!c || PQstatus(c) != CONNECTION_OK) {
+		static int64_t last_logged;
+		static int suppressed;
+		int64_t now = (int64_t)time(NULL);
+
 		set_err(NULL, c ? PQerrorMessage(c) : "out of memory");
-		log_error("db: cannot connect to PostgreSQL: %s", pg_last_err);
+		/* Every call tries while the server is away: one line a second. */
+		if (__atomic_exchange_n(&last_logged, now, __ATOMIC_RELAXED) != now) {
+			int n = __atomic_exchange_n(&suppressed, 0, __ATOMIC_RELAXED);
+
+			log_error("db: cannot connect to PostgreSQL: %s (%d more attempts failed "
+				  "since the last line)",
+				  pg_last_err, n);
+		} else {
+			__atomic_add_fetch(&suppressed, 1, __ATOMIC_RELAXED);
+		}
 		if (c)
 			PQfinish(c);
 		return NULL;

@@ -279,8 +279,9 @@ static void job_key(const struct webhook_job *j)
 	spent = ledger_key_spend(k.id, start);
 	fires = alerts_share_step(&s, start, alerts_share_holds(spent, k.spend_limit, value));
 	if (fires || s.armed != old_armed || s.period != start) {
-		st = db_stmt("UPDATE alert_thresholds SET armed = :a, fired_period = :p,"
-			     " fired_at = CASE WHEN :f THEN :now ELSE fired_at END WHERE id = :id");
+		st = db_stmt(
+			"UPDATE alert_thresholds SET armed = :a, fired_period = :p,"
+			" fired_at = CASE WHEN :f <> 0 THEN :now ELSE fired_at END WHERE id = :id");
 		if (!st || db_bind_int64(st, ":a", s.armed) || db_bind_int64(st, ":p", s.period) ||
 		    db_bind_int64(st, ":f", fires) || db_bind_int64(st, ":now", now) ||
 		    db_bind_int64(st, ":id", id) || db_exec_stmt(st))

@@ -270,7 +270,7 @@ int user_set_password(int64_t id, const char *password, const char **why)
 
 int user_set_disabled(int64_t id, int disabled)
 {
-	tg_stmt *st = db_stmt("UPDATE users SET disabled_at = CASE WHEN :d THEN"
+	tg_stmt *st = db_stmt("UPDATE users SET disabled_at = CASE WHEN :d <> 0 THEN"
 			      " coalesce(disabled_at, :now) ELSE NULL END, updated_at = :now"
 			      " WHERE id = :id");
 	int rc;
@@ -633,8 +633,11 @@ void throttle_fail(const char *email)
 	if (!st || db_bind_text(st, ":email", email) || db_bind_int64(st, ":now", now) ||
 	    db_bind_int64(st, ":forget", THROTTLE_FORGET_S) || db_exec_stmt(st))
 		return;
-	st = db_stmt("UPDATE login_throttle SET locked_until = :now + min(:max,"
-		     " :base << min(failures - :free, 10))"
+	st = db_stmt("UPDATE login_throttle SET locked_until = :now + CASE"
+		     " WHEN (:base << CAST(CASE WHEN failures - :free < 10 THEN failures - :free"
+		     " ELSE 10 END AS INTEGER)) < :max"
+		     " THEN (:base << CAST(CASE WHEN failures - :free < 10 THEN failures - :free"
+		     " ELSE 10 END AS INTEGER)) ELSE :max END"
 		     " WHERE email = :email AND failures >= :free");
 	if (!st || db_bind_text(st, ":email", email) || db_bind_int64(st, ":now", now) ||
 	    db_bind_int64(st, ":max", THROTTLE_MAX_S) ||

@@ -24,7 +24,7 @@ int page_audit(tg_req_t *r)
 		"SELECT a.id, a.at, a.actor, coalesce(o.name, ''), a.action, a.target, a.detail, "
 		"a.ip"
 		" FROM audit_log a LEFT JOIN orgs o ON o.id = a.org_id"
-		" WHERE (:all OR a.org_id = :org) AND (:before = 0 OR a.id < :before)"
+		" WHERE (:all <> 0 OR a.org_id = :org) AND (:before = 0 OR a.id < :before)"
 		" ORDER BY a.id DESC LIMIT :limit");
 	if (st && !db_bind_int64(st, ":all", all) && !db_bind_int64(st, ":org", s->org.id) &&
 	    !db_bind_int64(st, ":before", before) &&

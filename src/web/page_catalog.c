@@ -431,7 +431,7 @@ static void models_list(cJSON *d, int admin)
 	tg_stmt *st = db_stmt(
 		"SELECT m.id, m.name, p.name, m.upstream_model, m.kind, m.price_in,"
 		" m.price_cached_in, m.price_out, m.max_output_tokens,"
-		" m.context_window, m.enabled AND p.enabled, m.enabled, m.price_cache_write,"
+		" m.context_window, m.enabled * p.enabled, m.enabled, m.price_cache_write,"
 		" m.fallback_model, (SELECT count(*) FROM deployments d WHERE d.model_id = m.id)"
 		" FROM models m JOIN providers p ON p.id = m.provider_id"
 		" ORDER BY m.name LIMIT 5000");

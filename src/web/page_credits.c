@@ -504,7 +504,7 @@ static void add_batches(cJSON *d)
 	int64_t now = time_now();
 
 	st = db_stmt("SELECT batch, created_at, amount, coalesce(expires_at, 0), count(*),"
-		     " sum(redeemed_at IS NOT NULL), min(id)"
+		     " sum(CASE WHEN redeemed_at IS NOT NULL THEN 1 ELSE 0 END), min(id)"
 		     " FROM redemption_codes GROUP BY batch, created_at, amount, expires_at"
 		     " ORDER BY min(id) DESC LIMIT 100");
 	if (st) {
@@ -581,12 +581,14 @@ static void add_summary(cJSON *d)
 	int i;
 
 	st = db_stmt(
-		"SELECT coalesce(sum(redeemed_at IS NULL AND coalesce(expires_at > :now, 1)), 0),"
-		" coalesce(sum(CASE WHEN redeemed_at IS NULL AND coalesce(expires_at > :now, 1)"
-		" THEN amount ELSE 0 END), 0),"
-		" coalesce(sum(redeemed_at IS NOT NULL), 0),"
+		"SELECT coalesce(sum(CASE WHEN redeemed_at IS NULL AND (expires_at IS NULL OR"
+		" expires_at > :now) THEN 1 ELSE 0 END), 0),"
+		" coalesce(sum(CASE WHEN redeemed_at IS NULL AND (expires_at IS NULL OR"
+		" expires_at > :now) THEN amount ELSE 0 END), 0),"
+		" coalesce(sum(CASE WHEN redeemed_at IS NOT NULL THEN 1 ELSE 0 END), 0),"
 		" coalesce(sum(CASE WHEN redeemed_at IS NOT NULL THEN amount ELSE 0 END), 0),"
-		" coalesce(sum(redeemed_at IS NULL AND expires_at <= :now), 0)"
+		" coalesce(sum(CASE WHEN redeemed_at IS NULL AND expires_at <= :now THEN 1 ELSE 0"
+		" END), 0)"
 		" FROM redemption_codes");
 	if (st && !db_bind_int64(st, ":now", time_now()) && db_step(st) == DB_ROW)
 		for (i = 0; i < 5; i++)

@@ -427,7 +427,7 @@ int page_keys(tg_req_t *r)
 		     " k.created_at, coalesce(k.last_used_at, 0), coalesce(k.expires_at, 0),"
 		     " coalesce(k.revoked_at, 0), k.spend_limit, k.spend_period"
 		     " FROM api_keys k LEFT JOIN users u ON u.id = k.created_by"
-		     " WHERE k.org_id = :org AND (:all OR k.created_by = :user)"
+		     " WHERE k.org_id = :org AND (:all <> 0 OR k.created_by = :user)"
 		     " AND (:after = 0 OR k.id < :after)"
 		     " AND (:f = 0"
 		     "  OR (:f = 1 AND (k.revoked_at IS NULL OR k.revoked_at > :now)"

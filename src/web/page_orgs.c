@@ -18,7 +18,7 @@ static int orgs_render(tg_req_t *r, int status, const char *form_name, const cha
 	st = db_stmt("SELECT o.id, o.name, o.created_at, coalesce(m.role, ''),"
 		     " (SELECT count(*) FROM memberships x WHERE x.org_id = o.id)"
 		     " FROM orgs o LEFT JOIN memberships m ON m.org_id = o.id AND m.user_id = :user"
-		     " WHERE :admin OR m.user_id IS NOT NULL ORDER BY o.name LIMIT 1000");
+		     " WHERE :admin <> 0 OR m.user_id IS NOT NULL ORDER BY o.name LIMIT 1000");
 	if (st && !db_bind_int64(st, ":user", s->user.id) &&
 	    !db_bind_int64(st, ":admin", s->user.is_admin)) {
 		while (db_step(st) == DB_ROW) {

@@ -59,7 +59,8 @@ static void add_top(cJSON *d, const char *name, int by_key, int64_t org, int64_t
 			" WHERE u.org_id = :org AND u.day >= :since"
 			" AND (:user = 0 OR u.key_id IN (SELECT id FROM api_keys"
 			" WHERE org_id = :org AND created_by = :user))"
-			" GROUP BY u.key_id ORDER BY sum(u.cost) DESC, sum(u.requests) DESC"
+			" GROUP BY u.key_id, k.prefix, k.name"
+			" ORDER BY sum(u.cost) DESC, sum(u.requests) DESC"
 			" LIMIT :limit");
 	else
 		st = db_stmt(

@@ -200,15 +200,15 @@ int page_requests(tg_req_t *r)
 	list = cJSON_AddArrayToObject(d, "requests");
 	/* Unary + on the filtered columns keeps the planner on (org_id, id):
 	 * a page is read newest first and stops after 51 matches. */
-	st = db_stmt("SELECT " LOG_COLUMNS
-		     " FROM requests r LEFT JOIN api_keys k ON k.id = r.key_id"
-		     " WHERE r.org_id = :org AND r.id < :before"
-		     " AND +r.status BETWEEN :smin AND :smax"
-		     " AND (:key = 0 OR +r.key_id = :key) AND (:model = '' OR +r.model = :model)"
-		     " AND +r.created_at >= :from AND +r.created_at < :to"
-		     " AND (:user = 0 OR +r.key_id IN (SELECT id FROM api_keys WHERE org_id = :org"
-		     " AND created_by = :user))"
-		     " ORDER BY r.id DESC LIMIT :limit");
+	st = db_stmt(
+		"SELECT " LOG_COLUMNS " FROM requests r LEFT JOIN api_keys k ON k.id = r.key_id"
+		" WHERE r.org_id = :org AND r.id < :before"
+		" AND +r.status BETWEEN :smin AND :smax"
+		" AND (:key = 0 OR +r.key_id = :key) AND (:model = '' OR r.model || '' = :model)"
+		" AND +r.created_at >= :from AND +r.created_at < :to"
+		" AND (:user = 0 OR +r.key_id IN (SELECT id FROM api_keys WHERE org_id = :org"
+		" AND created_by = :user))"
+		" ORDER BY r.id DESC LIMIT :limit");
 	if (st && !db_bind_int64(st, ":org", sc.org) &&
 	    !db_bind_int64(st, ":before", f.before ? f.before : INT64_MAX) &&
 	    !db_bind_int64(st, ":smin", f.smin) && !db_bind_int64(st, ":smax", f.smax) &&

@@ -116,6 +116,7 @@ bench: build deps-bench
 	tests/bench/run.sh $(BUILD)
 	tests/bench/pages.sh $(BUILD)
 	tests/bench/edge.sh $(BUILD)
+	tests/bench/scale.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

@@ -343,6 +343,28 @@ describe('three instances on one PostgreSQL', () => {
     audit();
   });
 
+  test('a key spend limit is shared by the instances', async () => {
+    const MAX = 1000;
+    const params = { model: 'fake-out-only', messages: MESSAGES, max_tokens: MAX,
+      x_fake: { completion_tokens: MAX, latency_ms: 300 } };
+    const worst = 1000n; // as in the burst above: output only, every token used
+    const id = newOrg('Spend', credits(1000n * worst));
+    // The org could pay for 1000 calls; the key's daily limit for 10 and a half.
+    const key = newKey('Spend', 'spend', ['--limit', credits(10n * worst + worst / 2n), '--period', 'daily']);
+    const results = await Promise.all(Array.from({ length: 40 },
+      (_, i) => call(NAMES[i % 3], key, params)));
+    const ok = results.filter((r) => r.status === 200);
+    const other = results.filter((r) => r.status !== 200 && r.status !== 402);
+    assert.deepEqual(other.map((r) => `${r.inst} ${r.status} ${r.error?.message}`), [], 'only 200 and 402');
+    for (const r of results.filter((x) => x.status === 402)) assert.match(r.error.message, /spend limit/);
+    assert.equal(ok.length, 10, `10 calls fit the key's limit (got ${ok.length})`);
+    assert.ok(new Set(ok.map((r) => r.inst)).size >= 2, 'more than one instance served them');
+    await drained();
+    assert.equal(await billedOnce(ok, 'fake-out-only'), 10n * worst);
+    assert.equal((await orgSpend(id)).debits, 10n * worst);
+    audit();
+  });
+
   test('a key rate limit is shared by the instances', async () => {
     newOrg('Rate', '1');
     const key = newKey('Rate', 'rpm5', ['--rpm', '5']);

@@ -26,18 +26,22 @@ case $build in /*) ;; *) build=$(pwd)/$build ;; esac
 mkdir -p "$build/obj" "$build/generated" "$build/artifacts" "$build/logs" || exit 1
 
 san="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
-cflags="-std=gnu17 -g -O1 -D_GNU_SOURCE -DTG_VERSION=\"fuzz\" -DTG_ASSET_DIR=\".\" -I$root/src"
-libs="-lsqlite3 -lcjson -lsodium -lcurl -lssl -lcrypto -lcivetweb -lpthread -lm"
+cflags="-std=gnu17 -g -O1 -D_GNU_SOURCE -DTG_VERSION=\"fuzz\" -DTG_ASSET_DIR=\".\" -I$root/src $(pkg-config --cflags libpq)"
+libs="-lsqlite3 -lcjson -lsodium -lcurl -lssl -lcrypto -lpq -lcivetweb -lpthread -lm"
 
 # --- the embedded migrations, as CMake generates them
 migfiles=$(ls "$root"/migrations/*.sql | tr '\n' '|' | sed 's/|$//')
 mig="$build/generated/migrations_gen.c"
 cmake -DOUT="$mig" -DSYMBOL=tg_migrations "-DFILES=$migfiles" -P "$root/cmake/embed.cmake" ||
 	{ echo "run.sh: cannot generate the migrations file" >&2; exit 1; }
+pgmigfiles=$(ls "$root"/migrations/pg/*.sql | tr '\n' '|' | sed 's/|$//')
+pgmig="$build/generated/pg_migrations_gen.c"
+cmake -DOUT="$pgmig" -DSYMBOL=tg_pg_migrations "-DFILES=$pgmigfiles" -P "$root/cmake/embed.cmake" ||
+	{ echo "run.sh: cannot generate the PostgreSQL migrations file" >&2; exit 1; }
 
 # --- the library: every src/**/*.c except main.c, built once
 objs=""
-for src in $(find "$root/src" -name '*.c' ! -path "$root/src/main.c" | sort) "$mig"; do
+for src in $(find "$root/src" -name '*.c' ! -path "$root/src/main.c" | sort) "$mig" "$pgmig"; do
 	rel=${src#"$root"/}
 	obj="$build/obj/$(echo "$rel" | tr '/' '_').o"
 	if [ ! -f "$obj" ] || [ "$src" -nt "$obj" ] ||
